@@ -1,0 +1,194 @@
+// Package codec turns chunks of token samples into payload bytes and back.
+//
+// A codec family is described by a Spec and registered by name and by a
+// one-byte id that is stored on disk. A Codec is one configured instance:
+// for fixed formats (fp16, int8, ...) it holds only its parameters; for the
+// learned codec it holds the fitted model, which the container stores as a
+// blob so that a reader can Load it again.
+//
+// The package does no file I/O: callers hand it values and bytes.
+package codec
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Sentinel errors. Callers test them with errors.Is; messages add context by
+// wrapping.
+var (
+	// ErrUnknownCodec means no codec is registered under a name or id.
+	ErrUnknownCodec = errors.New("unknown codec")
+	// ErrCorrupt means a payload or model does not decode to what it claims.
+	ErrCorrupt = errors.New("corrupt payload")
+	// ErrBadLayout means a layout or sample count is inconsistent.
+	ErrBadLayout = errors.New("bad token layout")
+	// ErrRange means a value cannot be represented by the codec (for
+	// example beyond the float16 range, or not finite).
+	ErrRange = errors.New("value out of range")
+	// ErrOption means an option is invalid for the codec.
+	ErrOption = errors.New("invalid codec option")
+)
+
+// MaxValues bounds the number of values in one chunk (n * Tokens * Dim), so
+// that a decoder never allocates more than 4 GiB of float32 for one chunk
+// whatever a file claims.
+const MaxValues = 1 << 30
+
+// Layout describes the tokens of one sample: Tokens = Prefix + GridH*GridW
+// rows of Dim values each, in row-major order, prefix tokens first.
+type Layout struct {
+	Tokens int `json:"tokens"`
+	Dim    int `json:"dim"`
+	Prefix int `json:"prefix_tokens"`
+	GridH  int `json:"grid_h"`
+	GridW  int `json:"grid_w"`
+}
+
+// Validate checks that the layout is self-consistent and small enough to
+// decode.
+func (l Layout) Validate() error {
+	switch {
+	case l.Tokens <= 0 || l.Dim <= 0:
+		return fmt.Errorf("%w: %d tokens x %d dims", ErrBadLayout, l.Tokens, l.Dim)
+	case l.Prefix < 0 || l.GridH < 0 || l.GridW < 0:
+		return fmt.Errorf("%w: negative prefix or grid", ErrBadLayout)
+	case int64(l.Tokens)*int64(l.Dim) > MaxValues:
+		return fmt.Errorf("%w: %d x %d values per sample exceeds %d", ErrBadLayout, l.Tokens, l.Dim, MaxValues)
+	case int64(l.Prefix)+int64(l.GridH)*int64(l.GridW) != int64(l.Tokens):
+		return fmt.Errorf("%w: %d prefix + %dx%d grid != %d tokens", ErrBadLayout, l.Prefix, l.GridH, l.GridW, l.Tokens)
+	}
+	return nil
+}
+
+// Values returns the number of values in one sample.
+func (l Layout) Values() int { return l.Tokens * l.Dim }
+
+// CheckCount validates a sample count for one chunk and returns the number
+// of values n samples hold.
+func (l Layout) CheckCount(n int) (int, error) {
+	if n <= 0 || int64(n)*int64(l.Values()) > MaxValues {
+		return 0, fmt.Errorf("%w: %d samples of %d values", ErrBadLayout, n, l.Values())
+	}
+	return n * l.Values(), nil
+}
+
+// Codec encodes and decodes chunks of samples with fixed parameters.
+// Implementations are safe for concurrent use.
+type Codec interface {
+	// Name returns the registered name of the codec family.
+	Name() string
+	// Layout returns the sample layout the codec was made for.
+	Layout() Layout
+	// Encode appends to dst the payload for n samples held contiguously in
+	// src (n*Layout().Values() values) and returns the extended slice.
+	Encode(dst []byte, src []float32, n int) ([]byte, error)
+	// Decode decodes a payload holding n samples into dst, which must have
+	// length n*Layout().Values(). A payload that does not decode to exactly
+	// that many values is reported with ErrCorrupt.
+	Decode(dst []float32, payload []byte, n int) error
+	// Model returns the serialized model that Spec.Load restores, or nil
+	// when the codec needs none.
+	Model() []byte
+	// Params describes the codec's parameters for a file's metadata.
+	Params() map[string]any
+}
+
+// Options configure a codec when it is made. The zero value asks for the
+// codec's defaults.
+type Options struct {
+	// Ratio is the target compression ratio against float16 for codecs
+	// with rate control; 0 means the codec's default.
+	Ratio float64
+	// Quality is a quality target such as "cos=0.99" or "snr=20" for codecs
+	// with rate control; empty means none.
+	Quality string
+	// Level is the entropy coder's effort, 0 for the default.
+	Level int
+}
+
+// Spec describes a codec family.
+type Spec struct {
+	// Name is the family's name on the command line and in metadata.
+	Name string
+	// ID is stored in every chunk; it is never reused for another codec.
+	ID uint8
+	// Lossless reports whether float16 input decodes bit for bit.
+	Lossless bool
+	// Summary is a one-line description for help texts.
+	Summary string
+	// New makes a codec for layout l. train holds n samples to fit on
+	// (n*l.Values() values); fixed formats ignore it and accept nil.
+	New func(l Layout, train []float32, n int, opts Options) (Codec, error)
+	// Load restores a codec from the model that Codec.Model returned
+	// (nil for codecs without a model). The model is untrusted input.
+	Load func(l Layout, model []byte) (Codec, error)
+}
+
+var registry struct {
+	sync.RWMutex
+	byName map[string]*Spec
+	byID   map[uint8]*Spec
+}
+
+// Register adds a codec family. It panics on a duplicate name or id, which
+// is a programming error caught at init time.
+func Register(s Spec) {
+	registry.Lock()
+	defer registry.Unlock()
+	if registry.byName == nil {
+		registry.byName = map[string]*Spec{}
+		registry.byID = map[uint8]*Spec{}
+	}
+	if s.Name == "" || s.New == nil || s.Load == nil {
+		panic("codec: incomplete spec " + s.Name)
+	}
+	if _, ok := registry.byName[s.Name]; ok {
+		panic("codec: duplicate name " + s.Name)
+	}
+	if _, ok := registry.byID[s.ID]; ok {
+		panic(fmt.Sprintf("codec: duplicate id %d", s.ID))
+	}
+	registry.byName[s.Name] = &s
+	registry.byID[s.ID] = &s
+}
+
+// Lookup returns the codec family registered under name.
+func Lookup(name string) (Spec, error) {
+	registry.RLock()
+	defer registry.RUnlock()
+	s, ok := registry.byName[name]
+	if !ok {
+		return Spec{}, fmt.Errorf("%w %q (known: %v)", ErrUnknownCodec, name, namesLocked())
+	}
+	return *s, nil
+}
+
+// LookupID returns the codec family with the on-disk id.
+func LookupID(id uint8) (Spec, error) {
+	registry.RLock()
+	defer registry.RUnlock()
+	s, ok := registry.byID[id]
+	if !ok {
+		return Spec{}, fmt.Errorf("%w: id %d", ErrUnknownCodec, id)
+	}
+	return *s, nil
+}
+
+// Names lists the registered codec names in sorted order.
+func Names() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	return namesLocked()
+}
+
+func namesLocked() []string {
+	names := make([]string, 0, len(registry.byName))
+	for n := range registry.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
