@@ -1,0 +1,267 @@
+package tensorio
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+)
+
+// Writer writes [N, T, D] samples one at a time, streaming, to a temporary
+// file that Close moves into place. It is not safe for concurrent use.
+type Writer interface {
+	// WriteSample appends the next sample; v must have length T*D. After
+	// an error the Writer is spent: the temporary file is gone and Close
+	// returns the error.
+	WriteSample(v []float32) error
+	// Close commits the file: it checks that all N samples were written,
+	// flushes, fsyncs and renames the temporary file to the destination.
+	// On any error the temporary file is removed and the destination is
+	// left as it was.
+	Close() error
+	// Abort removes the temporary file and leaves the destination as it
+	// was. After Close it does nothing, so `defer w.Abort()` is safe.
+	Abort() error
+}
+
+// WriteOption configures Create.
+type WriteOption func(*writeOptions) error
+
+type writeOptions struct {
+	tensor string
+	meta   map[string]string
+}
+
+// DefaultTensorName is the tensor name that Create writes to a .safetensors
+// file unless WithTensorName says otherwise.
+const DefaultTensorName = "tokens"
+
+// WithTensorName sets the tensor name of a .safetensors file; the default
+// is DefaultTensorName. The name must be non-empty, valid utf-8 and not
+// "__metadata__". It is ignored for .npy.
+func WithTensorName(name string) WriteOption {
+	return func(o *writeOptions) error {
+		if name == "" || name == stMetadataKey || !isUTF8(name) {
+			return fmt.Errorf("invalid tensor name %q", name)
+		}
+		o.tensor = name
+		return nil
+	}
+}
+
+// WithMetadata sets the "__metadata__" string map of a .safetensors file;
+// the default is none. The map is copied. It is ignored for .npy, which has
+// no place for it.
+func WithMetadata(meta map[string]string) WriteOption {
+	return func(o *writeOptions) error {
+		for k, v := range meta {
+			if !isUTF8(k) || !isUTF8(v) {
+				return fmt.Errorf("metadata %q is not valid utf-8", k)
+			}
+		}
+		o.meta = make(map[string]string, len(meta))
+		for k, v := range meta {
+			o.meta[k] = v
+		}
+		return nil
+	}
+}
+
+// Create starts writing a .npy or .safetensors file (chosen by the
+// extension of path) that holds a tensor of type dtype and shape
+// [n, tokens, dim]. n may be 0; tokens and dim must be positive.
+//
+// It writes to a temporary file in the destination's directory; Close
+// flushes, fsyncs and renames it into place, and Abort (or an error) removes
+// it, so the destination never holds a half-written file.
+//
+// A .npy file is written as numpy does, version 1.0 with a 64-byte aligned
+// header; bfloat16 gets the descr '<V2' that np.save writes for an ml_dtypes
+// bfloat16 array (numpy loads it as 2-byte voids: use
+// .view(ml_dtypes.bfloat16)). A .safetensors file holds one tensor, named
+// "tokens" unless WithTensorName is given, and the WithMetadata map.
+func Create(path string, dtype DType, n, tokens, dim int, opts ...WriteOption) (Writer, error) {
+	o := writeOptions{tensor: DefaultTensorName}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if !dtype.Valid() {
+		return nil, fmt.Errorf("%s: %v: %w", path, dtype, ErrDType)
+	}
+	if n < 0 || tokens <= 0 || dim <= 0 {
+		return nil, fmt.Errorf("%s: shape [%d, %d, %d]: samples must be non-empty: %w", path, n, tokens, dim, ErrShape)
+	}
+	l, err := newLayout([]int64{int64(n), int64(tokens), int64(dim)}, dtype.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var header []byte
+	switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	case extNPY:
+		header = npyHeaderBytes(dtype, l.shape)
+	case extSafetensors:
+		if header, err = safetensorsHeaderBytes(o.tensor, dtype, l.shape, l.dataBytes, o.meta); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	default:
+		return nil, fmt.Errorf("%s: cannot write file type %q (want .npy or .safetensors): %w", path, ext, ErrFormat)
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp*")
+	if err != nil {
+		return nil, err
+	}
+	w := &fileWriter{
+		path:  path,
+		f:     f,
+		bw:    bufio.NewWriterSize(f, 1<<20),
+		dtype: dtype,
+		l:     l,
+	}
+	if _, err := w.bw.Write(header); err != nil {
+		w.fail(err)
+		return nil, w.err
+	}
+	return w, nil
+}
+
+func isUTF8(s string) bool { return utf8.ValidString(s) }
+
+// fileWriter implements Writer for both formats: the header is known up
+// front, so only the samples follow it.
+type fileWriter struct {
+	path    string
+	f       *os.File // nil once closed or aborted
+	bw      *bufio.Writer
+	dtype   DType
+	l       layout
+	written int
+	scratch []byte
+	err     error // sticky
+	done    bool  // committed
+}
+
+var _ Writer = (*fileWriter)(nil)
+
+var errWriterClosed = errors.New("writer is closed")
+
+func (w *fileWriter) WriteSample(v []float32) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.f == nil {
+		return fmt.Errorf("%s: %w", w.path, errWriterClosed)
+	}
+	if len(v) != w.l.tokens*w.l.dim {
+		return fmt.Errorf("%s: sample holds %d values, want %d x %d", w.path, len(v), w.l.tokens, w.l.dim)
+	}
+	if w.written >= w.l.n {
+		return fmt.Errorf("%s: sample %d beyond the %d declared", w.path, w.written, w.l.n)
+	}
+	esize := w.dtype.Size()
+	chunk := max(1, readChunkBytes/esize)
+	for done := 0; done < len(v); {
+		k := min(chunk, len(v)-done)
+		nb := k * esize
+		if cap(w.scratch) < nb {
+			w.scratch = make([]byte, nb)
+		}
+		buf := w.scratch[:nb]
+		encode(w.dtype, buf, v[done:done+k])
+		if _, err := w.bw.Write(buf); err != nil {
+			w.fail(err)
+			return w.err
+		}
+		done += k
+	}
+	w.written++
+	return nil
+}
+
+func (w *fileWriter) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.f == nil {
+		if w.done {
+			return nil
+		}
+		return fmt.Errorf("%s: %w", w.path, errWriterClosed)
+	}
+	if w.written != w.l.n {
+		w.fail(fmt.Errorf("closed after %d of %d samples", w.written, w.l.n))
+		return w.err
+	}
+	tmp := w.f.Name()
+	if err := w.bw.Flush(); err != nil {
+		w.fail(err)
+		return w.err
+	}
+	if err := w.f.Chmod(0o644); err != nil {
+		w.fail(err)
+		return w.err
+	}
+	if err := w.f.Sync(); err != nil {
+		w.fail(err)
+		return w.err
+	}
+	if err := w.f.Close(); err != nil {
+		w.f = nil
+		os.Remove(tmp)
+		w.err = fmt.Errorf("%s: %w", w.path, err)
+		return w.err
+	}
+	w.f = nil
+	if err := os.Rename(tmp, w.path); err != nil {
+		os.Remove(tmp)
+		w.err = fmt.Errorf("%s: %w", w.path, err)
+		return w.err
+	}
+	w.done = true
+	syncDir(filepath.Dir(w.path))
+	return nil
+}
+
+func (w *fileWriter) Abort() error {
+	if w.f == nil {
+		return nil
+	}
+	tmp := w.f.Name()
+	err := w.f.Close()
+	w.f = nil
+	if rerr := os.Remove(tmp); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	if w.err == nil {
+		w.err = fmt.Errorf("%s: %w", w.path, errWriterClosed)
+	}
+	return err
+}
+
+// fail records err as the Writer's error and removes the temporary file.
+func (w *fileWriter) fail(err error) {
+	w.err = fmt.Errorf("%s: %w", w.path, err)
+	if w.f != nil {
+		tmp := w.f.Name()
+		w.f.Close()
+		w.f = nil
+		os.Remove(tmp)
+	}
+}
+
+// syncDir fsyncs a directory so that a rename in it is durable. Errors are
+// ignored: some file systems cannot sync directories.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
