@@ -1,7 +1,6 @@
 package tensorio
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -66,8 +65,6 @@ func (v pyValue) String() string {
 }
 
 const pyMaxDepth = 8
-
-var errPyEOF = errors.New("unexpected end")
 
 type pyParser struct {
 	s     []byte

@@ -132,12 +132,11 @@ func (a *atReader) close() error { return nil }
 // deflated npz entry). Reads at increasing offsets cost nothing extra; a read
 // behind the current position reopens the stream and skips forward.
 type streamReader struct {
-	open   func() (io.ReadCloser, error)
-	rc     io.ReadCloser // nil when not open
-	pos    int64         // offset in the stream (from its start) of the next byte of rc
-	base   int64         // offset of the data region in the stream
-	size   int64         // bytes of the data region
-	closed bool
+	open func() (io.ReadCloser, error)
+	rc   io.ReadCloser // nil when not open
+	pos  int64         // offset in the stream (from its start) of the next byte of rc
+	base int64         // offset of the data region in the stream
+	size int64         // bytes of the data region
 }
 
 func (s *streamReader) readAt(p []byte, off int64) error {
