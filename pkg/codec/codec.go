@@ -107,6 +107,10 @@ type Options struct {
 	Quality string
 	// Level is the entropy coder's effort, 0 for the default.
 	Level int
+	// ChunkSamples is the number of samples per chunk the caller will
+	// encode, so that rate control can account for per-chunk costs; 0
+	// means unknown.
+	ChunkSamples int
 }
 
 // Spec describes a codec family.
@@ -117,6 +121,9 @@ type Spec struct {
 	ID uint8
 	// Lossless reports whether float16 input decodes bit for bit.
 	Lossless bool
+	// Learned reports whether New fits a model on its training samples;
+	// when false, callers may pass nil training data.
+	Learned bool
 	// Summary is a one-line description for help texts.
 	Summary string
 	// New makes a codec for layout l. train holds n samples to fit on

@@ -47,10 +47,12 @@ func newFP16(l Layout) (*fp16Codec, error) {
 	return &fp16Codec{layout: l}, nil
 }
 
-func (c *fp16Codec) Name() string           { return "fp16" }
-func (c *fp16Codec) Layout() Layout         { return c.layout }
-func (c *fp16Codec) Model() []byte          { return nil }
-func (c *fp16Codec) Params() map[string]any { return map[string]any{"shuffle": "byte", "entropy": "zstd"} }
+func (c *fp16Codec) Name() string   { return "fp16" }
+func (c *fp16Codec) Layout() Layout { return c.layout }
+func (c *fp16Codec) Model() []byte  { return nil }
+func (c *fp16Codec) Params() map[string]any {
+	return map[string]any{"shuffle": "byte", "entropy": "zstd"}
+}
 
 func (c *fp16Codec) scratch(n int) *[]byte {
 	p, _ := c.bufs.Get().(*[]byte)

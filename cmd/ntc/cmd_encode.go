@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/ntcb"
+	"github.com/ntc-project/ntc/pkg/tensorio"
+)
+
+type encodeOptions struct {
+	output     string
+	codec      string
+	ratio      float64
+	quality    string
+	model      string
+	prefix     int
+	grid       string
+	chunkSize  string
+	meta       []string
+	fitSamples int
+	workers    int
+	json       bool
+
+	// Parsed in PreRunE.
+	gridH, gridW int
+	chunkBytes   int
+	metaMap      map[string]string
+}
+
+func newEncodeCmd(g *globals, runF func(context.Context, *encodeOptions, []string) error) *cobra.Command {
+	o := &encodeOptions{}
+	cmd := &cobra.Command{
+		Use:   "encode INPUT... -o OUT.ntcb",
+		Short: "Compress token files into a .ntcb file",
+		Long: `Encode reads token tensors from .npy, .npz or .safetensors files (globs
+allowed) and writes one .ntcb file. Each input holds one sample [T, D] or a
+batch [N, T, D]; every sample gets a key: the input's path without its
+extension, plus "#i" for the i-th sample of a batch file.
+
+Select an array inside an .npz or .safetensors file with FILE:NAME.
+T = prefix + H*W: the layout is inferred (one CLS token when T-1 is a perfect
+square) or set with --prefix-tokens or --grid.
+
+The output appears only when encoding succeeds: it is written to a
+temporary file, synced, and renamed into place.
+
+Ends with one line: ratio against float16, bits per value, SNR and per-token
+cosine (mean and 1st percentile) of the decoded file against the input.`,
+		Example: examples(
+			"ntc encode tokens.npy -o tokens.ntcb",
+			"ntc encode 'shards/*.npy' -o train.ntcb --codec fp16 --meta model=clip-vit-l-14-336 --meta layer=-2",
+			"ntc encode batch.safetensors:hidden -o batch.ntcb --grid 24x24",
+		),
+		Args: minArgs(1),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			return o.validate(cmd)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o, args)
+			}
+			return runEncode(cmd.Context(), g, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.output, "output", "o", "", "output .ntcb file (required)")
+	f.StringVar(&o.codec, "codec", "", fmt.Sprintf("codec: %s (default %s)", strings.Join(codec.Names(), ", "), ntcb.DefaultCodec))
+	f.Float64Var(&o.ratio, "ratio", 0, "target ratio of the whole file against float16, for codecs with rate control")
+	f.StringVar(&o.quality, "quality", "", "quality target met on every chunk, e.g. cos=0.99 or snr=20")
+	f.StringVar(&o.model, "model", "", "encode with a model fitted by 'ntc fit' (.ntcm)")
+	f.IntVar(&o.prefix, "prefix-tokens", -1, "prefix tokens before the patch grid (CLS, registers); -1 infers")
+	f.StringVar(&o.grid, "grid", "", "patch grid HxW (default: inferred square grid)")
+	f.StringVar(&o.chunkSize, "chunk-size", "4MiB", "float16 bytes of tokens per chunk (plain bytes or with KiB/MiB/GiB)")
+	f.StringArrayVar(&o.meta, "meta", nil, "key=value kept in the metadata (model name, layer, ...); repeatable")
+	f.IntVar(&o.fitSamples, "fit-samples", 0, "samples a learned codec is fitted on, spread over the inputs (0: up to 256 MiB of them)")
+	f.IntVar(&o.workers, "workers", 0, "chunks encoded in parallel (0: one per CPU)")
+	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	_ = cmd.MarkFlagFilename("output", "ntcb")
+	_ = cmd.MarkFlagFilename("model", "ntcm")
+	_ = cmd.RegisterFlagCompletionFunc("codec", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return codec.Names(), cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+func (o *encodeOptions) validate(cmd *cobra.Command) error {
+	var err error
+	if o.output == "" {
+		return usagef("--output (-o) is required")
+	}
+	if o.codec != "" {
+		if _, err := codec.Lookup(o.codec); err != nil {
+			return usageError{err}
+		}
+	}
+	if o.grid != "" {
+		if o.gridH, o.gridW, err = parseGrid(o.grid); err != nil {
+			return err
+		}
+	}
+	if o.prefix < -1 {
+		return usagef("--prefix-tokens must be >= 0")
+	}
+	if o.chunkBytes, err = parseBytes(o.chunkSize); err != nil {
+		return usagef("--chunk-size: %v", err)
+	}
+	if o.metaMap, err = parseMeta(o.meta); err != nil {
+		return err
+	}
+	if o.ratio != 0 && (o.ratio < 1 || math.IsInf(o.ratio, 0) || math.IsNaN(o.ratio)) {
+		return usagef("--ratio must be at least 1")
+	}
+	if o.ratio != 0 && o.quality != "" {
+		return usagef("give --ratio or --quality, not both")
+	}
+	if o.model != "" && (o.ratio != 0 || o.quality != "") && cmd.Name() == "encode" {
+		return usagef("--model fixes the codec's parameters: --ratio and --quality apply to 'ntc fit'")
+	}
+	if o.fitSamples < 0 || o.workers < 0 {
+		return usagef("--fit-samples and --workers must be >= 0")
+	}
+	return nil
+}
+
+// parseGrid parses "HxW".
+func parseGrid(s string) (int, int, error) {
+	hs, ws, ok := strings.Cut(strings.ToLower(s), "x")
+	h, err1 := strconv.Atoi(hs)
+	w, err2 := strconv.Atoi(ws)
+	if !ok || err1 != nil || err2 != nil || h <= 0 || w <= 0 {
+		return 0, 0, usagef("--grid %q: want HxW, e.g. 24x24", s)
+	}
+	return h, w, nil
+}
+
+// parseBytes parses a byte count with an optional KiB, MiB or GiB suffix
+// (KB, MB and GB are taken as the same powers of two).
+func parseBytes(s string) (int, error) {
+	mult := 1
+	t := strings.TrimSpace(s)
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}} {
+		if strings.HasSuffix(strings.ToLower(t), u.suffix) {
+			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n < 1 || n*float64(mult) > 1<<30 {
+		return 0, fmt.Errorf("%q: want a size from 1 byte to 1GiB", s)
+	}
+	return int(n * float64(mult)), nil
+}
+
+// parseMeta parses repeated key=value flags.
+func parseMeta(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("--meta %q: want key=value", kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func (o *encodeOptions) ntcbOptions(g *globals) ntcb.Options {
+	return ntcb.Options{
+		Codec:        o.codec,
+		CodecOptions: codec.Options{Ratio: o.ratio, Quality: o.quality},
+		ChunkBytes:   o.chunkBytes,
+		Prefix:       o.prefix,
+		GridH:        o.gridH,
+		GridW:        o.gridW,
+		Meta:         o.metaMap,
+		FitSamples:   o.fitSamples,
+		Workers:      o.workers,
+		Tool:         "ntc " + toolVersion(),
+	}
+}
+
+// openInputs expands globs and scans the inputs.
+func openInputs(args []string) (*ntcb.Files, error) {
+	specs, err := tensorio.Expand(args)
+	if err != nil {
+		return nil, err
+	}
+	return ntcb.OpenFiles(specs)
+}
+
+func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string) error {
+	src, err := openInputs(args)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	opts := o.ntcbOptions(g)
+	if o.model != "" {
+		if opts.Model, err = ntcb.ReadModelFile(o.model); err != nil {
+			return err
+		}
+	}
+	bar := g.newProgress(src.Len(), "encode")
+	opts.Progress = bar
+	res, err := ntcb.EncodeFile(ctx, o.output, src, opts)
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return writeJSON(g, res)
+	}
+	g.summary("%s", formatResult(o.output, res))
+	return nil
+}
+
+// formatResult is encode's closing line.
+func formatResult(path string, r *ntcb.Result) string {
+	q := r.Quality
+	quality := fmt.Sprintf("SNR %.2f dB, cos mean %.5f p1 %.5f", q.SNR, q.CosMean, q.CosP1)
+	if math.IsInf(q.SNR, 1) {
+		quality = "lossless (SNR inf, cos 1)"
+	}
+	return fmt.Sprintf("%s: %d samples, ratio %.3fx, %.3f bits/value, %s", path, r.Samples, r.Ratio, r.BitsPerValue, quality)
+}
+
+// writeJSON prints v as indented JSON on stdout.
+func writeJSON(g *globals, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(g.stdout, string(b))
+	return err
+}

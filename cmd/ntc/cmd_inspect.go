@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ntc-project/ntc/pkg/ntcb"
+)
+
+type inspectOptions struct {
+	json   bool
+	chunks bool
+	keys   bool
+}
+
+func newInspectCmd(g *globals, runF func(context.Context, *inspectOptions, []string) error) *cobra.Command {
+	o := &inspectOptions{}
+	cmd := &cobra.Command{
+		Use:   "inspect IN.ntcb",
+		Short: "Show a .ntcb file's layout, codec, ratio and metadata",
+		Long: `Inspect prints what a .ntcb file holds: token layout, samples, chunks, codec
+and model size, ratio against float16 (float16 bytes of the tokens / bytes of
+the whole file), and the metadata. It reads only the header and the index;
+use 'ntc verify' to check the chunks.`,
+		Example: examples(
+			"ntc inspect train.ntcb",
+			"ntc inspect train.ntcb --chunks",
+			"ntc inspect train.ntcb --json | jq .ratio",
+		),
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o, args)
+			}
+			return runInspect(g, o, args[0])
+		},
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "print everything as JSON (chunks included)")
+	cmd.Flags().BoolVar(&o.chunks, "chunks", false, "list every chunk with its rate")
+	cmd.Flags().BoolVar(&o.keys, "keys", false, "list every sample key")
+	return cmd
+}
+
+func runInspect(g *globals, o *inspectOptions, in string) error {
+	r, err := ntcb.Open(in)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	info := r.Info()
+	if o.json {
+		return writeJSON(g, info)
+	}
+	printInfo(g.stdout, in, info)
+	if o.chunks {
+		tw := tabwriter.NewWriter(g.stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "chunk\toffset\tbytes\tcodec\tfirst\tsamples\tbits/value\t")
+		for _, c := range info.Chunks {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%d\t%.3f\t\n", c.Index, c.Offset, c.Bytes, c.Codec, c.FirstSample, c.Samples, c.BitsPerValue)
+		}
+		tw.Flush()
+	}
+	if o.keys {
+		for i := range r.Len() {
+			fmt.Fprintf(g.stdout, "%d\t%s\n", i, r.Key(i))
+		}
+	}
+	return nil
+}
+
+func printInfo(w io.Writer, path string, info ntcb.Info) {
+	l, m := info.Layout, info.Metadata
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "file\t%s (format v%d, %d bytes)\n", path, info.Version, info.FileBytes)
+	fmt.Fprintf(tw, "samples\t%d x [%d tokens, %d dims], input dtype %s\n", info.Samples, l.Tokens, l.Dim, m.DType)
+	fmt.Fprintf(tw, "layout\t%d prefix + %dx%d grid\n", l.Prefix, l.GridH, l.GridW)
+	fmt.Fprintf(tw, "codec\t%s, model %d bytes\n", info.Codec, info.ModelBytes)
+	if len(m.CodecParams) > 0 {
+		fmt.Fprintf(tw, "codec params\t%s\n", sortedPairs(m.CodecParams))
+	}
+	fmt.Fprintf(tw, "chunks\t%d\n", len(info.Chunks))
+	fmt.Fprintf(tw, "ratio\t%.3fx against float16 (%d bytes), %.3f bits/value\n", info.Ratio, info.FP16Bytes, info.BitsPerValue)
+	fmt.Fprintf(tw, "written by\t%s\n", m.Tool)
+	if len(m.Meta) > 0 {
+		meta := make(map[string]any, len(m.Meta))
+		for k, v := range m.Meta {
+			meta[k] = v
+		}
+		fmt.Fprintf(tw, "metadata\t%s\n", sortedPairs(meta))
+	}
+	tw.Flush()
+}
+
+func sortedPairs(m map[string]any) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	s := ""
+	for i, k := range keys {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("%s=%v", k, m[k])
+	}
+	return s
+}

@@ -1,0 +1,388 @@
+package ntcb
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/container"
+	"github.com/ntc-project/ntc/pkg/metrics"
+)
+
+// Defaults for Options.
+const (
+	// DefaultCodec is the codec Encode uses when Options.Codec is empty.
+	DefaultCodec = "fp16"
+	// DefaultChunkBytes is the float16 size of the tokens in one chunk.
+	DefaultChunkBytes = 4 << 20
+	// DefaultFitBytes bounds the float32 training data a fit holds.
+	DefaultFitBytes = 256 << 20
+)
+
+// Progress receives how much work is done; libraries call it, the command
+// line draws it. Implementations must be safe for use from one goroutine at
+// a time (Encode calls it from one).
+type Progress interface {
+	// Add reports n more samples done.
+	Add(n int)
+}
+
+// Options configure Encode and Fit. The zero value encodes with the default
+// codec, its default rate, a default chunk size and an inferred layout.
+type Options struct {
+	// Codec names the codec; empty means DefaultCodec (or the model's).
+	Codec string
+	// CodecOptions are passed to the codec (ratio, quality target).
+	CodecOptions codec.Options
+	// Model, when set, is a fitted model to encode with instead of fitting.
+	Model *Model
+	// ChunkBytes is the float16 size of the tokens in one chunk; 0 means
+	// DefaultChunkBytes. A chunk holds at least one sample.
+	ChunkBytes int
+	// Prefix is the number of prefix tokens; negative means infer (see
+	// codec.InferLayout). GridH and GridW set the patch grid; 0 infers.
+	Prefix       int
+	GridH, GridW int
+	// Meta holds user key=value pairs kept in the file's metadata.
+	Meta map[string]string
+	// FitSamples is the number of samples a learned codec is fitted on,
+	// spread evenly over the dataset; 0 means as many as fit in
+	// DefaultFitBytes of float32.
+	FitSamples int
+	// Workers is the number of chunks encoded in parallel; 0 means
+	// GOMAXPROCS.
+	Workers int
+	// Tool names the writing program in the metadata.
+	Tool string
+	// Progress, if set, is told of every chunk written.
+	Progress Progress
+}
+
+// Result describes an encoded file.
+type Result struct {
+	// Samples and Chunks count what was written.
+	Samples int `json:"samples"`
+	Chunks  int `json:"chunks"`
+	// Layout is the token layout of every sample.
+	Layout codec.Layout `json:"layout"`
+	// FileBytes is the size of the whole file; FP16Bytes the size of the
+	// same tokens as raw float16.
+	FileBytes int64 `json:"file_bytes"`
+	FP16Bytes int64 `json:"fp16_bytes"`
+	// ModelBytes is the size of the codec's stored model (0 if none).
+	ModelBytes int `json:"model_bytes"`
+	// Ratio = FP16Bytes / FileBytes; BitsPerValue = 8*FileBytes / values.
+	Ratio        float64 `json:"ratio"`
+	BitsPerValue float64 `json:"bits_per_value"`
+	// Quality compares the decoded file with the input.
+	Quality metrics.Summary `json:"quality"`
+}
+
+// Encode writes the samples of src to w as a complete .ntcb stream and
+// closes the container writer (not the underlying writer).
+func Encode(ctx context.Context, w *container.Writer, src Source, opts Options) (*Result, error) {
+	res, meta, err := encode(ctx, w, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Close(meta); err != nil {
+		return nil, err
+	}
+	res.finish(w.Offset())
+	return res, nil
+}
+
+// EncodeFile encodes src into a new file at path. The file appears only when
+// encoding succeeds; on any error or cancellation nothing is left behind.
+func EncodeFile(ctx context.Context, path string, src Source, opts Options) (*Result, error) {
+	f, err := container.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Abort()
+	res, meta, err := encode(ctx, f.Writer, src, opts)
+	if err == nil {
+		err = f.Commit(meta)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	res.finish(f.Offset())
+	return res, nil
+}
+
+func (r *Result) finish(size int64) {
+	r.FileBytes = size
+	r.Ratio = float64(r.FP16Bytes) / float64(size)
+	r.BitsPerValue = 8 * float64(size) / float64(int64(r.Samples)*int64(r.Layout.Values()))
+}
+
+// encode writes the model and chunks to w and returns the metadata to close
+// the container with.
+func encode(ctx context.Context, w *container.Writer, src Source, opts Options) (*Result, []byte, error) {
+	tokens, dim := src.Shape()
+	layout, err := opts.layout(tokens, dim)
+	if err != nil {
+		return nil, nil, err
+	}
+	perChunk := opts.samplesPerChunk(layout)
+	meta := &Metadata{
+		Format: FormatName, Tool: opts.Tool, Layout: layout, DType: src.DType(),
+		Shape: []int{src.Len(), tokens, dim}, Inputs: src.Inputs(), Meta: opts.Meta,
+	}
+	c, err := opts.codecFor(ctx, src, layout, perChunk, meta)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta.Codec, meta.CodecParams = c.Name(), c.Params()
+	spec, err := codec.Lookup(c.Name())
+	if err != nil {
+		return nil, nil, err
+	}
+	res := &Result{Samples: src.Len(), Layout: layout, FP16Bytes: 2 * int64(src.Len()) * int64(layout.Values())}
+	if model := c.Model(); model != nil {
+		if err := w.WriteModel(spec.ID, model); err != nil {
+			return nil, nil, err
+		}
+		res.ModelBytes = len(model)
+	}
+	acc, chunks, err := encodeChunks(ctx, w, src, c, spec.ID, perChunk, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.Chunks = chunks
+	res.Quality = acc.Summary()
+	mb, err := meta.marshal()
+	return res, mb, err
+}
+
+func (o *Options) layout(tokens, dim int) (codec.Layout, error) {
+	if o.Model != nil && o.Prefix < 0 && o.GridH == 0 && o.GridW == 0 {
+		if l := o.Model.Layout; l.Tokens == tokens && l.Dim == dim {
+			return l, nil
+		}
+	}
+	l, err := codec.InferLayout(tokens, dim, o.Prefix, o.GridH, o.GridW)
+	if err != nil {
+		return l, fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	return l, nil
+}
+
+func (o *Options) samplesPerChunk(l codec.Layout) int {
+	cb := o.ChunkBytes
+	if cb <= 0 {
+		cb = DefaultChunkBytes
+	}
+	n := max(1, cb/(2*l.Values()))
+	return min(n, codec.MaxValues/l.Values())
+}
+
+// codecFor returns the codec to encode with: the given model's, or a new
+// one fitted on a spread of the source's samples.
+func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perChunk int, meta *Metadata) (codec.Codec, error) {
+	if o.Model != nil {
+		if o.Codec != "" && o.Codec != o.Model.Codec {
+			return nil, fmt.Errorf("%w: the model is for codec %s, not %s", ErrModel, o.Model.Codec, o.Codec)
+		}
+		if o.Model.Layout != l {
+			return nil, fmt.Errorf("%w: the model was fitted on layout %+v, the data has %+v", ErrModel, o.Model.Layout, l)
+		}
+		return o.Model.codec()
+	}
+	name := o.Codec
+	if name == "" {
+		name = DefaultCodec
+	}
+	spec, err := codec.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	copts := o.CodecOptions
+	copts.ChunkSamples = perChunk
+	if copts.Ratio > 0 {
+		copts.Ratio = adjustRatio(copts.Ratio, src, l, perChunk, meta)
+	}
+	var train []float32
+	n := 0
+	if spec.Learned {
+		train, n, err = o.readFitSamples(ctx, src, l)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return spec.New(l, train, n, copts)
+}
+
+// adjustRatio turns a target ratio for the whole file into the target for
+// the codec's own bytes (model and chunk payloads), taking out the bytes of
+// the container: header, block framing, index, metadata and footer.
+func adjustRatio(r float64, src Source, l codec.Layout, perChunk int, meta *Metadata) float64 {
+	fp16 := 2 * float64(src.Len()) * float64(l.Values())
+	chunks := (src.Len() + perChunk - 1) / perChunk
+	keyBytes := 0
+	for i := range src.Len() {
+		keyBytes += len(src.Key(i))
+	}
+	mb, _ := meta.marshal()
+	overhead := float64(container.Overhead(chunks, 1, src.Len(), keyBytes, len(mb)+512))
+	budget := fp16/r - overhead
+	if budget <= 0 {
+		return r
+	}
+	return fp16 / budget
+}
+
+// readFitSamples reads up to FitSamples samples spread evenly over src.
+func (o *Options) readFitSamples(ctx context.Context, src Source, l codec.Layout) ([]float32, int, error) {
+	n := o.FitSamples
+	if n <= 0 {
+		n = DefaultFitBytes / (4 * l.Values())
+	}
+	n = max(1, min(n, src.Len()))
+	vals := l.Values()
+	train := make([]float32, n*vals)
+	for k := range n {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		i := int(int64(k) * int64(src.Len()) / int64(n))
+		if err := src.ReadSample(i, train[k*vals:(k+1)*vals]); err != nil {
+			return nil, 0, err
+		}
+	}
+	return train, n, nil
+}
+
+// job is one chunk on its way through the encoding pipeline.
+type job struct {
+	index   int
+	n       int
+	vals    []float32
+	keys    []container.SampleInfo
+	payload []byte
+	acc     metrics.Accumulator
+	err     error
+}
+
+// encodeChunks reads chunks of samples from src in order, encodes them on
+// a pool of workers, checks each by decoding it, and writes them in order.
+// At most 2*workers+1 chunks are in memory at once.
+func encodeChunks(ctx context.Context, w *container.Writer, src Source, c codec.Codec, id uint8, perChunk int, o Options) (*metrics.Accumulator, int, error) {
+	l := c.Layout()
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	total := src.Len()
+	nchunks := (total + perChunk - 1) / perChunk
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	// Stop and wait for the reader and workers before returning, so that
+	// the caller may close src at once.
+	defer wg.Wait()
+	defer cancel()
+
+	free := make(chan *job, 2*workers+1)
+	for range cap(free) {
+		free <- &job{}
+	}
+	todo := make(chan *job, workers)
+	done := make(chan *job, cap(free))
+
+	// Reader: fill chunks in order.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(todo)
+		for ci := range nchunks {
+			var j *job
+			select {
+			case j = <-free:
+			case <-ctx.Done():
+				return
+			}
+			first := ci * perChunk
+			j.index, j.n, j.err = ci, min(perChunk, total-first), nil
+			j.vals = grow(j.vals, j.n*l.Values())
+			j.keys = j.keys[:0]
+			for k := range j.n {
+				if j.err = src.ReadSample(first+k, j.vals[k*l.Values():(k+1)*l.Values()]); j.err != nil {
+					break
+				}
+				j.keys = append(j.keys, container.SampleInfo{Key: src.Key(first + k), Tokens: l.Tokens, Dim: l.Dim})
+			}
+			select {
+			case todo <- j:
+			case <-ctx.Done():
+				return
+			}
+			if j.err != nil {
+				return
+			}
+		}
+	}()
+	// Workers: encode, then decode to check and measure.
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var check []float32
+			for j := range todo {
+				if j.err == nil {
+					j.payload, j.err = c.Encode(j.payload[:0], j.vals, j.n)
+				}
+				if j.err == nil {
+					check = grow(check, len(j.vals))
+					if err := c.Decode(check, j.payload, j.n); err != nil {
+						j.err = fmt.Errorf("chunk %d does not decode: %w", j.index, err)
+					} else {
+						j.acc = metrics.Accumulator{}
+						j.acc.Add(j.vals, check, l.Dim)
+					}
+				}
+				select {
+				case done <- j:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	// Writer: put chunks in order.
+	var acc metrics.Accumulator
+	pending := map[int]*job{}
+	for next := 0; next < nchunks; {
+		select {
+		case j := <-done:
+			pending[j.index] = j
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+		for j, ok := pending[next]; ok; j, ok = pending[next] {
+			delete(pending, next)
+			if j.err != nil {
+				return nil, 0, j.err
+			}
+			if err := w.WriteChunk(id, j.payload, j.keys); err != nil {
+				return nil, 0, err
+			}
+			acc.Merge(&j.acc)
+			if o.Progress != nil {
+				o.Progress.Add(j.n)
+			}
+			next++
+			free <- j
+		}
+	}
+	return &acc, nchunks, nil
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}

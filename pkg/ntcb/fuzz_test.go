@@ -1,0 +1,41 @@
+package ntcb
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ntc-project/ntc/pkg/container"
+)
+
+// FuzzReader opens arbitrary bytes as a .ntcb file and, when that succeeds,
+// verifies it and reads every sample. It must never panic; the seeds are the
+// golden file and a small file of the corruption tests.
+func FuzzReader(f *testing.F) {
+	if b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "golden_fp16.ntcb")); err == nil {
+		f.Add(b)
+	}
+	m := &Memory{Data: tokens(9, 2, 5, 4), N: 2, Tokens: 5, Dim: 4}
+	var buf bytes.Buffer
+	w, err := container.NewWriter(&buf)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := Encode(context.Background(), w, m, Options{ChunkBytes: 40, Prefix: -1}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		_ = r.Info()
+		_ = r.Verify(context.Background(), nil)
+		for i := range r.Len() {
+			_, _ = r.ReadSample(i, nil)
+		}
+	})
+}

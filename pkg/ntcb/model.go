@@ -1,0 +1,118 @@
+package ntcb
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/container"
+)
+
+// Model is a codec fitted on a sample of a dataset, kept in its own file
+// (.ntcm) so that one model encodes any number of shards.
+type Model struct {
+	// Codec is the codec's registered name.
+	Codec string
+	// Layout is the token layout the model was fitted for.
+	Layout codec.Layout
+	// DType is the dtype of the data it was fitted on.
+	DType string
+	// Params are the codec's parameters.
+	Params map[string]any
+	// Blob is the codec's serialized model (may be empty).
+	Blob []byte
+}
+
+// codec restores the model's codec.
+func (m *Model) codec() (codec.Codec, error) {
+	spec, err := codec.Lookup(m.Codec)
+	if err != nil {
+		return nil, err
+	}
+	c, err := spec.Load(m.Layout, m.Blob)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrModel, err)
+	}
+	return c, nil
+}
+
+// Fit fits opts.Codec on a spread of src's samples (opts.FitSamples) and
+// returns the model.
+func Fit(ctx context.Context, src Source, opts Options) (*Model, error) {
+	tokens, dim := src.Shape()
+	l, err := opts.layout(tokens, dim)
+	if err != nil {
+		return nil, err
+	}
+	perChunk := opts.samplesPerChunk(l)
+	meta := &Metadata{Format: FormatName, Layout: l, DType: src.DType(), Shape: []int{src.Len(), tokens, dim}}
+	opts.Model = nil
+	c, err := opts.codecFor(ctx, src, l, perChunk, meta)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{Codec: c.Name(), Layout: l, DType: src.DType(), Params: c.Params(), Blob: c.Model()}, nil
+}
+
+// WriteModelFile stores m at path as a .ntcm file: a container with the
+// model block, a metadata block and no chunks. The file appears only when
+// complete.
+func WriteModelFile(path string, m *Model, tool string) error {
+	spec, err := codec.Lookup(m.Codec)
+	if err != nil {
+		return err
+	}
+	f, err := container.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	meta := &Metadata{Format: ModelFormatName, Tool: tool, Codec: m.Codec, CodecParams: m.Params,
+		Layout: m.Layout, DType: m.DType, Shape: []int{0, m.Layout.Tokens, m.Layout.Dim}}
+	mb, err := meta.marshal()
+	if err == nil {
+		err = f.WriteModel(spec.ID, m.Blob)
+	}
+	if err == nil {
+		err = f.Commit(mb)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadModelFile reads a .ntcm file written by WriteModelFile, checking its
+// checksums and that the codec accepts the model.
+func ReadModelFile(path string) (*Model, error) {
+	f, err := container.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := modelFrom(f.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+func modelFrom(r *container.Reader) (*Model, error) {
+	meta, err := parseMetadata(r.Metadata(), ModelFormatName)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := codec.Lookup(meta.Codec)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := r.ReadModel(spec.ID)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Codec: meta.Codec, Layout: meta.Layout, DType: meta.DType, Params: meta.CodecParams, Blob: blob}
+	if _, err := m.codec(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

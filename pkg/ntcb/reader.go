@@ -1,0 +1,203 @@
+package ntcb
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/container"
+)
+
+// Reader reads the samples of a .ntcb file. Opening reads the header and
+// the footer index only; ReadSample reads and decodes the one chunk that
+// holds the sample, keeping the last decoded chunk for the next call.
+// A Reader is safe for concurrent use.
+type Reader struct {
+	c    *container.Reader
+	meta *Metadata
+
+	mu     sync.Mutex
+	codecs map[uint8]codec.Codec
+	cached int // chunk index held in cache, -1 for none
+	cache  []float32
+	raw    []byte
+}
+
+// NewReader opens the .ntcb stream in r, of the given size, and checks that
+// its metadata and index agree.
+func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
+	c, err := container.NewReader(r, size)
+	if err != nil {
+		return nil, err
+	}
+	return newReader(c)
+}
+
+func newReader(c *container.Reader) (*Reader, error) {
+	meta, err := parseMetadata(c.Metadata(), FormatName)
+	if err != nil {
+		return nil, err
+	}
+	l := meta.Layout
+	if len(meta.Shape) != 3 || meta.Shape[0] != c.NumSamples() || meta.Shape[1] != l.Tokens || meta.Shape[2] != l.Dim {
+		return nil, fmt.Errorf("%w: metadata shape %v does not match %d samples of %dx%d", ErrCorrupt, meta.Shape, c.NumSamples(), l.Tokens, l.Dim)
+	}
+	for i := range c.NumSamples() {
+		if s := c.Sample(i); s.Tokens != l.Tokens || s.Dim != l.Dim {
+			return nil, fmt.Errorf("%w: sample %d (%q) is %dx%d, the layout %dx%d", ErrCorrupt, i, s.Key, s.Tokens, s.Dim, l.Tokens, l.Dim)
+		}
+	}
+	for i := range c.NumChunks() {
+		ch := c.Chunk(i)
+		if _, err := l.CheckCount(ch.Count); err != nil {
+			return nil, fmt.Errorf("%w: chunk %d: %w", ErrCorrupt, i, err)
+		}
+		if _, err := codec.LookupID(ch.Codec); err != nil {
+			return nil, fmt.Errorf("%w: chunk %d: %w", ErrCorrupt, i, err)
+		}
+	}
+	return &Reader{c: c, meta: meta, codecs: map[uint8]codec.Codec{}, cached: -1}, nil
+}
+
+// File is a Reader over an open file.
+type File struct {
+	*Reader
+	f *container.File
+}
+
+// Open opens the .ntcb file at path. Errors name the path.
+func Open(path string) (*File, error) {
+	f, err := container.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newReader(f.Reader)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &File{Reader: r, f: f}, nil
+}
+
+// Close closes the file.
+func (f *File) Close() error { return f.f.Close() }
+
+// Meta returns the file's metadata.
+func (r *Reader) Meta() Metadata { return *r.meta }
+
+// Layout returns the token layout of every sample.
+func (r *Reader) Layout() codec.Layout { return r.meta.Layout }
+
+// Container gives access to the file's framing: chunks, models, sizes.
+func (r *Reader) Container() *container.Reader { return r.c }
+
+// Len returns the number of samples.
+func (r *Reader) Len() int { return r.c.NumSamples() }
+
+// Key returns the key of sample i.
+func (r *Reader) Key(i int) string { return r.c.Sample(i).Key }
+
+// Lookup returns the index of the sample with the key.
+func (r *Reader) Lookup(key string) (int, error) { return r.c.Lookup(key) }
+
+// codecFor returns the codec of a chunk, loading its model on first use.
+// The caller holds r.mu.
+func (r *Reader) codecFor(id uint8) (codec.Codec, error) {
+	if c, ok := r.codecs[id]; ok {
+		return c, nil
+	}
+	spec, err := codec.LookupID(id)
+	if err != nil {
+		return nil, err
+	}
+	var model []byte
+	for _, m := range r.c.Models() {
+		if m.Codec == id {
+			if model, err = r.c.ReadModel(id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	c, err := spec.Load(r.meta.Layout, model)
+	if err != nil {
+		return nil, fmt.Errorf("%s model: %w", spec.Name, err)
+	}
+	r.codecs[id] = c
+	return c, nil
+}
+
+// ReadChunk decodes chunk i into dst (grown as needed) and returns the
+// values of its samples, in order.
+func (r *Reader) ReadChunk(i int, dst []float32) ([]float32, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.readChunkLocked(i, dst)
+}
+
+func (r *Reader) readChunkLocked(i int, dst []float32) ([]float32, error) {
+	if i < 0 || i >= r.c.NumChunks() {
+		return nil, fmt.Errorf("chunk %d out of range [0, %d)", i, r.c.NumChunks())
+	}
+	ch := r.c.Chunk(i)
+	c, err := r.codecFor(ch.Codec)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %d: %w", i, err)
+	}
+	payload, err := r.c.ReadChunk(i, r.raw)
+	if err != nil {
+		return nil, err
+	}
+	r.raw = payload[:0]
+	dst = grow(dst, ch.Count*r.meta.Layout.Values())
+	if err := c.Decode(dst, payload, ch.Count); err != nil {
+		return nil, fmt.Errorf("chunk %d at offset %d: %w", i, ch.Offset, err)
+	}
+	return dst, nil
+}
+
+// ReadSample decodes sample i into dst (grown as needed to tokens*dim
+// values) and returns it.
+func (r *Reader) ReadSample(i int, dst []float32) ([]float32, error) {
+	if i < 0 || i >= r.Len() {
+		return nil, fmt.Errorf("sample %d out of range [0, %d)", i, r.Len())
+	}
+	ci, pos := r.c.SampleChunk(i)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cached != ci {
+		r.cached = -1
+		vals, err := r.readChunkLocked(ci, r.cache)
+		if err != nil {
+			return nil, err
+		}
+		r.cache, r.cached = vals, ci
+	}
+	n := r.meta.Layout.Values()
+	dst = grow(dst, n)
+	copy(dst, r.cache[pos*n:(pos+1)*n])
+	return dst, nil
+}
+
+// Verify checks every checksum in the file and decodes every chunk. It
+// returns the first problem found, naming the chunk.
+func (r *Reader) Verify(ctx context.Context, p Progress) error {
+	if err := r.c.Verify(); err != nil {
+		return err
+	}
+	var buf []float32
+	for i := range r.c.NumChunks() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		if buf, err = r.ReadChunk(i, buf); err != nil {
+			return err
+		}
+		if p != nil {
+			p.Add(r.c.Chunk(i).Count)
+		}
+	}
+	return nil
+}
