@@ -1,0 +1,402 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ntc-project/ntc/internal/sample"
+	"github.com/ntc-project/ntc/pkg/bench"
+	"github.com/ntc-project/ntc/pkg/codec"
+)
+
+type benchOptions struct {
+	codecs      []string
+	ratios      []float64
+	device      string
+	json        bool
+	csv         bool
+	plot        string
+	repeat      int
+	recommend   bool
+	minCos      float64
+	maxDecodeMs float64
+	chunkSize   string
+	prefix      int
+	grid        string
+	fitSamples  int
+	workers     int
+
+	// Parsed in PreRunE.
+	gridH, gridW int
+	chunkBytes   int
+	plotFormat   string
+	// Flags given explicitly, repeated in a recommended command.
+	extraFlags []string
+}
+
+// embeddedNote describes the default input in headers and charts.
+const embeddedNote = "embedded sample: 8 real DeiT-Tiny block-10 token samples"
+
+func newBenchCmd(g *globals, runF func(context.Context, *benchOptions, []string) error) *cobra.Command {
+	o := &benchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench [INPUT...]",
+		Short: "Measure ratio, speed and quality of every codec on your tokens",
+		Long: `Bench encodes the input tokens with every codec (and every target ratio of
+the codecs with rate control) into in-memory .ntcb files, decodes them back,
+and prints one row per codec and rate, next to raw float16 as the reference:
+
+  ratio        float16 bytes / bytes of the whole .ntcb file
+  bits/val     8 x file bytes / values
+  enc, dec     float16 MB (10^6 bytes) per second of wall time
+  chunk p50/p99  decode latency of one chunk (warm reader, in memory)
+  sample p50/p99 latency of one random sample read on a fresh reader
+  SNR, NMSE, cos mean/p1/min, max err   reconstruction quality
+  nn@1, nn@5   agreement of the nearest neighbour of each sample's
+               mean-pooled embedding, original vs reconstructed
+
+Every codec runs in the same process on the same data. Decoding is timed
+over --repeat passes after a warm-up pass. With no input, bench runs on a
+small real token file embedded in ntc. docs/metrics.md defines every figure.
+
+Bench holds the whole input in memory as float32 (twice its float16 size)
+plus one encoded file at a time: give it a sample of your tokens; a few
+hundred samples are enough.
+
+--recommend with --min-cos or --max-decode-ms picks the highest ratio that
+meets the target on this data and prints the 'ntc encode' command to use.`,
+		Example: examples(
+			"ntc bench",
+			"ntc bench tokens.npy --ratios 4,8,16 --plot rd.svg",
+			"ntc bench tokens.npy --codecs int8,ntc --json | jq '.rows[] | {codec, ratio, cos_mean}'",
+			"ntc bench tokens.npy --recommend --min-cos 0.995",
+		),
+		Args: cobra.ArbitraryArgs,
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			return o.validate(cmd)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o, args)
+			}
+			return runBench(cmd.Context(), g, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&o.codecs, "codecs", nil, fmt.Sprintf("codecs to measure, comma-separated (default: every registered codec: %s)", strings.Join(bench.DefaultCodecs(), ",")))
+	f.Float64SliceVar(&o.ratios, "ratios", bench.DefaultRatios, "target ratios for codecs with rate control")
+	f.StringVar(&o.device, "device", bench.DeviceCPU, "where to decode: cpu or cuda")
+	f.BoolVar(&o.json, "json", false, "print the input's description and the rows as JSON")
+	f.BoolVar(&o.csv, "csv", false, "print the rows as CSV")
+	f.StringVar(&o.plot, "plot", "", "write a rate-distortion chart to FILE.svg or FILE.png")
+	f.IntVar(&o.repeat, "repeat", bench.DefaultRepeat, "timed decode passes over every chunk, after one warm-up pass")
+	f.BoolVar(&o.recommend, "recommend", false, "print the encode command with the highest ratio that meets --min-cos or --max-decode-ms")
+	f.Float64Var(&o.minCos, "min-cos", 0, "with --recommend: lowest acceptable mean per-token cosine")
+	f.Float64Var(&o.maxDecodeMs, "max-decode-ms", 0, "with --recommend: highest acceptable decode latency per chunk (p99, ms)")
+	f.StringVar(&o.chunkSize, "chunk-size", "4MiB", "float16 bytes of tokens per chunk, as for 'ntc encode'")
+	f.IntVar(&o.prefix, "prefix-tokens", -1, "prefix tokens before the patch grid; -1 infers")
+	f.StringVar(&o.grid, "grid", "", "patch grid HxW (default: inferred square grid)")
+	f.IntVar(&o.fitSamples, "fit-samples", 0, "samples a learned codec is fitted on (0: as 'ntc encode')")
+	f.IntVar(&o.workers, "workers", 0, "chunks encoded in parallel (0: one per CPU)")
+	_ = cmd.MarkFlagFilename("plot", "svg", "png")
+	_ = cmd.RegisterFlagCompletionFunc("codecs", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return codec.Names(), cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = cmd.RegisterFlagCompletionFunc("device", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{bench.DeviceCPU, bench.DeviceCUDA}, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+func (o *benchOptions) validate(cmd *cobra.Command) error {
+	var err error
+	if o.json && o.csv {
+		return usagef("give --json or --csv, not both")
+	}
+	for _, name := range o.codecs {
+		if _, err := codec.Lookup(name); err != nil {
+			return usageError{err}
+		}
+	}
+	if cmd.Flags().Changed("codecs") && len(o.codecs) == 0 {
+		return usagef("--codecs: name at least one codec (known: %s)", strings.Join(codec.Names(), ", "))
+	}
+	if len(o.ratios) == 0 {
+		return usagef("--ratios: give at least one ratio")
+	}
+	for _, r := range o.ratios {
+		if !(r >= 1) || math.IsInf(r, 0) {
+			return usagef("--ratios: %g is not a ratio of at least 1", r)
+		}
+	}
+	if o.device != bench.DeviceCPU && o.device != bench.DeviceCUDA {
+		return usagef("--device %q: want %s or %s", o.device, bench.DeviceCPU, bench.DeviceCUDA)
+	}
+	if o.repeat < 1 {
+		return usagef("--repeat must be at least 1")
+	}
+	if o.plot != "" {
+		if o.plotFormat, err = bench.PlotFormat(o.plot); err != nil {
+			return usagef("--plot %q: want a .svg or .png file", o.plot)
+		}
+	}
+	if o.minCos < 0 || o.minCos > 1 || math.IsNaN(o.minCos) {
+		return usagef("--min-cos must be in [0, 1]")
+	}
+	if o.maxDecodeMs < 0 || math.IsNaN(o.maxDecodeMs) {
+		return usagef("--max-decode-ms must be positive")
+	}
+	target := o.minCos > 0 || o.maxDecodeMs > 0
+	if o.recommend && !target {
+		return usagef("--recommend needs --min-cos or --max-decode-ms")
+	}
+	if target && !o.recommend {
+		return usagef("--min-cos and --max-decode-ms go with --recommend")
+	}
+	if o.grid != "" {
+		if o.gridH, o.gridW, err = parseGrid(o.grid); err != nil {
+			return err
+		}
+	}
+	if o.prefix < -1 {
+		return usagef("--prefix-tokens must be >= 0")
+	}
+	if o.chunkBytes, err = parseBytes(o.chunkSize); err != nil {
+		return usagef("--chunk-size: %v", err)
+	}
+	if o.fitSamples < 0 || o.workers < 0 {
+		return usagef("--fit-samples and --workers must be >= 0")
+	}
+	o.extraFlags = nil
+	for _, name := range []string{"chunk-size", "prefix-tokens", "grid", "fit-samples"} {
+		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+			o.extraFlags = append(o.extraFlags, "--"+name, fl.Value.String())
+		}
+	}
+	return nil
+}
+
+func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) error {
+	opts := bench.Options{
+		Codecs: o.codecs, Ratios: o.ratios, Repeat: o.repeat, Device: o.device,
+		ChunkBytes: o.chunkBytes, Prefix: o.prefix, GridH: o.gridH, GridW: o.gridW,
+		FitSamples: o.fitSamples, Workers: o.workers,
+		Progress: func(label string, total int) bench.Stage { return g.newProgress(total, label) },
+	}
+	inputs := args
+	if len(args) == 0 {
+		dir, err := os.MkdirTemp("", "ntc-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		path, err := sample.WriteTo(dir)
+		if err != nil {
+			return err
+		}
+		inputs, opts.Note = []string{path}, embeddedNote
+		opts.Files = []string{sample.Name}
+	}
+	src, err := openInputs(inputs)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if opts.Files == nil {
+		opts.Files = inputs
+	}
+	rep, err := bench.Run(ctx, src, opts)
+	if err != nil {
+		return err
+	}
+	for _, s := range rep.Skipped {
+		fmt.Fprintf(g.stderr, "ntc: bench: skipped %s: %s\n", (bench.Row{Codec: s.Codec, TargetRatio: s.TargetRatio}).Label(), s.Err)
+	}
+	if len(rep.Rows) <= 1 {
+		return errors.New("no codec could be measured")
+	}
+	if o.plot != "" {
+		if err := writePlotFile(o.plot, o.plotFormat, rep); err != nil {
+			return err
+		}
+	}
+	var rec *recommendation
+	if o.recommend {
+		rec = o.recommendFor(rep, args)
+	}
+	switch {
+	case o.json:
+		if err := writeJSON(g, struct {
+			*bench.Report
+			Recommendation *recommendation `json:"recommendation,omitempty"`
+		}{rep, rec}); err != nil {
+			return err
+		}
+	case o.csv:
+		if err := bench.WriteCSV(g.stdout, rep.Rows); err != nil {
+			return err
+		}
+	default:
+		printBench(g.stdout, rep)
+		if o.plot != "" {
+			g.summary("chart: %s", o.plot)
+		}
+		if rec != nil {
+			printRecommendation(g.stdout, rec)
+		}
+	}
+	if rec != nil && rec.Row == nil {
+		return fmt.Errorf("no codec meets %s on this data", rec.Target)
+	}
+	return nil
+}
+
+func writePlotFile(path, format string, rep *bench.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := bench.WritePlot(f, rep, format); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// printBench prints the header line and the aligned table.
+func printBench(w io.Writer, rep *bench.Report) {
+	in, m := rep.Input, rep.Input.Machine
+	what := strings.Join(in.Files, " ")
+	if in.Note != "" {
+		what += " (" + in.Note + ")"
+	}
+	shape := ""
+	if len(in.Shape) == 3 {
+		shape = fmt.Sprintf("%d x %d x %d", in.Shape[0], in.Shape[1], in.Shape[2])
+	}
+	fmt.Fprintf(w, "ntc bench: %s\n", what)
+	fmt.Fprintf(w, "  %s %s, %.1f MB as float16, %d samples per chunk; decode on %s, %d timed passes, %d cold sample reads\n",
+		shape, in.DType, float64(in.FP16Bytes)/1e6, in.ChunkSamples, rep.Device, rep.DecodePasses, rep.SampleReads)
+	cpu := m.CPU
+	if cpu == "" {
+		cpu = "unknown CPU"
+	}
+	fmt.Fprintf(w, "  %s/%s, %s, GOMAXPROCS %d\n\n", m.OS, m.Arch, cpu, m.GOMAXPROCS)
+
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "codec\tratio\tbits/val\tenc MB/s\tdec MB/s\tchunk p50 ms\tp99 ms\tsample p50 ms\tp99 ms\tSNR dB\tNMSE\tcos mean\tcos p1\tcos min\tmax err\tnn@1\tnn@5\t")
+	for _, r := range rep.Rows {
+		q := r.Quality
+		fmt.Fprintf(tw, "%s\t%.2f\t%.3f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%.2e\t%.5f\t%.5f\t%.5f\t%.3g\t%s\t%s\t\n",
+			r.Label(), r.Ratio, r.BitsPerValue, r.EncodeMBps, r.DecodeMBps, r.DecodeP50ms, r.DecodeP99ms,
+			r.SampleP50ms, r.SampleP99ms, fmtSNR(q.SNR), q.NMSE, q.CosMean, q.CosP1, q.CosMin, q.MaxAbsErr,
+			fmtFrac(r.NNTop1), fmtFrac(r.NNTop5))
+	}
+	tw.Flush()
+}
+
+func fmtSNR(v float64) string {
+	if math.IsInf(v, 1) {
+		return "inf"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func fmtFrac(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+// recommendation is the answer of --recommend.
+type recommendation struct {
+	Target  string     `json:"target"`
+	Row     *bench.Row `json:"row"`
+	Command string     `json:"command,omitempty"`
+}
+
+func (o *benchOptions) recommendFor(rep *bench.Report, args []string) *recommendation {
+	t := bench.Target{MinCos: o.minCos, MaxDecodeMs: o.maxDecodeMs}
+	var parts []string
+	if t.MinCos > 0 {
+		parts = append(parts, fmt.Sprintf("cos mean >= %g", t.MinCos))
+	}
+	if t.MaxDecodeMs > 0 {
+		parts = append(parts, fmt.Sprintf("decode p99 <= %g ms per chunk", t.MaxDecodeMs))
+	}
+	rec := &recommendation{Target: strings.Join(parts, " and ")}
+	row, ok := bench.Recommend(rep.Rows, t)
+	if !ok {
+		return rec
+	}
+	rec.Row = &row
+	rec.Command = encodeCommand(args, row, o.extraFlags)
+	return rec
+}
+
+// encodeCommand spells the 'ntc encode' command that writes the row's file
+// from the inputs.
+func encodeCommand(args []string, r bench.Row, extra []string) string {
+	ins := args
+	out := "tokens.ntcb"
+	if len(args) == 0 {
+		ins = []string{"TOKENS.npy"}
+	} else if len(args) == 1 && !strings.ContainsAny(args[0], "*?[") {
+		base := args[0]
+		if i := strings.LastIndexByte(base, ':'); i > 0 && filepath.Ext(base[:i]) != "" {
+			base = base[:i]
+		}
+		out = strings.TrimSuffix(base, filepath.Ext(base)) + ".ntcb"
+	}
+	cmd := []string{"ntc", "encode"}
+	for _, a := range ins {
+		cmd = append(cmd, shellQuote(a))
+	}
+	cmd = append(cmd, "-o", shellQuote(out), "--codec", r.Codec)
+	if r.TargetRatio > 0 {
+		cmd = append(cmd, "--ratio", fmt.Sprintf("%g", r.TargetRatio))
+	}
+	for _, e := range extra {
+		cmd = append(cmd, shellQuote(e))
+	}
+	return strings.Join(cmd, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but plain
+// path characters.
+func shellQuote(s string) string {
+	plain := s != "" && !strings.ContainsFunc(s, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || slices.Contains([]rune("-_./:=@,+#%"), c))
+	})
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func printRecommendation(w io.Writer, rec *recommendation) {
+	fmt.Fprintln(w)
+	if rec.Row == nil {
+		fmt.Fprintf(w, "no codec meets %s on this data\n", rec.Target)
+		return
+	}
+	r := rec.Row
+	fmt.Fprintf(w, "recommended for %s: %s (ratio %.2fx, cos mean %.5f, decode p99 %.3f ms per chunk)\n",
+		rec.Target, r.Label(), r.Ratio, r.Quality.CosMean, r.DecodeP99ms)
+	fmt.Fprintf(w, "  %s\n", rec.Command)
+}
+
+// Compile-time check that the progress bar is a bench stage.
+var _ bench.Stage = (*progress)(nil)
