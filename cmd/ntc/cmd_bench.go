@@ -30,16 +30,10 @@ type benchOptions struct {
 	recommend   bool
 	minCos      float64
 	maxDecodeMs float64
-	chunkSize   string
-	prefix      int
-	grid        string
-	fitSamples  int
-	workers     int
+	dataFlags
 
 	// Parsed in PreRunE.
-	gridH, gridW int
-	chunkBytes   int
-	plotFormat   string
+	plotFormat string
 	// Flags given explicitly, repeated in a recommended command.
 	extraFlags []string
 }
@@ -103,11 +97,7 @@ meets the target on this data and prints the 'ntc encode' command to use.`,
 	f.BoolVar(&o.recommend, "recommend", false, "print the encode command with the highest ratio that meets --min-cos or --max-decode-ms")
 	f.Float64Var(&o.minCos, "min-cos", 0, "with --recommend: lowest acceptable mean per-token cosine")
 	f.Float64Var(&o.maxDecodeMs, "max-decode-ms", 0, "with --recommend: highest acceptable decode latency per chunk (p99, ms)")
-	f.StringVar(&o.chunkSize, "chunk-size", "4MiB", "float16 bytes of tokens per chunk, as for 'ntc encode'")
-	f.IntVar(&o.prefix, "prefix-tokens", -1, "prefix tokens before the patch grid; -1 infers")
-	f.StringVar(&o.grid, "grid", "", "patch grid HxW (default: inferred square grid)")
-	f.IntVar(&o.fitSamples, "fit-samples", 0, "samples a learned codec is fitted on (0: as 'ntc encode')")
-	f.IntVar(&o.workers, "workers", 0, "chunks encoded in parallel (0: one per CPU)")
+	o.dataFlags.addFlags(f)
 	_ = cmd.MarkFlagFilename("plot", "svg", "png")
 	_ = cmd.RegisterFlagCompletionFunc("codecs", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return codec.Names(), cobra.ShellCompDirectiveNoFileComp
@@ -163,22 +153,11 @@ func (o *benchOptions) validate(cmd *cobra.Command) error {
 	if target && !o.recommend {
 		return usagef("--min-cos and --max-decode-ms go with --recommend")
 	}
-	if o.grid != "" {
-		if o.gridH, o.gridW, err = parseGrid(o.grid); err != nil {
-			return err
-		}
-	}
-	if o.prefix < -1 {
-		return usagef("--prefix-tokens must be >= 0")
-	}
-	if o.chunkBytes, err = parseBytes(o.chunkSize); err != nil {
-		return usagef("--chunk-size: %v", err)
-	}
-	if o.fitSamples < 0 || o.workers < 0 {
-		return usagef("--fit-samples and --workers must be >= 0")
+	if err := o.dataFlags.parse(); err != nil {
+		return err
 	}
 	o.extraFlags = nil
-	for _, name := range []string{"chunk-size", "prefix-tokens", "grid", "fit-samples"} {
+	for _, name := range dataFlagNames {
 		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
 			o.extraFlags = append(o.extraFlags, "--"+name, fl.Value.String())
 		}

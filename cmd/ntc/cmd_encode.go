@@ -16,23 +16,17 @@ import (
 )
 
 type encodeOptions struct {
-	output     string
-	codec      string
-	ratio      float64
-	quality    string
-	model      string
-	prefix     int
-	grid       string
-	chunkSize  string
-	meta       []string
-	fitSamples int
-	workers    int
-	json       bool
+	output  string
+	codec   string
+	ratio   float64
+	quality string
+	model   string
+	meta    []string
+	json    bool
+	dataFlags
 
 	// Parsed in PreRunE.
-	gridH, gridW int
-	chunkBytes   int
-	metaMap      map[string]string
+	metaMap map[string]string
 }
 
 func newEncodeCmd(g *globals, runF func(context.Context, *encodeOptions, []string) error) *cobra.Command {
@@ -60,8 +54,8 @@ cosine (mean and 1st percentile) of the decoded file against the input.`,
 			"ntc encode batch.safetensors:hidden -o batch.ntcb --grid 24x24",
 		),
 		Args: minArgs(1),
-		PreRunE: func(cmd *cobra.Command, args []string) error {
-			return o.validate(cmd)
+		PreRunE: func(*cobra.Command, []string) error {
+			return o.validate()
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -76,12 +70,8 @@ cosine (mean and 1st percentile) of the decoded file against the input.`,
 	f.Float64Var(&o.ratio, "ratio", 0, "target ratio of the whole file against float16, for codecs with rate control")
 	f.StringVar(&o.quality, "quality", "", "quality target met on every chunk, e.g. cos=0.99 or snr=20")
 	f.StringVar(&o.model, "model", "", "encode with a model fitted by 'ntc fit' (.ntcm)")
-	f.IntVar(&o.prefix, "prefix-tokens", -1, "prefix tokens before the patch grid (CLS, registers); -1 infers")
-	f.StringVar(&o.grid, "grid", "", "patch grid HxW (default: inferred square grid)")
-	f.StringVar(&o.chunkSize, "chunk-size", "4MiB", "float16 bytes of tokens per chunk (plain bytes or with KiB/MiB/GiB)")
 	f.StringArrayVar(&o.meta, "meta", nil, "key=value kept in the metadata (model name, layer, ...); repeatable")
-	f.IntVar(&o.fitSamples, "fit-samples", 0, "samples a learned codec is fitted on, spread over the inputs (0: up to 256 MiB of them)")
-	f.IntVar(&o.workers, "workers", 0, "chunks encoded in parallel (0: one per CPU)")
+	o.dataFlags.addFlags(f)
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
 	_ = cmd.MarkFlagFilename("output", "ntcb")
 	_ = cmd.MarkFlagFilename("model", "ntcm")
@@ -91,7 +81,7 @@ cosine (mean and 1st percentile) of the decoded file against the input.`,
 	return cmd
 }
 
-func (o *encodeOptions) validate(cmd *cobra.Command) error {
+func (o *encodeOptions) validate() error {
 	var err error
 	if o.output == "" {
 		return usagef("--output (-o) is required")
@@ -101,16 +91,8 @@ func (o *encodeOptions) validate(cmd *cobra.Command) error {
 			return usageError{err}
 		}
 	}
-	if o.grid != "" {
-		if o.gridH, o.gridW, err = parseGrid(o.grid); err != nil {
-			return err
-		}
-	}
-	if o.prefix < -1 {
-		return usagef("--prefix-tokens must be >= 0")
-	}
-	if o.chunkBytes, err = parseBytes(o.chunkSize); err != nil {
-		return usagef("--chunk-size: %v", err)
+	if err := o.dataFlags.parse(); err != nil {
+		return err
 	}
 	if o.metaMap, err = parseMeta(o.meta); err != nil {
 		return err
@@ -121,11 +103,8 @@ func (o *encodeOptions) validate(cmd *cobra.Command) error {
 	if o.ratio != 0 && o.quality != "" {
 		return usagef("give --ratio or --quality, not both")
 	}
-	if o.model != "" && (o.ratio != 0 || o.quality != "") && cmd.Name() == "encode" {
+	if o.model != "" && (o.ratio != 0 || o.quality != "") {
 		return usagef("--model fixes the codec's parameters: --ratio and --quality apply to 'ntc fit'")
-	}
-	if o.fitSamples < 0 || o.workers < 0 {
-		return usagef("--fit-samples and --workers must be >= 0")
 	}
 	return nil
 }
@@ -178,7 +157,7 @@ func parseMeta(kvs []string) (map[string]string, error) {
 	return m, nil
 }
 
-func (o *encodeOptions) ntcbOptions(g *globals) ntcb.Options {
+func (o *encodeOptions) ntcbOptions() ntcb.Options {
 	return ntcb.Options{
 		Codec:        o.codec,
 		CodecOptions: codec.Options{Ratio: o.ratio, Quality: o.quality},
@@ -208,7 +187,7 @@ func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string)
 		return err
 	}
 	defer src.Close()
-	opts := o.ntcbOptions(g)
+	opts := o.ntcbOptions()
 	if o.model != "" {
 		if opts.Model, err = ntcb.ReadModelFile(o.model); err != nil {
 			return err

@@ -161,3 +161,26 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestFitThenEncodeWithModel fits a model file once and encodes with it.
+func TestFitThenEncodeWithModel(t *testing.T) {
+	dir := t.TempDir()
+	in, err := sample.WriteTo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := filepath.Join(dir, "m.ntcm")
+	if code, _, errs := ntc(t, "fit", in, "-o", m, "--codec", "fp16"); code != 0 {
+		t.Fatalf("fit: %d %s", code, errs)
+	}
+	x := filepath.Join(dir, "x.ntcb")
+	if code, out, errs := ntc(t, "encode", in, "-o", x, "--model", m); code != 0 || !strings.Contains(out, "ratio") {
+		t.Fatalf("encode --model: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := ntc(t, "encode", in, "-o", x, "--model", m, "--ratio", "8"); code != exitUsage {
+		t.Fatalf("--model with --ratio: %d %s", code, errs)
+	}
+	if code, _, errs := ntc(t, "encode", in, "-o", x, "--model", x); code != exitCorrupt {
+		t.Fatalf("a data file as --model: %d %s", code, errs)
+	}
+}

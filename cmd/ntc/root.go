@@ -61,6 +61,7 @@ with random access by sample, and decodes them back.
 		newDecodeCmd(g, nil),
 		newInspectCmd(g, nil),
 		newVerifyCmd(g, nil),
+		newFitCmd(g, nil),
 		newBenchCmd(g, nil),
 	)
 	return root
