@@ -66,19 +66,25 @@ cosine (mean and 1st percentile) of the decoded file against the input.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.output, "output", "o", "", "output .ntcb file (required)")
-	f.StringVar(&o.codec, "codec", "", fmt.Sprintf("codec: %s (default %s)", strings.Join(codec.Names(), ", "), ntcb.DefaultCodec))
-	f.Float64Var(&o.ratio, "ratio", 0, "target ratio of the whole file against float16, for codecs with rate control")
-	f.StringVar(&o.quality, "quality", "", "quality target met on every chunk, e.g. cos=0.99 or snr=20")
+	o.addCodecFlags(cmd)
 	f.StringVar(&o.model, "model", "", "encode with a model fitted by 'ntc fit' (.ntcm)")
 	f.StringArrayVar(&o.meta, "meta", nil, "key=value kept in the metadata (model name, layer, ...); repeatable")
 	o.dataFlags.addFlags(f)
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
 	_ = cmd.MarkFlagFilename("output", "ntcb")
 	_ = cmd.MarkFlagFilename("model", "ntcm")
+	return cmd
+}
+
+// addCodecFlags adds the flags that choose a codec and its rate.
+func (o *encodeOptions) addCodecFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.codec, "codec", "", fmt.Sprintf("codec: %s (default %s)", strings.Join(codec.Names(), ", "), ntcb.DefaultCodec))
+	f.Float64Var(&o.ratio, "ratio", 0, "target ratio of the whole file against float16 (model included), for codecs with rate control")
+	f.StringVar(&o.quality, "quality", "", "quality target met on every chunk, e.g. cos=0.99 or snr=20")
 	_ = cmd.RegisterFlagCompletionFunc("codec", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return codec.Names(), cobra.ShellCompDirectiveNoFileComp
 	})
-	return cmd
 }
 
 func (o *encodeOptions) validate() error {

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
@@ -40,9 +37,7 @@ sample's file, model included); --quality a target met on every chunk.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.output, "output", "o", "", "output model file, .ntcm (required)")
-	f.StringVar(&o.codec, "codec", "", fmt.Sprintf("codec: %s (default %s)", strings.Join(codec.Names(), ", "), ntcb.DefaultCodec))
-	f.Float64Var(&o.ratio, "ratio", 0, "target ratio against float16, model included")
-	f.StringVar(&o.quality, "quality", "", "quality target met on every chunk, e.g. cos=0.99 or snr=20")
+	o.addCodecFlags(cmd)
 	o.dataFlags.addFlags(f)
 	return cmd
 }

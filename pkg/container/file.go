@@ -3,6 +3,8 @@ package container
 import (
 	"fmt"
 	"os"
+
+	"github.com/ntc-project/ntc/internal/fsutil"
 )
 
 // File is a Reader over an open .ntcb file on disk.
@@ -14,20 +16,11 @@ type File struct {
 // Open opens the .ntcb file at path and reads its header, footer, index and
 // metadata (see NewReader). Errors name the path.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, size, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	r, err := NewReader(f, fi.Size())
+	r, err := NewReader(f, size)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ntc-project/ntc/internal/fsutil"
 )
 
 // Recognised file name extensions, compared case-insensitively.
@@ -37,27 +39,18 @@ func Open(spec string) (Source, error) {
 	if ext == extNPY && name != "" {
 		return nil, fmt.Errorf("%s: a .npy file holds one unnamed array; drop %q: %w", spec, ":"+name, ErrNotFound)
 	}
-	f, err := os.Open(path)
+	f, size, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file", spec)
 	}
 	var s *source
 	switch ext {
 	case extNPY:
-		s, err = openNPY(spec, f, fi.Size(), f)
+		s, err = openNPY(spec, f, size, f)
 	case extNPZ:
-		s, err = openNPZ(spec, f, fi.Size(), name, f)
+		s, err = openNPZ(spec, f, size, name, f)
 	case extSafetensors:
-		s, err = openSafetensors(spec, f, fi.Size(), name, f)
+		s, err = openSafetensors(spec, f, size, name, f)
 	}
 	if err != nil {
 		f.Close()
