@@ -14,7 +14,7 @@ import (
 // Defaults for Options.
 const (
 	// DefaultCodec is the codec Encode uses when Options.Codec is empty.
-	DefaultCodec = "fp16"
+	DefaultCodec = "ntc"
 	// DefaultChunkBytes is the float16 size of the tokens in one chunk.
 	DefaultChunkBytes = 4 << 20
 	// DefaultFitBytes bounds the float32 training data a fit holds.
@@ -202,6 +202,9 @@ func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perC
 	}
 	copts := o.CodecOptions
 	copts.ChunkSamples = perChunk
+	if spec.Learned && copts.Ratio == 0 && copts.Quality == "" {
+		copts.Ratio = codec.DefaultRatio
+	}
 	if copts.Ratio > 0 {
 		copts.Ratio = adjustRatio(copts.Ratio, src, l, perChunk, meta)
 	}

@@ -88,8 +88,8 @@ func TestRoundTripFP16(t *testing.T) {
 // workers or on the run.
 func TestDeterministic(t *testing.T) {
 	m := &Memory{Data: tokens(2, 9, 16, 8), N: 9, Tokens: 16, Dim: 8}
-	a, _ := encodeMem(t, m, Options{ChunkBytes: 600, Workers: 1, Prefix: -1})
-	b, _ := encodeMem(t, m, Options{ChunkBytes: 600, Workers: 4, Prefix: -1})
+	a, _ := encodeMem(t, m, Options{Codec: "fp16", ChunkBytes: 600, Workers: 1, Prefix: -1})
+	b, _ := encodeMem(t, m, Options{Codec: "fp16", ChunkBytes: 600, Workers: 4, Prefix: -1})
 	if !bytes.Equal(a, b) {
 		t.Fatal("output depends on the number of workers")
 	}
@@ -146,7 +146,7 @@ func TestManyFiles(t *testing.T) {
 	}
 	defer src.Close()
 	out := filepath.Join(dir, "x.ntcb")
-	if _, err := EncodeFile(context.Background(), out, src, Options{ChunkBytes: 2 * 2 * sz, Prefix: -1}); err != nil {
+	if _, err := EncodeFile(context.Background(), out, src, Options{Codec: "fp16", ChunkBytes: 2 * 2 * sz, Prefix: -1}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := Open(out)
@@ -196,7 +196,7 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 func TestRandomAccessReadsOneChunk(t *testing.T) {
 	const n, tk, d = 12, 17, 16
 	m := &Memory{Data: tokens(4, n, tk, d), N: n, Tokens: tk, Dim: d}
-	b, _ := encodeMem(t, m, Options{ChunkBytes: 3 * 2 * tk * d, Prefix: -1})
+	b, _ := encodeMem(t, m, Options{Codec: "fp16", ChunkBytes: 3 * 2 * tk * d, Prefix: -1})
 	cr := &countingReaderAt{r: bytes.NewReader(b)}
 	r, err := NewReader(cr, int64(len(b)))
 	if err != nil {
@@ -226,7 +226,7 @@ func TestRandomAccessReadsOneChunk(t *testing.T) {
 func smallFile(t *testing.T) ([]byte, *Memory) {
 	const n, tk, d = 4, 5, 4 // 1 + 2x2
 	m := &Memory{Data: tokens(5, n, tk, d), N: n, Tokens: tk, Dim: d, KeyPrefix: "k"}
-	b, _ := encodeMem(t, m, Options{ChunkBytes: 2 * 2 * tk * d, Prefix: -1})
+	b, _ := encodeMem(t, m, Options{Codec: "fp16", ChunkBytes: 2 * 2 * tk * d, Prefix: -1})
 	return b, m
 }
 
@@ -289,7 +289,7 @@ func TestInterruptedEncodeLeavesNothing(t *testing.T) {
 	m := &Memory{Data: tokens(6, 20, 17, 8), N: 20, Tokens: 17, Dim: 8}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := EncodeFile(ctx, filepath.Join(dir, "x.ntcb"), m, Options{ChunkBytes: 300, Prefix: -1, Progress: cancelAfter{cancel}})
+	_, err := EncodeFile(ctx, filepath.Join(dir, "x.ntcb"), m, Options{Codec: "fp16", ChunkBytes: 300, Prefix: -1, Progress: cancelAfter{cancel}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -339,7 +339,7 @@ func TestModelFile(t *testing.T) {
 // for byte; run with -update to rewrite it after a deliberate format change.
 func TestGolden(t *testing.T) {
 	m := &Memory{Data: tokens(8, 3, 5, 4), N: 3, Tokens: 5, Dim: 4, KeyPrefix: "golden"}
-	b, _ := encodeMem(t, m, Options{ChunkBytes: 2 * 2 * 5 * 4, Prefix: -1, Tool: "ntc golden", Meta: map[string]string{"model": "test"}})
+	b, _ := encodeMem(t, m, Options{Codec: "fp16", ChunkBytes: 2 * 2 * 5 * 4, Prefix: -1, Tool: "ntc golden", Meta: map[string]string{"model": "test"}})
 	path := filepath.Join("..", "..", "testdata", "golden_fp16.ntcb")
 	if *update {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
@@ -356,5 +356,40 @@ func TestGolden(t *testing.T) {
 	got, err := readAllChecked(want)
 	if err != nil || !slices.Equal(got, m.Data) {
 		t.Fatalf("golden file does not decode to its input: %v", err)
+	}
+}
+
+// TestDefaultIsLearnedCodec checks that Encode without a codec uses the
+// learned codec at its default ratio, stores its model, and that a sample
+// read reads the model once and then only the chunk.
+func TestDefaultIsLearnedCodec(t *testing.T) {
+	const n, tk, d = 24, 1 + 8*8, 32
+	m := &Memory{Data: tokens(10, n, tk, d), N: n, Tokens: tk, Dim: d}
+	b, res := encodeMem(t, m, Options{ChunkBytes: 4 * 2 * tk * d, Prefix: -1})
+	if res.ModelBytes == 0 || res.Ratio < 7.5 || res.Ratio > 8.5 {
+		t.Fatalf("default encode: model %d bytes, ratio %.2f; want the learned codec near 8x", res.ModelBytes, res.Ratio)
+	}
+	cr := &countingReaderAt{r: bytes.NewReader(b)}
+	r, err := NewReader(cr, int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Meta().Codec != DefaultCodec {
+		t.Fatalf("codec %q", r.Meta().Codec)
+	}
+	model := int64(r.Container().Models()[0].Length) + 12
+	for k, i := range []int{5, 17, 2} {
+		before := cr.n.Load()
+		if _, err := r.ReadSample(i, nil); err != nil {
+			t.Fatal(err)
+		}
+		ci, _ := r.Container().SampleChunk(i)
+		want := int64(r.Container().Chunk(ci).Length) + 12
+		if k == 0 {
+			want += model
+		}
+		if got := cr.n.Load() - before; got != want {
+			t.Fatalf("read %d of sample %d: %d bytes, want %d", k, i, got, want)
+		}
 	}
 }

@@ -1,0 +1,126 @@
+package codec
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestAxpyKernels checks the vector kernels against the portable loop: the
+// exact kernel bit for bit, the fused one within rounding.
+func TestAxpyKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, na := range []int{1, 2, 3, 7, 64, 192} {
+		for _, n := range []int{1, 7, 8, 9, 33, 64, 65, 192, 200} {
+			a := make([]float32, na)
+			m := make([]float32, na*n)
+			for i := range a {
+				a[i] = float32(r.NormFloat64())
+			}
+			for i := range m {
+				m[i] = float32(r.NormFloat64())
+			}
+			want := make([]float32, n)
+			for i := range want {
+				want[i] = float32(r.NormFloat64())
+			}
+			got := append([]float32(nil), want...)
+			fast := append([]float32(nil), want...)
+			axpyRowsGo(want, a, m, n)
+			axpyRows(got, a, m, n)
+			axpyRowsFast(fast, a, m, n)
+			for j := range want {
+				if got[j] != want[j] {
+					t.Fatalf("na=%d n=%d: exact kernel [%d] = %g, want %g", na, n, j, got[j], want[j])
+				}
+				if math.Abs(float64(fast[j]-want[j])) > 1e-4*float64(na) {
+					t.Fatalf("na=%d n=%d: fused kernel [%d] = %g, want %g", na, n, j, fast[j], want[j])
+				}
+			}
+		}
+	}
+}
+
+func TestAxpy4(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, na := range []int{1, 5, 96, 192} {
+		for _, w := range []int{16, 40, 64, 192, 200} {
+			ostride, astride := w+3, na+2
+			a := make([]float32, 4*astride)
+			m := make([]float32, na*w)
+			for i := range a {
+				a[i] = float32(r.NormFloat64())
+			}
+			for i := range m {
+				m[i] = float32(r.NormFloat64())
+			}
+			out := make([]float32, 4*ostride)
+			for i := range out {
+				out[i] = float32(r.NormFloat64())
+			}
+			want := append([]float32(nil), out...)
+			for tk := range 4 {
+				axpyRowsGo(want[tk*ostride:tk*ostride+w], a[tk*astride:tk*astride+na], m, w)
+			}
+			exact := append([]float32(nil), out...)
+			if !axpy4Asm(out, ostride, w, a, astride, na, m, w) {
+				t.Skip("no AVX-512")
+			}
+			axpy4ExactAsm(exact, ostride, w, a, astride, na, m, w)
+			for i := range exact {
+				if exact[i] != want[i] {
+					t.Fatalf("na=%d w=%d: exact [%d] = %g, want %g", na, w, i, exact[i], want[i])
+				}
+			}
+			for i := range out {
+				if math.Abs(float64(out[i]-want[i])) > 1e-4*float64(na) {
+					t.Fatalf("na=%d w=%d: [%d] = %g, want %g", na, w, i, out[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkAxpy(b *testing.B) {
+	for _, k := range []int{96, 192} {
+		const n = 192
+		a := make([]float32, k)
+		m := make([]float32, k*n)
+		out := make([]float32, n)
+		for i := range m {
+			m[i] = float32(i%7) * 0.1
+		}
+		for i := range a {
+			a[i] = 0.5
+		}
+		for _, fast := range []bool{false, true} {
+			name := "exact"
+			if fast {
+				name = "fused"
+			}
+			b.Run(fmt.Sprintf("%s/K%d", name, k), func(b *testing.B) {
+				b.SetBytes(2 * n) // float16 bytes of one token
+				for range b.N {
+					if fast {
+						axpyRowsFast(out, a, m, n)
+					} else {
+						axpyRows(out, a, m, n)
+					}
+				}
+				b.ReportMetric(float64(2*k*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+		b.Run(fmt.Sprintf("fused4/K%d", k), func(b *testing.B) {
+			out4 := make([]float32, 4*n)
+			a4 := make([]float32, 4*k)
+			b.SetBytes(4 * 2 * n)
+			for range b.N {
+				if !axpy4Asm(out4, n, n, a4, k, k, m, n) {
+					b.Skip("no AVX-512")
+				}
+			}
+			b.ReportMetric(float64(4*2*k*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -1,0 +1,753 @@
+package codec
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/ntc-project/ntc/internal/f16"
+)
+
+// IDNTC is the on-disk id of the learned block codec.
+const IDNTC uint8 = 5
+
+// The learned codec ("ntc") codes a sample in four parts:
+//
+//   - Prefix tokens (CLS, registers) are kept at high precision: int8 with a
+//     float16 absmax scale per token, stored raw. So are outlier tokens:
+//     grid tokens farther from the mean than a fitted threshold (64 times
+//     the median squared distance), which are also left out of the fit.
+//   - Grid tokens are centred on the fitted mean and projected on the first
+//     K principal components (eigenvectors of the channel covariance; the
+//     leading rows float16 when the rate needs it, the rest int8 with a
+//     float16 scale per row). The large-magnitude channels become
+//     components of their own with their own step-size classes, so they do
+//     not spoil the quantizer of the rest.
+//   - The grid is cut into 4x4 blocks (smaller at the right and bottom edges
+//     when the grid is not divisible by 4). In each block every component
+//     goes through a 2-D DCT across the block's tokens, and the DC
+//     coefficients of each group of up to 4x4 blocks through a second 2-D
+//     DCT: this moves the tokens' spatial correlation into few
+//     coefficients.
+//   - Every coefficient class (component k; one of 15 AC frequencies or 16
+//     DC-group frequencies) has a fitted standard deviation sigma stored in
+//     the model. With one step size per chunk, a class is coded only when
+//     sigma/step >= 1/4 (reverse water-filling: the rest are set to zero),
+//     and sigma/step, in quarter octaves, picks the static rANS frequency
+//     table (fitted with the model) that codes its quantized magnitudes.
+//     Reconstruction uses per-chunk centroid offsets.
+//
+// Model layout (little-endian):
+//
+//	0   version (ntcModelVersion)
+//	1   flags (0)
+//	2   dim D (uint16)
+//	4   components K (uint16), K <= D
+//	6   default step code (int32): step = 2^(code/256)
+//	10  quality kind (0 none, 1 snr, 2 cos)
+//	11  quality target (float32)
+//	15  rounding offset of the quantizer (uint8, /256)
+//	16  H, the number of basis rows stored as float16 (uint16), H <= K
+//	18  outlier threshold (float32): grid tokens whose squared distance
+//	    from the mean exceeds it are coded like prefix tokens; 0 for none
+//	22  mean: D float16
+//	    basis: H rows of D float16, then K-H rows, each a float16 scale
+//	    and D int8 values
+//	    sigma codes: K*32 uint8 (component-major, 32 classes), sigma =
+//	    2^((code-128)/8)
+//	    rANS table range lo, hi (uint8 each, lo <= hi <= ntcBuckets)
+//	    rANS tables of buckets lo..hi-1: 16 uint16 frequencies each, every
+//	    one >= 1, summing to 2^11; other buckets use a uniform table
+//
+// Payload layout (little-endian):
+//
+//	0   version (ntcPayloadVersion)
+//	1   flags (0)
+//	2   step code (int32)
+//	6   centroid offsets: ntcBuckets*3 int8, in 1/256 of a step
+//	    prefix tokens: n*Prefix*(2+D) bytes (float16 scale, D int8)
+//	    outlier count M (uint32, at most the chunk's grid tokens)
+//	    M token indices (uint32, s*Tokens+t, increasing, grid tokens only)
+//	    M outlier tokens: (2+D) bytes each, as the prefix tokens
+//	    rANS stream length R (uint32, at least 8)
+//	    rANS stream: the two final states (uint32 each), then uint16 words
+//	    raw bits (the rest), LSB first: per coded magnitude m with symbol
+//	    t = m >> r (r = lowBits(bucket)), the Exp-Golomb code of t-15 when
+//	    t >= 15 (symbol 15 is the escape), then the r low bits of m, then
+//	    the sign when m != 0
+const (
+	ntcModelVersion   = 4
+	ntcPayloadVersion = 4
+	ntcModelHeader    = 22
+	ntcPayloadHeader  = 6 + ntcBuckets*3
+
+	// Step codes are in 1/256 octave; this bounds the step to 2^+-24.
+	stepCodeMax = 24 * 256
+
+	ntcBucketShift = 6                          // log2 of a bucket's width in 1/256 octave
+	ntcBuckets     = 14 << (8 - ntcBucketShift) // classes of sigma/step, from 2^-2, 14 octaves
+	ntcBase        = -2 * 256                   // sigma/step of bucket 0, in 1/256 octave
+	ntcNbr         = 9                          // neighbour contexts
+	ntcUnary       = 6                          // magnitudes coded in unary with contexts
+	ntcEGMax       = 22                         // longest Exp-Golomb prefix
+	blockSide      = 4
+	blockSize      = blockSide * blockSide
+	// ntcClasses is the number of coefficient classes per component: the
+	// 15 AC frequencies of a block (class 0 is unused) and the 16
+	// frequencies of the second-level DCT of the DC coefficients of a
+	// group of 4x4 blocks (classes 16..31).
+	ntcClasses = 2 * blockSize
+)
+
+// ntcSkip is the smallest sigma/step, in 1/256 octave, of a coded class:
+// classes below it are set to zero, as reverse water-filling does. (Raising
+// it to -1 octave changed nothing measurable; to -0.5 it cost 0.6 dB at 8x.)
+const ntcSkip = -2 * 256
+
+func init() {
+	Register(Spec{
+		Name:    "ntc",
+		ID:      IDNTC,
+		Learned: true,
+		Summary: "learned block transform codec: PCA + 4x4 block DCT + rANS, fitted per dataset",
+		New:     newNTC,
+		Load:    loadNTC,
+	})
+}
+
+// ntcCodec is a fitted learned codec. It is immutable once made.
+type ntcCodec struct {
+	layout Layout
+	dim, k int
+	mean   []float32 // D, float16 values
+	basis  []float32 // K x D, int8 times the row's scale
+	bq     []int8    // K x D, the stored basis
+	hi16   int       // rows below hi16 are stored as float16 (bq unused)
+	bscale []uint16  // K float16 row scales
+	basisT []float32 // D x K, for the forward projection
+	sig    []uint8   // K x ntcClasses sigma codes
+	tabs   [ntcBuckets]ransTable
+	tlo    uint8 // tabs[tlo:thi] are stored, the rest uniform
+	thi    uint8
+	lut    []uint32 // rANS decoding table
+
+	stepCode int32
+	qkind    uint8
+	qtarget  float32
+	round    uint8
+	othr     float32 // outlier threshold on the squared distance from the mean; 0 for none
+
+	blocks []blockGeom // grid blocks in coding order
+	groups []groupGeom
+	model  []byte
+	bufs   sync.Pool
+	fit    *fitInfo // while fitting only
+
+	plansMu sync.Mutex
+	plans   []decPlanEntry // recently used decoding plans, oldest first
+}
+
+// blockGeom is one block of the grid.
+type blockGeom struct {
+	tok    [blockSize]int32 // token index (within the sample) per position py*4+px
+	bh, bw uint8
+	pos    uint8 // position i*4+j in its group of blocks
+}
+
+// groupGeom is a group of up to 4x4 blocks whose DC coefficients go
+// through a second-level DCT.
+type groupGeom struct {
+	blk    [blockSize]int32 // block index per position i*4+j
+	gh, gw uint8
+}
+
+var dctMats = func() (m [blockSide + 1][blockSide][blockSide]float32) {
+	for n := 1; n <= blockSide; n++ {
+		for f := range n {
+			s := math.Sqrt(2 / float64(n))
+			if f == 0 {
+				s = math.Sqrt(1 / float64(n))
+			}
+			for p := range n {
+				m[n][f][p] = float32(s * math.Cos(math.Pi*float64(2*p+1)*float64(f)/float64(2*n)))
+			}
+		}
+	}
+	return m
+}()
+
+// classOrder lists the 16 frequencies by increasing fy+fx.
+var classOrder = func() (o [blockSize]uint8) {
+	i := 0
+	for s := 0; s <= 2*(blockSide-1); s++ {
+		for fy := range blockSide {
+			fx := s - fy
+			if fx >= 0 && fx < blockSide {
+				o[i] = uint8(fy*blockSide + fx)
+				i++
+			}
+		}
+	}
+	return o
+}()
+
+func gridBlocks(l Layout) ([]blockGeom, []groupGeom) {
+	var bs []blockGeom
+	nby := (l.GridH + blockSide - 1) / blockSide
+	nbx := (l.GridW + blockSide - 1) / blockSide
+	for by := range nby {
+		for bx := range nbx {
+			g := blockGeom{
+				bh:  uint8(min(blockSide, l.GridH-by*blockSide)),
+				bw:  uint8(min(blockSide, l.GridW-bx*blockSide)),
+				pos: uint8(by%blockSide*blockSide + bx%blockSide),
+			}
+			for py := range int(g.bh) {
+				for px := range int(g.bw) {
+					g.tok[py*blockSide+px] = int32(l.Prefix + (by*blockSide+py)*l.GridW + bx*blockSide + px)
+				}
+			}
+			bs = append(bs, g)
+		}
+	}
+	var gs []groupGeom
+	for gy := 0; gy < nby; gy += blockSide {
+		for gx := 0; gx < nbx; gx += blockSide {
+			g := groupGeom{gh: uint8(min(blockSide, nby-gy)), gw: uint8(min(blockSide, nbx-gx))}
+			for i := range int(g.gh) {
+				for j := range int(g.gw) {
+					g.blk[i*blockSide+j] = int32((gy+i)*nbx + gx + j)
+				}
+			}
+			gs = append(gs, g)
+		}
+	}
+	return bs, gs
+}
+
+func (c *ntcCodec) Name() string   { return "ntc" }
+func (c *ntcCodec) Layout() Layout { return c.layout }
+func (c *ntcCodec) Model() []byte  { return c.model }
+func (c *ntcCodec) Params() map[string]any {
+	p := map[string]any{
+		"components": c.k,
+		"block":      "4x4 DCT, 4x4-block DCT of the DCs",
+		"step":       stepOf(c.stepCode),
+		"entropy":    "rANS, static tables per sigma/step class",
+		"prefix":     "int8 per token",
+		"outliers":   "int8 per token",
+		"basis_f16":  c.hi16,
+	}
+	switch c.qkind {
+	case qualitySNR:
+		p["quality"] = fmt.Sprintf("snr=%g", c.qtarget)
+	case qualityCos:
+		p["quality"] = fmt.Sprintf("cos=%g", c.qtarget)
+	}
+	return p
+}
+
+const (
+	qualityNone = 0
+	qualitySNR  = 1
+	qualityCos  = 2
+)
+
+func stepOf(code int32) float32 { return float32(math.Exp2(float64(code) / 256)) }
+
+// serialize builds the model blob from the codec's fields.
+func (c *ntcCodec) serialize() []byte {
+	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, int(c.thi-c.tlo)))
+	b[0] = ntcModelVersion
+	binary.LittleEndian.PutUint16(b[2:], uint16(c.dim))
+	binary.LittleEndian.PutUint16(b[4:], uint16(c.k))
+	binary.LittleEndian.PutUint32(b[6:], uint32(c.stepCode))
+	b[10] = c.qkind
+	binary.LittleEndian.PutUint32(b[11:], math.Float32bits(c.qtarget))
+	b[15] = c.round
+	binary.LittleEndian.PutUint16(b[16:], uint16(c.hi16))
+	binary.LittleEndian.PutUint32(b[18:], math.Float32bits(c.othr))
+	for _, v := range c.mean {
+		b = binary.LittleEndian.AppendUint16(b, f16.FromFloat32(v))
+	}
+	for _, v := range c.basis[:c.hi16*c.dim] {
+		b = binary.LittleEndian.AppendUint16(b, f16.FromFloat32(v))
+	}
+	for k := c.hi16; k < c.k; k++ {
+		b = binary.LittleEndian.AppendUint16(b, c.bscale[k])
+		for _, v := range c.bq[k*c.dim : (k+1)*c.dim] {
+			b = append(b, byte(v))
+		}
+	}
+	b = append(b, c.sig...)
+	b = append(b, c.tlo, c.thi)
+	for i := c.tlo; i < c.thi; i++ {
+		for _, f := range c.tabs[i].freq {
+			b = binary.LittleEndian.AppendUint16(b, f)
+		}
+	}
+	return b
+}
+
+// modelSize returns the size of a model of d dims, k components of which
+// h are stored as float16, and nt stored rANS tables.
+func modelSize(d, k, h, nt int) int {
+	return ntcModelHeader + 2*d + h*2*d + (k-h)*(2+d) + ntcClasses*k + 2 + nt*ransSyms*2
+}
+
+func loadNTC(l Layout, model []byte) (Codec, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	if len(model) < ntcModelHeader {
+		return nil, fmt.Errorf("%w: ntc model of %d bytes", ErrCorrupt, len(model))
+	}
+	if model[0] != ntcModelVersion || model[1] != 0 {
+		return nil, fmt.Errorf("%w: ntc model version %d flags %d", ErrCorrupt, model[0], model[1])
+	}
+	d := int(binary.LittleEndian.Uint16(model[2:]))
+	k := int(binary.LittleEndian.Uint16(model[4:]))
+	h := int(binary.LittleEndian.Uint16(model[16:]))
+	if d != l.Dim || k > d || h > k {
+		return nil, fmt.Errorf("%w: ntc model for dim %d with %d components, layout dim %d", ErrCorrupt, d, k, l.Dim)
+	}
+	fixed := modelSize(d, k, h, 0)
+	if len(model) < fixed {
+		return nil, fmt.Errorf("%w: ntc model has %d bytes, want at least %d", ErrCorrupt, len(model), fixed)
+	}
+	tlo, thi := model[fixed-2], model[fixed-1]
+	if tlo > thi || thi > ntcBuckets {
+		return nil, fmt.Errorf("%w: ntc rANS tables %d..%d", ErrCorrupt, tlo, thi)
+	}
+	if want := modelSize(d, k, h, int(thi-tlo)); len(model) != want {
+		return nil, fmt.Errorf("%w: ntc model has %d bytes, want %d", ErrCorrupt, len(model), want)
+	}
+	c := &ntcCodec{
+		layout:   l,
+		dim:      d,
+		k:        k,
+		stepCode: int32(binary.LittleEndian.Uint32(model[6:])),
+		qkind:    model[10],
+		qtarget:  math.Float32frombits(binary.LittleEndian.Uint32(model[11:])),
+		round:    model[15],
+		othr:     math.Float32frombits(binary.LittleEndian.Uint32(model[18:])),
+	}
+	if !(c.othr >= 0 && c.othr <= math.MaxFloat32) {
+		return nil, fmt.Errorf("%w: ntc outlier threshold %g", ErrCorrupt, c.othr)
+	}
+	if c.stepCode < -stepCodeMax || c.stepCode > stepCodeMax {
+		return nil, fmt.Errorf("%w: ntc step code %d", ErrCorrupt, c.stepCode)
+	}
+	if c.qkind > qualityCos || !(c.qtarget >= -1000 && c.qtarget <= 1000) {
+		return nil, fmt.Errorf("%w: ntc quality target %d %g", ErrCorrupt, c.qkind, c.qtarget)
+	}
+	p := ntcModelHeader
+	read := func(n int) ([]float32, error) {
+		v := make([]float32, n)
+		for i := range v {
+			h := binary.LittleEndian.Uint16(model[p:])
+			if !f16.IsFinite16(h) {
+				return nil, fmt.Errorf("%w: ntc model value %#04x at byte %d", ErrCorrupt, h, p)
+			}
+			v[i] = f16.ToFloat32(h)
+			p += 2
+		}
+		return v, nil
+	}
+	var err error
+	if c.mean, err = read(d); err != nil {
+		return nil, err
+	}
+	c.hi16 = h
+	if c.basis, err = read(h * d); err != nil {
+		return nil, err
+	}
+	c.bq = make([]int8, k*d)
+	c.bscale = make([]uint16, k)
+	for i := h; i < k; i++ {
+		h := binary.LittleEndian.Uint16(model[p:])
+		if !f16.IsFinite16(h) || h&0x8000 != 0 {
+			return nil, fmt.Errorf("%w: ntc basis scale %#04x", ErrCorrupt, h)
+		}
+		c.bscale[i] = h
+		for j := range d {
+			c.bq[i*d+j] = int8(model[p+2+j])
+		}
+		p += 2 + d
+	}
+	c.sig = append([]uint8(nil), model[p:p+ntcClasses*k]...)
+	p += ntcClasses*k + 2
+	c.tlo, c.thi = tlo, thi
+	c.tabs = uniformTables()
+	for i := tlo; i < thi; i++ {
+		for j := range c.tabs[i].freq {
+			c.tabs[i].freq[j] = binary.LittleEndian.Uint16(model[p:])
+			p += 2
+		}
+		if !c.tabs[i].fill() {
+			return nil, fmt.Errorf("%w: ntc rANS table %d", ErrCorrupt, i)
+		}
+	}
+	c.finish()
+	c.model = append([]byte(nil), model...)
+	return c, nil
+}
+
+// finish derives the codec's tables from its model fields.
+func (c *ntcCodec) finish() {
+	c.basis = append(c.basis[:c.hi16*c.dim:c.hi16*c.dim], make([]float32, (c.k-c.hi16)*c.dim)...)
+	for k := c.hi16; k < c.k; k++ {
+		sc := f16.ToFloat32(c.bscale[k])
+		for d := range c.dim {
+			c.basis[k*c.dim+d] = float32(c.bq[k*c.dim+d]) * sc
+		}
+	}
+	c.basisT = make([]float32, c.dim*c.k)
+	for k := range c.k {
+		for d := range c.dim {
+			c.basisT[d*c.k+k] = c.basis[k*c.dim+d]
+		}
+	}
+	c.blocks, c.groups = gridBlocks(c.layout)
+	c.lut = ransLUT(c.tabs[:])
+}
+
+// plan is the list of coded coefficient classes for one step code, in
+// coding order, with their context bucket.
+type planEntry struct {
+	u, k   uint16 // coefficient slot and component
+	cls    uint8  // class: u for AC, 16 + group frequency for DC
+	bucket uint8
+	shift  uint8 // low bits of the magnitude sent raw: lowBits(bucket)
+}
+
+// lowBits returns how many low bits of a magnitude go to the raw bit
+// stream in bucket b: about log2(sigma/step) - 3, so that the rANS symbol
+// (the magnitude shifted right by that much) rarely escapes and the raw
+// low bits are nearly uniform.
+func lowBits(b int) uint8 { return uint8(max(0, b>>2-3)) }
+
+func (c *ntcCodec) plan(stepCode int32) []planEntry {
+	var pl []planEntry
+	// DC classes first (group frequencies in zigzag order), then the AC
+	// frequencies of a block.
+	var classes []uint8
+	for _, u := range classOrder {
+		classes = append(classes, blockSize+u)
+	}
+	classes = append(classes, classOrder[1:]...)
+	for _, cl := range classes {
+		u := uint16(cl)
+		if cl >= blockSize {
+			u = 0
+		}
+		for k := range c.k {
+			lg := (int32(c.sig[k*ntcClasses+int(cl)])-128)*32 - stepCode
+			if lg < ntcSkip {
+				continue
+			}
+			b := int(min((lg-ntcBase)>>ntcBucketShift, ntcBuckets-1))
+			pl = append(pl, planEntry{u: u, k: uint16(k), cls: cl, bucket: uint8(b), shift: lowBits(b)})
+		}
+	}
+	return pl
+}
+
+// shapeIndex returns, for every block, the indices of the plan entries
+// present in the block: its one DC class (by its position in its group)
+// and the AC frequencies of its shape (edge blocks lack high ones).
+func (c *ntcCodec) shapeIndex(pl []planEntry) [][]int32 {
+	byShape := map[[3]uint8][]int32{}
+	out := make([][]int32, len(c.blocks))
+	for bi := range c.blocks {
+		g := &c.blocks[bi]
+		key := [3]uint8{g.bh, g.bw, g.pos}
+		idx, ok := byShape[key]
+		if !ok {
+			idx = make([]int32, 0, len(pl))
+			for i := range pl {
+				e := &pl[i]
+				if e.cls >= blockSize && e.cls-blockSize == g.pos ||
+					e.cls < blockSize && e.u/blockSide < uint16(g.bh) && e.u%blockSide < uint16(g.bw) {
+					idx = append(idx, int32(i))
+				}
+			}
+			byShape[key] = idx
+		}
+		out[bi] = idx
+	}
+	return out
+}
+
+// scratch holds per-call buffers.
+type ntcScratch struct {
+	coef []float32 // one sample's blocks, blockSize x K each
+	tmp  []float32
+	y    []float32
+	rans []byte // the rANS stream and ransPad zero bytes
+	bits []byte // the raw bit stream and ransPad zero bytes
+}
+
+func (c *ntcCodec) scratch() *ntcScratch {
+	s, _ := c.bufs.Get().(*ntcScratch)
+	if s == nil {
+		s = &ntcScratch{
+			coef: make([]float32, len(c.blocks)*blockSize*c.k),
+			tmp:  make([]float32, blockSize*c.k),
+			y:    make([]float32, blockSize*c.k),
+		}
+	}
+	return s
+}
+
+// Decode implements Codec.
+func (c *ntcCodec) Decode(dst []float32, payload []byte, n int) (err error) {
+	l := c.layout
+	nv, err := l.CheckCount(n)
+	if err != nil {
+		return err
+	}
+	if len(dst) != nv {
+		return fmt.Errorf("%w: output holds %d values, want %d", ErrBadLayout, len(dst), nv)
+	}
+	// Sizes in int64: on 32-bit platforms they could overflow int.
+	prefixBytes := int64(n) * int64(l.Prefix) * int64(2+l.Dim)
+	if int64(len(payload)) < ntcPayloadHeader+prefixBytes+4+4+8 {
+		return fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+	}
+	if payload[0] != ntcPayloadVersion || payload[1] != 0 {
+		return fmt.Errorf("%w: ntc payload version %d flags %d", ErrCorrupt, payload[0], payload[1])
+	}
+	stepCode := int32(binary.LittleEndian.Uint32(payload[2:]))
+	if stepCode < -stepCodeMax || stepCode > stepCodeMax {
+		return fmt.Errorf("%w: ntc step code %d", ErrCorrupt, stepCode)
+	}
+	step := stepOf(stepCode)
+	var off [ntcBuckets][3]int8
+	for b := range off {
+		for j := range off[b] {
+			off[b][j] = int8(payload[6+b*3+j])
+		}
+	}
+	recon := reconTable(&off)
+	// Prefix tokens.
+	p := ntcPayloadHeader
+	for s := range n {
+		for t := range l.Prefix {
+			row := dst[(s*l.Tokens+t)*l.Dim:][:l.Dim]
+			h := uint16(payload[p]) | uint16(payload[p+1])<<8
+			if !f16.IsFinite16(h) || h&0x8000 != 0 {
+				return fmt.Errorf("%w: ntc prefix scale %#04x", ErrCorrupt, h)
+			}
+			int8Format.unpack(row, payload[p+2:p+2+l.Dim], f16.ToFloat32(h))
+			p += 2 + l.Dim
+		}
+	}
+	// Outlier tokens: checked now, written over the grid at the end.
+	if len(payload)-p < 4 {
+		return fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+	}
+	nout := int(binary.LittleEndian.Uint32(payload[p:]))
+	p += 4
+	if int64(nout) > int64(n)*int64(l.Tokens-l.Prefix) || int64(nout)*int64(6+l.Dim) > int64(len(payload)-p) {
+		return fmt.Errorf("%w: ntc payload claims %d outlier tokens", ErrCorrupt, nout)
+	}
+	outIdx := payload[p : p+4*nout]
+	outRows := payload[p+4*nout : p+nout*(6+l.Dim)]
+	prev := -1
+	for i := range nout {
+		t := int(binary.LittleEndian.Uint32(outIdx[4*i:]))
+		if t <= prev || t >= n*l.Tokens || t%l.Tokens < l.Prefix {
+			return fmt.Errorf("%w: ntc outlier token index %d", ErrCorrupt, t)
+		}
+		prev = t
+		h := uint16(outRows[i*(2+l.Dim)]) | uint16(outRows[i*(2+l.Dim)+1])<<8
+		if !f16.IsFinite16(h) || h&0x8000 != 0 {
+			return fmt.Errorf("%w: ntc outlier scale %#04x", ErrCorrupt, h)
+		}
+	}
+	p += nout * (6 + l.Dim)
+	defer func() {
+		if err != nil {
+			return
+		}
+		for i := range nout {
+			t := int(binary.LittleEndian.Uint32(outIdx[4*i:]))
+			r := outRows[i*(2+l.Dim):][:2+l.Dim]
+			int8Format.unpack(dst[t*l.Dim:][:l.Dim], r[2:], f16.ToFloat32(uint16(r[0])|uint16(r[1])<<8))
+		}
+	}()
+	if len(payload)-p < 4 {
+		return fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+	}
+	rlen := int(binary.LittleEndian.Uint32(payload[p:]))
+	p += 4
+	if rlen < 8 || rlen > len(payload)-p {
+		return fmt.Errorf("%w: ntc rANS stream of %d bytes, %d left", ErrCorrupt, rlen, len(payload)-p)
+	}
+	if len(c.blocks) == 0 || c.k == 0 {
+		if rlen != 8 || p+rlen != len(payload) {
+			return fmt.Errorf("%w: ntc payload has %d bytes of coefficients, want none", ErrCorrupt, len(payload)-p-8)
+		}
+		for smp := range n {
+			out := dst[smp*l.Tokens*l.Dim:][:l.Tokens*l.Dim]
+			for t := l.Prefix; t < l.Tokens; t++ {
+				copy(out[t*l.Dim:], c.mean)
+			}
+		}
+		return nil
+	}
+	ents := c.decPlan(stepCode)
+	s := c.scratch()
+	defer c.bufs.Put(s)
+	s.rans = append(append(s.rans[:0], payload[p:p+rlen]...), make([]byte, ransPad)...)
+	s.bits = append(append(s.bits[:0], payload[p+rlen:]...), make([]byte, ransPad)...)
+	var rd ransDecoder
+	if err := rd.init(s.rans, s.bits); err != nil {
+		return err
+	}
+	per := blockSize * c.k
+	for smp := range n {
+		out := dst[smp*l.Tokens*l.Dim:][:l.Tokens*l.Dim]
+		clear(s.coef)
+		for bi := range c.blocks {
+			if err := rd.decodeBlock(c.lut, ents[bi], s.coef[bi*per:(bi+1)*per], &recon, step); err != nil {
+				return err
+			}
+		}
+		c.synthesize(out, s)
+	}
+	// The encoder's final states are the decoder's initial ones; a stream
+	// decoded to its end returns both states to ransL and consumes
+	// every word and bit.
+	if used := rd.bpos*8 - int(rd.nacc); rd.x0 != ransL || rd.x1 != ransL || rd.pos != rd.end || (used+7)/8 != rd.bend {
+		return fmt.Errorf("%w: ntc coefficient streams do not end where they should", ErrCorrupt)
+	}
+	return nil
+}
+
+// synthesize turns one sample's coefficients (s.coef, per block
+// class-major) into its grid tokens in out: the inverse DCT of each group's
+// DC coefficients, then each block's inverse DCT and the inverse PCA.
+func (c *ntcCodec) synthesize(out []float32, s *ntcScratch) {
+	K := c.k
+	per := blockSize * K
+	var a [blockSide]float32
+	for gi := range c.groups {
+		g := &c.groups[gi]
+		gh, gw := int(g.gh), int(g.gw)
+		cy, cx := &dctMats[gh], &dctMats[gw]
+		// tmp[i][b] = sum_j cx[j][b] dc[i][j]; dc[a][b] = sum_i cy[i][a] tmp[i][b].
+		tmp := s.tmp[:blockSize*K]
+		clear(tmp)
+		for i := range gh {
+			for b := range gw {
+				o := tmp[(i*blockSide+b)*K:][:K]
+				for j := range gw {
+					axpyRowsFast(o, []float32{cx[j][b]}, s.coef[int(g.blk[i*blockSide+j])*per:], K)
+				}
+			}
+		}
+		for ai := range gh {
+			for i := range gh {
+				a[i] = cy[i][ai]
+			}
+			for b := range gw {
+				dc := s.coef[int(g.blk[ai*blockSide+b])*per:][:K]
+				clear(dc)
+				axpyRowsFast(dc, a[:gh], tmp[b*K:], blockSide*K)
+			}
+		}
+	}
+	for bi := range c.blocks {
+		c.inverseBlock(out, &c.blocks[bi], s.coef[bi*per:(bi+1)*per], s)
+	}
+}
+
+// decPlanCache is how many step codes' decoding plans a codec keeps: a
+// file coded at one ratio uses one step code, a quality-targeted one a few.
+const decPlanCache = 8
+
+// decPlan returns the decoder's entries of every block for a step code,
+// from a small cache.
+func (c *ntcCodec) decPlan(stepCode int32) [][]decEntry {
+	c.plansMu.Lock()
+	for _, p := range c.plans {
+		if p.code == stepCode {
+			c.plansMu.Unlock()
+			return p.ents
+		}
+	}
+	c.plansMu.Unlock()
+	pl := c.plan(stepCode)
+	idx := c.shapeIndex(pl)
+	ents := make([][]decEntry, len(idx))
+	byShape := map[[3]uint8][]decEntry{}
+	for bi := range idx {
+		key := [3]uint8{c.blocks[bi].bh, c.blocks[bi].bw, c.blocks[bi].pos}
+		e, ok := byShape[key]
+		if !ok {
+			e = decEntries(pl, idx[bi], c.k)
+			byShape[key] = e
+		}
+		ents[bi] = e
+	}
+	c.plansMu.Lock()
+	if len(c.plans) == decPlanCache {
+		copy(c.plans, c.plans[1:])
+		c.plans = c.plans[:decPlanCache-1]
+	}
+	c.plans = append(c.plans, decPlanEntry{stepCode, ents})
+	c.plansMu.Unlock()
+	return ents
+}
+
+type decPlanEntry struct {
+	code int32
+	ents [][]decEntry
+}
+
+// inverseBlock turns the block's DCT coefficients (class-major) into
+// tokens of out.
+func (c *ntcCodec) inverseBlock(out []float32, g *blockGeom, coef []float32, s *ntcScratch) {
+	K, D := c.k, c.dim
+	bh, bw := int(g.bh), int(g.bw)
+	cy, cx := &dctMats[bh], &dctMats[bw]
+	// Along x: tmp[fy][px] = sum_fx cx[fx][px] coef[fy][fx].
+	tmp := s.tmp
+	clear(tmp)
+	var a [blockSide]float32
+	for fy := range bh {
+		for px := range bw {
+			for fx := range bw {
+				a[fx] = cx[fx][px]
+			}
+			axpyRowsFast(tmp[(fy*blockSide+px)*K:][:K], a[:bw], coef[fy*blockSide*K:], K)
+		}
+	}
+	y := s.y
+	clear(y)
+	for py := range bh {
+		for fy := range bh {
+			a[fy] = cy[fy][py]
+		}
+		for px := range bw {
+			axpyRowsFast(y[(py*blockSide+px)*K:][:K], a[:bh], tmp[px*K:], blockSide*K)
+		}
+	}
+	for py := range bh {
+		t0 := int(g.tok[py*blockSide])
+		for px := range bw {
+			copy(out[(t0+px)*D:(t0+px)*D+D], c.mean)
+		}
+		// A row of four tokens is contiguous in the output: one pass of
+		// the basis serves all four.
+		if bw == blockSide && axpy4Asm(out[t0*D:], D, D, y[py*blockSide*K:], K, K, c.basis, D) {
+			continue
+		}
+		for px := range bw {
+			axpyRowsFast(out[(t0+px)*D:(t0+px)*D+D], y[(py*blockSide+px)*K:][:K], c.basis, D)
+		}
+	}
+}

@@ -1,0 +1,514 @@
+package codec
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ntc-project/ntc/internal/f16"
+	"gonum.org/v1/gonum/mat"
+)
+
+const (
+	// DefaultRatio is the ntc codec's target ratio against float16 when
+	// neither a ratio nor a quality target is given.
+	DefaultRatio = 8
+	// defaultChunkBytes is the float16 size of a chunk assumed by rate
+	// control when Options.ChunkSamples is 0.
+	defaultChunkBytes = 4 << 20
+	// defaultRound is the quantizer's rounding offset in 1/256: below one
+	// half, it widens the dead zone around zero.
+	defaultRound = 115
+)
+
+// parseQuality parses "cos=0.99" or "snr=20".
+func parseQuality(s string) (uint8, float32, error) {
+	k, v, ok := strings.Cut(strings.TrimSpace(s), "=")
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: quality %q is not cos=X or snr=X", ErrOption, s)
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: quality %q: %v", ErrOption, s, err)
+	}
+	switch strings.ToLower(strings.TrimSpace(k)) {
+	case "cos":
+		if !(f > 0 && f < 1) {
+			return 0, 0, fmt.Errorf("%w: cosine target %g not in (0, 1)", ErrOption, f)
+		}
+		return qualityCos, float32(f), nil
+	case "snr":
+		if !(f > 0 && f <= 80) {
+			return 0, 0, fmt.Errorf("%w: SNR target %g dB not in (0, 80]", ErrOption, f)
+		}
+		return qualitySNR, float32(f), nil
+	}
+	return 0, 0, fmt.Errorf("%w: quality %q: want cos= or snr=", ErrOption, s)
+}
+
+// ntcRound is the rounding offset new models get; a variable for
+// experiments.
+var ntcRound uint8 = defaultRound
+
+// ntcOutlierFactor is how many times the median squared distance from the
+// mean a grid token must exceed to be coded as an outlier.
+const ntcOutlierFactor = 64
+
+// ntcMaxK caps the number of components, for experiments; 0 means none.
+var ntcMaxK = 0
+
+func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	if l.Dim > math.MaxUint16 {
+		return nil, fmt.Errorf("%w: ntc supports at most %d dims", ErrBadLayout, math.MaxUint16)
+	}
+	nv, err := l.CheckCount(n)
+	if err != nil {
+		return nil, fmt.Errorf("ntc needs training samples: %w", err)
+	}
+	if len(train) != nv {
+		return nil, fmt.Errorf("%w: %d training values for %d samples, want %d", ErrBadLayout, len(train), n, nv)
+	}
+	if err := checkFinite(train); err != nil {
+		return nil, err
+	}
+	if opts.Ratio != 0 && opts.Quality != "" {
+		return nil, fmt.Errorf("%w: give a ratio or a quality target, not both", ErrOption)
+	}
+	if opts.Ratio < 0 || opts.Ratio > 1000 || opts.ChunkSamples < 0 {
+		return nil, fmt.Errorf("%w: ratio %g, chunk samples %d", ErrOption, opts.Ratio, opts.ChunkSamples)
+	}
+	var qkind uint8
+	var qtarget float32
+	if opts.Quality != "" {
+		if qkind, qtarget, err = parseQuality(opts.Quality); err != nil {
+			return nil, err
+		}
+	}
+	full := fitPCA(l, train, n)
+	if ntcMaxK > 0 && full.k > ntcMaxK {
+		full = full.truncate(ntcMaxK)
+	}
+	full.round = ntcRound
+	cs := full.transform(full.fillOutliers(train, n, full.outliers(train, n)), n)
+	full.fitSigma(cs)
+
+	chunk := opts.ChunkSamples
+	if chunk == 0 {
+		chunk = max(1, defaultChunkBytes/(2*l.Values()))
+	}
+	code, err := full.fitStep(train, n, cs, chunk, opts.Ratio, qkind, qtarget)
+	if err != nil {
+		return nil, err
+	}
+	// High rates need the leading basis rows at float16 precision: refit
+	// with them.
+	if h := full.chooseHi16(full.stepCode); h > 0 {
+		full.setHi16(h)
+		cs = full.transform(full.fillOutliers(train, n, full.outliers(train, n)), n)
+		full.fitSigma(cs)
+		if code, err = full.fitStep(train, n, cs, chunk, opts.Ratio, qkind, qtarget); err != nil {
+			return nil, err
+		}
+	}
+	c := full.truncate(full.componentsFor(code))
+	c.fit = nil
+	return c, nil
+}
+
+// fitStep sets the step code (and the rANS tables) for a ratio or quality
+// target and returns the step code that sets the number of components.
+func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio float64, qkind uint8, qtarget float32) (int32, error) {
+	var code int32
+	switch {
+	case qkind != qualityNone:
+		c.qkind, c.qtarget = qkind, qtarget
+		code = c.fitQuality(train, n, cs)
+		c.stepCode = code
+		q := c.quantizeChunks(cs, n, chunk, code)
+		c.tabs, c.tlo, c.thi = q.tabs, q.tlo, q.thi
+		// Keep the components a chunk needing a finer step may use.
+		code -= 256
+	default:
+		if ratio == 0 {
+			ratio = DefaultRatio
+		}
+		if ratio < 1 {
+			return 0, fmt.Errorf("%w: ratio %g below 1", ErrOption, ratio)
+		}
+		q := c.fitRatio(train, n, cs, chunk, ratio)
+		code = q.code
+		c.stepCode, c.tabs, c.tlo, c.thi = code, q.tabs, q.tlo, q.thi
+	}
+	return code, nil
+}
+
+// fitPCA returns a codec with all D components: the mean and eigenvectors
+// of the grid tokens' covariance, rounded to float16.
+func fitPCA(l Layout, train []float32, n int) *ntcCodec {
+	D := l.Dim
+	c := &ntcCodec{layout: l, dim: D, mean: make([]float32, D)}
+	grid := l.GridH * l.GridW
+	rows := n * grid
+	if rows == 0 {
+		c.finish()
+		return c
+	}
+	// Outliers: grid tokens farther from the mean than ntcOutlierFactor
+	// times the median squared distance are coded apart and left out of
+	// the fit, so that a few huge tokens cannot take over the components.
+	mean := make([]float64, D)
+	for s := range n {
+		for t := l.Prefix; t < l.Tokens; t++ {
+			for d, v := range train[(s*l.Tokens+t)*D:][:D] {
+				mean[d] += float64(v)
+			}
+		}
+	}
+	for d := range mean {
+		mean[d] /= float64(rows)
+	}
+	dist := make([]float64, 0, rows)
+	for s := range n {
+		for t := l.Prefix; t < l.Tokens; t++ {
+			var e float64
+			for d, v := range train[(s*l.Tokens+t)*D:][:D] {
+				e += (float64(v) - mean[d]) * (float64(v) - mean[d])
+			}
+			dist = append(dist, e)
+		}
+	}
+	med := append([]float64(nil), dist...)
+	sort.Float64s(med)
+	thr := ntcOutlierFactor * med[len(med)/2]
+	keep := 0
+	clear(mean)
+	for s := range n {
+		for t := l.Prefix; t < l.Tokens; t++ {
+			if thr > 0 && dist[s*grid+t-l.Prefix] > thr {
+				continue
+			}
+			for d, v := range train[(s*l.Tokens+t)*D:][:D] {
+				mean[d] += float64(v)
+			}
+			keep++
+		}
+	}
+	if thr > 0 && thr < math.MaxFloat32 {
+		c.othr = float32(thr)
+	}
+	for d := range mean {
+		mean[d] /= float64(max(keep, 1))
+		c.mean[d] = f16.Round(float32(mean[d]))
+	}
+	x := mat.NewDense(max(keep, 1), D, nil)
+	raw := x.RawMatrix()
+	i := 0
+	for s := range n {
+		for t := l.Prefix; t < l.Tokens; t++ {
+			if thr > 0 && dist[s*grid+t-l.Prefix] > thr {
+				continue
+			}
+			row := raw.Data[i*raw.Stride:][:D]
+			for d, v := range train[(s*l.Tokens+t)*D:][:D] {
+				row[d] = float64(v) - mean[d]
+			}
+			i++
+		}
+	}
+	rows = max(keep, 1)
+	var cov mat.SymDense
+	cov.SymOuterK(1/float64(rows), x.T())
+	var eig mat.EigenSym
+	if !eig.Factorize(&cov, true) {
+		// Fall back to the identity basis.
+		c.k = D
+		c.bq = make([]int8, D*D)
+		c.bscale = make([]uint16, D)
+		for d := range D {
+			c.bq[d*D+d] = 127
+			c.bscale[d] = f16.FromFloat32(1.0 / 127)
+		}
+		c.finish()
+		return c
+	}
+	vals := eig.Values(nil)
+	var vecs mat.Dense
+	eig.VectorsTo(&vecs)
+	idx := make([]int, D)
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return vals[idx[a]] > vals[idx[b]] })
+	c.k = D
+	c.bq = make([]int8, D*D)
+	c.bscale = make([]uint16, D)
+	c.fit = &fitInfo{lambda: make([]float64, D), berr: make([]float64, D), b16: make([]float32, D*D)}
+	row := make([]float32, D)
+	for k, j := range idx {
+		c.fit.lambda[k] = max(0, vals[j])
+		// Sign: the largest-magnitude entry is positive, for determinism.
+		var big float64
+		for d := range D {
+			if v := vecs.At(d, j); math.Abs(v) > math.Abs(big) {
+				big = v
+			}
+		}
+		sgn := 1.0
+		if big < 0 {
+			sgn = -1
+		}
+		var amax float32
+		for d := range D {
+			row[d] = float32(sgn * vecs.At(d, j))
+			amax = max(amax, abs32(row[d]))
+		}
+		// Rows are stored as int8 with a float16 scale: the basis error
+		// this adds is about 40 dB below each component's energy.
+		h := scaleFor(amax, 127)
+		c.bscale[k] = h
+		inv := 1 / f16.ToFloat32(h)
+		for d := range D {
+			q := int8(roundClamp(row[d]*inv, 127))
+			c.bq[k*D+d] = q
+			e := float64(float32(q)*f16.ToFloat32(h)) - sgn*vecs.At(d, j)
+			c.fit.berr[k] += e * e
+			c.fit.b16[k*D+d] = f16.Round(row[d])
+		}
+	}
+	c.finish()
+	return c
+}
+
+// fitInfo holds what fitting knows beyond the model.
+type fitInfo struct {
+	lambda []float64 // eigenvalues, descending
+	berr   []float64 // squared norm of each int8 basis row's error
+	b16    []float32 // the basis rounded to float16
+}
+
+// setHi16 stores the first h basis rows as float16.
+func (c *ntcCodec) setHi16(h int) {
+	c.hi16 = h
+	c.basis = append([]float32(nil), c.fit.b16[:h*c.dim]...)
+	c.finish()
+}
+
+// chooseHi16 returns how many leading basis rows need float16 storage at
+// step code: the fewest for which the int8 rows' error energy stays below
+// 2% of the expected quantization noise.
+func (c *ntcCodec) chooseHi16(code int32) int {
+	if c.fit == nil {
+		return 0
+	}
+	step := float64(stepOf(code))
+	var noise float64
+	for i, sc := range c.sig {
+		if sc == 0 {
+			continue
+		}
+		sig := math.Exp2((float64(sc) - 128) / 8)
+		w := 1.0 / blockSize // an AC class: one coefficient per block
+		if i%ntcClasses >= blockSize {
+			w /= blockSize // a DC class: one block in 16
+		}
+		noise += min(sig*sig, step*step/12) * w
+	}
+	var berr float64
+	for k := range c.k {
+		berr += c.fit.lambda[k] * c.fit.berr[k]
+	}
+	h := 0
+	for h < c.k && berr > 0.02*noise {
+		berr -= c.fit.lambda[h] * c.fit.berr[h]
+		h++
+	}
+	return h
+}
+
+// fitSigma sets the sigma codes from the training coefficients.
+func (c *ntcCodec) fitSigma(cs *coefSet) {
+	K := c.k
+	sum := make([]float64, K*ntcClasses)
+	cnt := make([]float64, ntcClasses)
+	for s := range cs.n {
+		for bi := range cs.blocks {
+			g := &c.blocks[bi]
+			coef := cs.block(s, bi)
+			for fy := range int(g.bh) {
+				for fx := range int(g.bw) {
+					u := fy*blockSide + fx
+					cl := u
+					if u == 0 {
+						cl = blockSize + int(g.pos)
+					}
+					cnt[cl]++
+					for k, v := range coef[u*K : u*K+K] {
+						sum[k*ntcClasses+cl] += float64(v) * float64(v)
+					}
+				}
+			}
+		}
+	}
+	c.sig = make([]uint8, K*ntcClasses)
+	for k := range K {
+		for cl := range ntcClasses {
+			if cnt[cl] == 0 || sum[k*ntcClasses+cl] == 0 {
+				continue
+			}
+			v := math.Sqrt(sum[k*ntcClasses+cl] / cnt[cl])
+			c.sig[k*ntcClasses+cl] = uint8(max(0, min(255, math.Round(8*math.Log2(v))+128)))
+		}
+	}
+}
+
+// componentsFor returns the number of components that step code uses.
+func (c *ntcCodec) componentsFor(code int32) int {
+	k := 0
+	for _, e := range c.plan(code) {
+		k = max(k, int(e.k)+1)
+	}
+	return k
+}
+
+// truncate returns a codec with the first k components of c.
+func (c *ntcCodec) truncate(k int) *ntcCodec {
+	t := &ntcCodec{
+		layout: c.layout, dim: c.dim, k: k,
+		mean:     c.mean,
+		hi16:     min(c.hi16, k),
+		basis:    c.basis[:min(c.hi16, k)*c.dim],
+		bq:       c.bq[:k*c.dim],
+		bscale:   c.bscale[:k],
+		stepCode: c.stepCode, qkind: c.qkind, qtarget: c.qtarget, round: c.round, othr: c.othr,
+		tabs: c.tabs, tlo: c.tlo, thi: c.thi,
+		fit: c.fit,
+	}
+	if c.sig != nil {
+		t.sig = c.sig[:k*ntcClasses]
+		t.model = t.serialize()
+	}
+	t.finish()
+	return t
+}
+
+// chunkSyms holds the quantized symbols of the training data, chunk by
+// chunk, at one step code, and the rANS tables fitted to them.
+type chunkSyms struct {
+	code int32
+	pl   []planEntry
+	sym  [][]int32
+	off  [][ntcBuckets][3]int8
+	tabs [ntcBuckets]ransTable
+	tlo  uint8
+	thi  uint8
+}
+
+// quantizeChunks quantizes the training coefficients in chunks of chunk
+// samples at step code and fits the rANS tables to the result.
+func (c *ntcCodec) quantizeChunks(cs *coefSet, n, chunk int, code int32) *chunkSyms {
+	r := &chunkSyms{code: code, pl: c.plan(code)}
+	idx := c.shapeIndex(r.pl)
+	var hist [ntcBuckets][ransSyms]float64
+	for s := 0; s < n; s += chunk {
+		m := min(chunk, n-s)
+		per := cs.blocks * blockSize * cs.stride
+		sub := &coefSet{stride: cs.stride, blocks: cs.blocks, n: m, coef: cs.coef[s*per : (s+m)*per]}
+		sym, off := c.quantize(sub, r.pl, code, float32(c.round)/256)
+		histogram(&hist, r.pl, sym, idx, m*cs.blocks)
+		r.sym = append(r.sym, sym)
+		r.off = append(r.off, off)
+	}
+	r.tabs, r.tlo, r.thi = fitTables(&hist)
+	return r
+}
+
+// fitRatio returns the step code whose model plus payloads, the training
+// data encoded in chunks, come closest to fp16 size / ratio, and the
+// rANS tables fitted at that step.
+func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, ratio float64) *chunkSyms {
+	target := float64(2*n*c.layout.Values()) / ratio
+	v := c.layout.Values()
+	size := func(code int32) (float64, *chunkSyms) {
+		q := c.quantizeChunks(cs, n, chunk, code)
+		k := c.componentsFor(code)
+		total := modelSize(c.dim, k, min(k, c.hi16), int(q.thi-q.tlo))
+		var buf []byte
+		for i, sym := range q.sym {
+			s := i * chunk
+			m := min(chunk, n-s)
+			buf = c.appendPayload(buf[:0], train[s*v:(s+m)*v], m, q.pl, sym, q.off[i], code, &q.tabs)
+			total += len(buf)
+		}
+		return float64(total), q
+	}
+	lo, hi := int32(-16*256), int32(16*256) // size(lo) > target >= size(hi)
+	slo, qlo := size(lo)
+	if slo <= target {
+		return qlo
+	}
+	shi, qhi := size(hi)
+	if shi > target {
+		return qhi
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if s, q := size(mid); s > target {
+			lo, slo, qlo = mid, s, q
+		} else {
+			hi, shi, qhi = mid, s, q
+		}
+	}
+	best, sbest := qhi, shi
+	if math.Abs(slo-target) < math.Abs(shi-target) {
+		best, sbest = qlo, slo
+	}
+	// Classes enter the plan in groups (sigma codes are 1/8 octave), so the
+	// size can jump between neighbouring step codes; the rounding offset
+	// closes the gap when it is wider than 0.2%.
+	if math.Abs(sbest/target-1) > 0.002 {
+		// The size grows with the rounding offset: bisect it at both
+		// neighbouring step codes for the offset closest to the target.
+		bestRound := c.round
+		for _, code := range []int32{lo, hi} {
+			rlo, rhi := uint8(96), uint8(128) // size(rlo) <= target < size(rhi), if anywhere
+			for rhi-rlo > 1 {
+				c.round = rlo + (rhi-rlo)/2
+				if s, q := size(code); s <= target {
+					rlo = c.round
+					if math.Abs(s-target) < math.Abs(sbest-target) {
+						best, sbest, bestRound = q, s, c.round
+					}
+				} else {
+					rhi = c.round
+					if math.Abs(s-target) < math.Abs(sbest-target) {
+						best, sbest, bestRound = q, s, c.round
+					}
+				}
+			}
+		}
+		c.round = bestRound
+	}
+	return best
+}
+
+// fitQuality returns the step code that meets the quality target on a
+// subsample of at most 48 training samples taken at a regular stride.
+func (c *ntcCodec) fitQuality(train []float32, n int, cs *coefSet) int32 {
+	stride := (n + 47) / 48
+	if stride == 1 {
+		return c.searchQuality(train, n, cs)
+	}
+	v := c.layout.Values()
+	var sub []float32
+	m := 0
+	for s := 0; s < n; s += stride {
+		sub = append(sub, train[s*v:(s+1)*v]...)
+		m++
+	}
+	return c.searchQuality(sub, m, c.transform(c.fillOutliers(sub, m, c.outliers(sub, m)), m))
+}

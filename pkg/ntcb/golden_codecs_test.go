@@ -1,0 +1,176 @@
+package ntcb
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/ntc-project/ntc/internal/sample"
+	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/tensorio"
+)
+
+// The cross-language golden files: for every registered codec,
+// testdata/golden/<codec>.ntcb holds a small file of real tokens and
+// testdata/golden/<codec>.decoded.npy (float32, [N, T, D]) what this
+// package's Reader decodes it to. Other readers (python/ntcb) must decode
+// the .ntcb to the .npy: exactly for lossless codecs, within float16
+// rounding otherwise. Run go test ./pkg/ntcb -run TestGoldenCodecs -update
+// to rewrite them after a deliberate format change.
+const goldenCodecsDir = "../../testdata/golden"
+
+// goldenInput describes the tokens a codec's golden file is encoded from:
+// n samples of the embedded real sample (internal/sample), cut to the CLS
+// token plus the top-left gridH x gridW patches and the first dim channels.
+type goldenInput struct {
+	n, gridH, gridW, dim int
+	chunkSamples         int
+	opts                 codec.Options
+}
+
+// goldenInputFor returns the input of a codec's golden file. Fixed codecs
+// get a tiny input (its dim 37 is one full int4 group of 32 plus an odd
+// tail); the learned codec gets enough tokens to fit a model on, on a grid
+// that 4x4 blocks do not divide.
+func goldenInputFor(spec codec.Spec) goldenInput {
+	if spec.Learned {
+		return goldenInput{n: 8, gridH: 7, gridW: 6, dim: 64, chunkSamples: 3, opts: codec.Options{Ratio: 8}}
+	}
+	return goldenInput{n: 3, gridH: 4, gridW: 4, dim: 37, chunkSamples: 2}
+}
+
+// goldenTokens cuts the input out of the embedded real tokens. The last
+// sample's second token is set to zero, so that a zero scale is covered.
+func goldenTokens(t *testing.T, in goldenInput) *Memory {
+	t.Helper()
+	path, err := sample.WriteTo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, shape, _, err := tensorio.ReadAll(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, T, D := shape[0], shape[1], shape[2]
+	side := int(math.Sqrt(float64(T - 1)))
+	if in.n > n || in.gridH > side || in.gridW > side || in.dim > D {
+		t.Fatalf("golden input %+v does not fit the sample %v", in, shape)
+	}
+	tk := 1 + in.gridH*in.gridW
+	m := &Memory{N: in.n, Tokens: tk, Dim: in.dim, KeyPrefix: "golden"}
+	for s := range in.n {
+		rows := []int{0}
+		for y := range in.gridH {
+			for x := range in.gridW {
+				rows = append(rows, 1+y*side+x)
+			}
+		}
+		for _, r := range rows {
+			off := (s*T + r) * D
+			m.Data = append(m.Data, all[off:off+in.dim]...)
+		}
+	}
+	last := (in.n-1)*tk*in.dim + in.dim
+	clear(m.Data[last : last+in.dim])
+	return m
+}
+
+// writeGoldenCodec encodes the golden input of a codec and writes the file
+// and its decoded values.
+func writeGoldenCodec(t *testing.T, spec codec.Spec, ntcbPath, npyPath string) {
+	t.Helper()
+	in := goldenInputFor(spec)
+	m := goldenTokens(t, in)
+	opts := Options{
+		Codec: spec.Name, CodecOptions: in.opts, ChunkBytes: in.chunkSamples * 2 * m.Tokens * m.Dim,
+		GridH: in.gridH, GridW: in.gridW, Prefix: -1, Workers: 1, Tool: "ntc golden",
+		Meta: map[string]string{"source": "internal/sample " + sample.Name},
+	}
+	if err := os.MkdirAll(filepath.Dir(ntcbPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EncodeFile(context.Background(), ntcbPath, m, opts); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := decodeGolden(t, ntcbPath)
+	w, err := tensorio.Create(npyPath, tensorio.Float32, m.N, m.Tokens, m.Dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := m.Tokens * m.Dim
+	for i := range m.N {
+		if err := w.WriteSample(got[i*n : (i+1)*n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// decodeGolden verifies a golden file and decodes all its samples.
+func decodeGolden(t *testing.T, path string) ([]float32, *File) {
+	t.Helper()
+	r, err := Open(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./pkg/ntcb -run TestGoldenCodecs -update to create it)", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if err := r.Verify(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	var all, buf []float32
+	for i := range r.Len() {
+		if buf, err = r.ReadSample(i, buf); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, buf...)
+	}
+	return all, r
+}
+
+// TestGoldenCodecs checks that every registered codec has a golden file
+// and that it still decodes, bit for bit, to the values stored next to it.
+func TestGoldenCodecs(t *testing.T) {
+	for _, name := range codec.Names() {
+		t.Run(name, func(t *testing.T) {
+			spec, err := codec.Lookup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ntcbPath := filepath.Join(goldenCodecsDir, name+".ntcb")
+			npyPath := filepath.Join(goldenCodecsDir, name+".decoded.npy")
+			if *update {
+				writeGoldenCodec(t, spec, ntcbPath, npyPath)
+			}
+			got, r := decodeGolden(t, ntcbPath)
+			if r.Meta().Codec != name {
+				t.Fatalf("%s holds codec %q", ntcbPath, r.Meta().Codec)
+			}
+			want, shape, dt, err := tensorio.ReadAll(npyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := r.Layout()
+			if dt != tensorio.Float32 || !slices.Equal(shape, []int{r.Len(), l.Tokens, l.Dim}) {
+				t.Fatalf("%s: %v %v, want float32 [%d %d %d]", npyPath, dt, shape, r.Len(), l.Tokens, l.Dim)
+			}
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s decodes to %g at value %d, %s holds %g; if the format changed on purpose, run with -update",
+						ntcbPath, got[i], i, npyPath, want[i])
+				}
+			}
+			for _, p := range []string{ntcbPath, npyPath} {
+				if fi, err := os.Stat(p); err != nil {
+					t.Error(err)
+				} else if fi.Size() > 100<<10 {
+					t.Errorf("%s: %d bytes, want a file under 100 KiB", p, fi.Size())
+				}
+			}
+		})
+	}
+}
