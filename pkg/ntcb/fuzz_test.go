@@ -12,10 +12,13 @@ import (
 
 // FuzzReader opens arbitrary bytes as a .ntcb file and, when that succeeds,
 // verifies it and reads every sample. It must never panic; the seeds are the
-// golden file and a small file of the corruption tests.
+// golden files of every codec and a small file of the corruption tests.
 func FuzzReader(f *testing.F) {
-	if b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "golden_fp16.ntcb")); err == nil {
-		f.Add(b)
+	seeds, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "golden", "*.ntcb"))
+	for _, path := range append(seeds, filepath.Join("..", "..", "testdata", "golden_fp16.ntcb")) {
+		if b, err := os.ReadFile(path); err == nil {
+			f.Add(b)
+		}
 	}
 	m := &Memory{Data: tokens(9, 2, 5, 4), N: 2, Tokens: 5, Dim: 4}
 	var buf bytes.Buffer
