@@ -14,8 +14,10 @@ func newVerifyCmd(g *globals, runF func(context.Context, []string) error) *cobra
 		Use:   "verify IN.ntcb...",
 		Short: "Check every checksum and decode every chunk",
 		Long: `Verify checks the header, the footer and index checksums, the checksum of
-every chunk and model, and decodes every chunk. It exits 0 only if every file
-is intact; a damaged file exits 3 with a message naming the problem.
+every chunk and model, and decodes every chunk. For a model file (.ntcm
+from 'ntc fit') it checks the checksums and that the codec loads the model.
+It exits 0 only if every file is intact; a damaged file exits 3 with a
+message naming the problem.
 
 ` + exitCodesHelp,
 		Example: examples("ntc verify train.ntcb", "ntc verify shards/*.ntcb"),
@@ -45,17 +47,21 @@ is intact; a damaged file exits 3 with a message naming the problem.
 }
 
 func verifyFile(ctx context.Context, g *globals, in string) error {
-	r, err := ntcb.Open(in)
+	var bar *progress
+	rep, err := ntcb.VerifyFile(ctx, in, func(total int) ntcb.Progress {
+		bar = g.newProgress(total, "verify")
+		return bar
+	})
+	if bar != nil {
+		bar.Done()
+	}
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	bar := g.newProgress(r.Len(), "verify")
-	err = r.Verify(ctx, bar)
-	bar.Done()
-	if err != nil {
-		return fmt.Errorf("%s: %w", in, err)
+	if rep.Model {
+		g.summary("%s: ok, model file", in)
+	} else {
+		g.summary("%s: ok, %d samples in %d chunks", in, rep.Samples, rep.Chunks)
 	}
-	g.summary("%s: ok, %d samples in %d chunks", in, r.Len(), r.Container().NumChunks())
 	return nil
 }

@@ -180,6 +180,9 @@ func TestFitThenEncodeWithModel(t *testing.T) {
 	if code, _, errs := ntc(t, "encode", in, "-o", x, "--model", m, "--ratio", "8"); code != exitUsage {
 		t.Fatalf("--model with --ratio: %d %s", code, errs)
 	}
+	if code, out, errs := ntc(t, "verify", m); code != 0 || !strings.Contains(out, "model file") {
+		t.Fatalf("verify of a model file: %d %s %s", code, out, errs)
+	}
 	if code, _, errs := ntc(t, "encode", in, "-o", x, "--model", x); code != exitCorrupt {
 		t.Fatalf("a data file as --model: %d %s", code, errs)
 	}

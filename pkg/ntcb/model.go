@@ -116,3 +116,44 @@ func modelFrom(r *container.Reader) (*Model, error) {
 	}
 	return m, nil
 }
+
+// VerifyReport says what VerifyFile checked.
+type VerifyReport struct {
+	// Model is true for a model file (.ntcm), false for a data file.
+	Model bool
+	// Samples and Chunks count what was decoded (zero for a model file).
+	Samples, Chunks int
+}
+
+// VerifyFile checks the .ntcb or .ntcm file at path: every checksum, then
+// for a data file every chunk decoded, for a model file that its codec
+// loads the model. progress, if set, is called once with the number of
+// samples to decode and returns the Progress to report them to.
+func VerifyFile(ctx context.Context, path string, progress func(total int) Progress) (VerifyReport, error) {
+	f, err := container.Open(path)
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	defer f.Close()
+	if _, err := parseMetadata(f.Metadata(), ModelFormatName); err == nil {
+		if err := f.Verify(); err != nil {
+			return VerifyReport{}, fmt.Errorf("%s: %w", path, err)
+		}
+		if _, err := modelFrom(f.Reader); err != nil {
+			return VerifyReport{}, fmt.Errorf("%s: %w", path, err)
+		}
+		return VerifyReport{Model: true}, nil
+	}
+	r, err := newReader(f.Reader)
+	if err != nil {
+		return VerifyReport{}, fmt.Errorf("%s: %w", path, err)
+	}
+	var p Progress
+	if progress != nil {
+		p = progress(r.Len())
+	}
+	if err := r.Verify(ctx, p); err != nil {
+		return VerifyReport{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return VerifyReport{Samples: r.Len(), Chunks: f.NumChunks()}, nil
+}
