@@ -1,0 +1,52 @@
+"""Read .ntcb files (compressed ViT token dumps written by ntc) from Python.
+
+Pure Python with numpy; fp16 chunks also need zstandard. No Go toolchain is
+needed. ::
+
+    import ntcb
+    r = ntcb.open("train.ntcb")
+    len(r)                 # samples
+    r[0]                   # float32 [tokens, dim]
+    r.keys()[:3]           # sample keys, in storage order
+    r.get("shards/000#7")  # by key
+    r.read([0, 5, 9])      # float32 [3, tokens, dim]
+    r.meta                 # metadata: codec, layout, shape, user pairs
+
+Every checksum is verified before data is decoded, and damaged or hostile
+files raise ntcb.NtcbError subclasses that name the file.
+See docs/usage.md for a torch Dataset and a training loop.
+"""
+
+from .codecs import Layout, names as codec_names
+from .container import MAGIC
+from .errors import (
+    BadMagic,
+    ChecksumError,
+    CorruptError,
+    NotFound,
+    NtcbError,
+    TooLargeError,
+    TruncatedError,
+    UnknownCodecError,
+    UnsupportedVersion,
+)
+from .reader import Reader, open
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "open",
+    "Reader",
+    "Layout",
+    "codec_names",
+    "MAGIC",
+    "NtcbError",
+    "BadMagic",
+    "UnsupportedVersion",
+    "ChecksumError",
+    "CorruptError",
+    "TooLargeError",
+    "TruncatedError",
+    "UnknownCodecError",
+    "NotFound",
+]

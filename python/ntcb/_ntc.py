@@ -1,0 +1,444 @@
+"""Decoder of the learned codec "ntc" (codec id 5), ported from
+pkg/codec/ntc.go and pkg/codec/rans.go.
+
+Ported version: model version 4, payload version 4 (ntcModelVersion and
+ntcPayloadVersion in ntc.go): a 22-byte model header (H, the basis rows
+stored as float16, the other K-H rows int8 with a float16 scale; the outlier
+threshold), 32 sigma classes per component, outlier grid tokens coded like
+prefix tokens and written over the grid; 4x4 block DCT whose DC
+coefficients go through a second 2-D DCT per group of up to 4x4 blocks, two interleaved rANS states with static per-bucket
+frequency tables (11-bit precision, 16 symbols, escape 15) coding the
+magnitude without its lowBits(bucket) low bits, and a raw LSB-first bit
+stream for Exp-Golomb escapes, those low bits and the signs of nonzero
+values. Files of other versions are
+refused with CorruptError.
+
+Entropy decoding is a pure-Python loop over the coded symbols (about a
+microsecond each); the inverse transform is vectorized with numpy, or runs
+with torch on a device (``reconstruct_torch``). Values match the Go decoder
+within float32 rounding (Go may fuse multiply-adds), not bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+
+from .codecs import Codec, Layout, f16_to_f32
+from .errors import CorruptError
+
+MODEL_VERSION = 4
+PAYLOAD_VERSION = 4
+MODEL_HEADER = 22
+BUCKET_SHIFT = 6
+BUCKETS = 14 << (8 - BUCKET_SHIFT)  # 56
+BASE = -2 * 256
+SKIP = -2 * 256
+PAYLOAD_HEADER = 6 + BUCKETS * 3
+STEP_CODE_MAX = 24 * 256
+BLOCK_SIDE = 4
+BLOCK_SIZE = 16
+# Coefficient classes per component: the 15 AC frequencies of a block (class 0
+# unused) and the 16 frequencies of the DCT of the DCs of a group of 4x4 blocks.
+CLASSES = 2 * BLOCK_SIZE
+QUALITY_COS = 2
+
+RANS_BITS = 11
+RANS_M = 1 << RANS_BITS
+RANS_L = 1 << 16
+RANS_SYMS = 16
+RANS_ESC = RANS_SYMS - 1
+RANS_PAD = 32
+
+
+def _dct_mats() -> list[np.ndarray]:
+    """dct[n][f, p]: the orthonormal DCT-II basis of size n (float32, as Go rounds it)."""
+    mats = [np.zeros((0, 0), np.float32)]
+    for n in range(1, BLOCK_SIDE + 1):
+        m = np.zeros((n, n), dtype=np.float32)
+        for f in range(n):
+            s = math.sqrt(2 / n) if f else math.sqrt(1 / n)
+            for p in range(n):
+                m[f, p] = s * math.cos(math.pi * (2 * p + 1) * f / (2 * n))
+        mats.append(m)
+    return mats
+
+
+DCT = _dct_mats()
+
+# The 16 frequencies u = fy*4 + fx by increasing fy+fx.
+CLASS_ORDER = [fy * BLOCK_SIDE + (s - fy) for s in range(2 * BLOCK_SIDE - 1) for fy in range(BLOCK_SIDE)
+               if 0 <= s - fy < BLOCK_SIDE]
+
+
+def _u16(b, p):
+    return b[p] | (b[p + 1] << 8)
+
+
+class NTC(Codec):
+    name = "ntc"
+    id = 5
+
+    def __init__(self, layout: Layout, model: bytes | None):
+        self.layout = layout
+        layout.validate()
+        m = bytes(model or b"")
+        if len(m) < MODEL_HEADER:
+            raise CorruptError(f"ntc model of {len(m)} bytes")
+        if m[0] != MODEL_VERSION or m[1] != 0:
+            raise CorruptError(f"ntc model version {m[0]} flags {m[1]} (this reader reads version {MODEL_VERSION})")
+        d, k = struct.unpack_from("<HH", m, 2)
+        (h16,) = struct.unpack_from("<H", m, 16)
+        if d != layout.dim or k > d or h16 > k:
+            raise CorruptError(f"ntc model for dim {d} with {k} components, layout dim {layout.dim}")
+        fixed = self._model_size(d, k, h16, 0)
+        if len(m) < fixed:
+            raise CorruptError(f"ntc model has {len(m)} bytes, want at least {fixed}")
+        tlo, thi = m[fixed - 2], m[fixed - 1]
+        if tlo > thi or thi > BUCKETS:
+            raise CorruptError(f"ntc rANS tables {tlo}..{thi}")
+        want = self._model_size(d, k, h16, thi - tlo)
+        if len(m) != want:
+            raise CorruptError(f"ntc model has {len(m)} bytes, want {want}")
+        (step_code,) = struct.unpack_from("<i", m, 6)
+        qkind = m[10]
+        (qtarget,) = struct.unpack_from("<f", m, 11)
+        (othr,) = struct.unpack_from("<f", m, 18)
+        if not 0 <= othr <= 3.4028234663852886e38:
+            raise CorruptError(f"ntc outlier threshold {othr}")
+        if not -STEP_CODE_MAX <= step_code <= STEP_CODE_MAX:
+            raise CorruptError(f"ntc step code {step_code}")
+        if qkind > QUALITY_COS or not (-1000 <= qtarget <= 1000):
+            raise CorruptError(f"ntc quality target {qkind} {qtarget}")
+        p = MODEL_HEADER
+        h = np.frombuffer(m, dtype="<u2", count=d * (1 + h16), offset=p)
+        if ((h & 0x7C00) == 0x7C00).any():
+            raise CorruptError("ntc model: a mean or basis value is not finite")
+        self.mean = f16_to_f32(h[:d])
+        hi = f16_to_f32(h[d:]).reshape(h16, d)
+        p += 2 * d * (1 + h16)
+        rows = np.frombuffer(m, dtype=np.uint8, count=(k - h16) * (2 + d), offset=p).reshape(k - h16, 2 + d)
+        sc = rows[:, 0].astype(np.uint16) | (rows[:, 1].astype(np.uint16) << 8)
+        if (((sc & 0x7C00) == 0x7C00) | ((sc & 0x8000) != 0)).any():
+            raise CorruptError("ntc model: a basis scale is negative or not finite")
+        lo = rows[:, 2:].view(np.int8).astype(np.float32) * f16_to_f32(sc)[:, None]
+        self.basis = np.concatenate([hi, lo]).astype(np.float32)  # [K, D]
+        p += (k - h16) * (2 + d)
+        self.sig = list(m[p : p + CLASSES * k])
+        p += CLASSES * k + 2
+        freqs = [[RANS_M // RANS_SYMS] * RANS_SYMS for _ in range(BUCKETS)]
+        for i in range(tlo, thi):
+            f = list(struct.unpack_from(f"<{RANS_SYMS}H", m, p))
+            p += 2 * RANS_SYMS
+            if min(f) == 0 or sum(f) != RANS_M:
+                raise CorruptError(f"ntc rANS table {i}")
+            freqs[i] = f
+        self.dim, self.k = d, k
+        self.step_code = step_code
+        # Decoding tables: for bucket b and slot s, index b*2048+s.
+        self._freq, self._bias, self._sym = [], [], []
+        for b in range(BUCKETS):
+            for s, f in enumerate(freqs[b]):
+                self._freq.extend([f] * f)
+                self._bias.extend(range(f))
+                self._sym.extend([s] * f)
+        self.blocks = self._grid_blocks()
+        self._plans: dict[int, tuple] = {}
+
+    @staticmethod
+    def _model_size(d: int, k: int, h16: int, nt: int) -> int:
+        return MODEL_HEADER + 2 * d + h16 * 2 * d + (k - h16) * (2 + d) + CLASSES * k + 2 + nt * RANS_SYMS * 2
+
+    def _grid_blocks(self):
+        """Blocks in coding order, (bh, bw, token index [bh, bw], position in
+        its group), and the groups of up to 4x4 blocks, (gh, gw, block index
+        [gh, gw])."""
+        l = self.layout
+        nby, nbx = -(-l.grid_h // BLOCK_SIDE), -(-l.grid_w // BLOCK_SIDE)
+        blocks = []
+        for by in range(nby):
+            for bx in range(nbx):
+                bh = min(BLOCK_SIDE, l.grid_h - by * BLOCK_SIDE)
+                bw = min(BLOCK_SIDE, l.grid_w - bx * BLOCK_SIDE)
+                tok = np.array([[l.prefix + (by * BLOCK_SIDE + py) * l.grid_w + bx * BLOCK_SIDE + px
+                                 for px in range(bw)] for py in range(bh)])
+                blocks.append((bh, bw, tok, (by % BLOCK_SIDE) * BLOCK_SIDE + bx % BLOCK_SIDE))
+        groups = []
+        for gy in range(0, nby, BLOCK_SIDE):
+            for gx in range(0, nbx, BLOCK_SIDE):
+                gh, gw = min(BLOCK_SIDE, nby - gy), min(BLOCK_SIDE, nbx - gx)
+                groups.append((gh, gw, np.array([[(gy + i) * nbx + gx + j for j in range(gw)] for i in range(gh)])))
+        self.groups = groups
+        return blocks
+
+    def _plan(self, step_code: int):
+        """The coded classes for a step code: (u, k, bucket, shift) lists, and
+        per block shape and group position the plan indices present."""
+        got = self._plans.get(step_code)
+        if got is not None:
+            return got
+        us, ks, bs, sh, cls = [], [], [], [], []
+        # DC classes first (group frequencies in zigzag order), then the AC
+        # frequencies of a block.
+        for cl in [BLOCK_SIZE + u for u in CLASS_ORDER] + CLASS_ORDER[1:]:
+            u = cl if cl < BLOCK_SIZE else 0
+            for k in range(self.k):
+                lg = (self.sig[k * CLASSES + cl] - 128) * 32 - step_code
+                if lg < SKIP:
+                    continue
+                b = min((lg - BASE) >> BUCKET_SHIFT, BUCKETS - 1)
+                us.append(u)
+                ks.append(k)
+                bs.append(b)
+                sh.append(max(0, (b >> 2) - 3))  # lowBits: raw low bits of the magnitude
+                cls.append(cl)
+        shapes = {}
+        for bh, bw, _, gpos in self.blocks:
+            if (bh, bw, gpos) not in shapes:
+                shapes[(bh, bw, gpos)] = [
+                    i for i, (u, cl) in enumerate(zip(us, cls))
+                    if (cl >= BLOCK_SIZE and cl - BLOCK_SIZE == gpos)
+                    or (cl < BLOCK_SIZE and u // BLOCK_SIDE < bh and u % BLOCK_SIDE < bw)
+                ]
+        got = (us, ks, bs, sh, shapes)
+        if len(self._plans) > 64:
+            self._plans.clear()
+        self._plans[step_code] = got
+        return got
+
+    # -- entropy decoding ---------------------------------------------------
+
+    def decode_coefficients(self, payload: bytes, n: int) -> dict:
+        """Entropy-decodes a chunk: the prefix tokens [n, P, D] and the DCT
+        coefficients of every block [n, blocks, 16, K] (float32)."""
+        l = self.layout
+        l.check_count(n)
+        payload = bytes(payload)
+        D, P = l.dim, l.prefix
+        prefix_bytes = n * P * (2 + D)
+        if len(payload) < PAYLOAD_HEADER + prefix_bytes + 4 + 4 + 8:
+            raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
+        if payload[0] != PAYLOAD_VERSION or payload[1] != 0:
+            raise CorruptError(
+                f"ntc payload version {payload[0]} flags {payload[1]} (this reader reads version {PAYLOAD_VERSION})"
+            )
+        (step_code,) = struct.unpack_from("<i", payload, 2)
+        if not -STEP_CODE_MAX <= step_code <= STEP_CODE_MAX:
+            raise CorruptError(f"ntc step code {step_code}")
+        step = np.float32(2.0 ** (step_code / 256))
+        off = np.frombuffer(payload, dtype=np.int8, count=BUCKETS * 3, offset=6).reshape(BUCKETS, 3)
+        recon = np.zeros((BUCKETS, 4), dtype=np.float32)
+        recon[:, 1:] = -off.astype(np.float32) / np.float32(256)
+        # Prefix tokens: int8 with a float16 scale each.
+        p = PAYLOAD_HEADER
+        rows = np.frombuffer(payload, dtype=np.uint8, count=prefix_bytes, offset=p).reshape(n * P, 2 + D)
+        sc = rows[:, 0].astype(np.uint16) | (rows[:, 1].astype(np.uint16) << 8)
+        if (((sc & 0x7C00) == 0x7C00) | ((sc & 0x8000) != 0)).any():
+            bad = int(sc[np.argmax(((sc & 0x7C00) == 0x7C00) | ((sc & 0x8000) != 0))])
+            raise CorruptError(f"ntc prefix scale {bad:#06x}")
+        prefix = (rows[:, 2:].view(np.int8).astype(np.float32) * f16_to_f32(sc)[:, None]).reshape(n, P, D)
+        p += prefix_bytes
+        # Outlier grid tokens, coded like prefix tokens: written over the grid last.
+        if len(payload) - p < 4:
+            raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
+        (nout,) = struct.unpack_from("<I", payload, p)
+        p += 4
+        if nout > n * (l.tokens - P) or nout * (6 + D) > len(payload) - p:
+            raise CorruptError(f"ntc payload claims {nout} outlier tokens")
+        out_idx = np.frombuffer(payload, dtype="<u4", count=nout, offset=p).astype(np.int64)
+        orows = np.frombuffer(payload, dtype=np.uint8, count=nout * (2 + D), offset=p + 4 * nout).reshape(nout, 2 + D)
+        prev = -1
+        for t in out_idx.tolist():
+            if t <= prev or t >= n * l.tokens or t % l.tokens < P:
+                raise CorruptError(f"ntc outlier token index {t}")
+            prev = t
+        osc = orows[:, 0].astype(np.uint16) | (orows[:, 1].astype(np.uint16) << 8)
+        bad = ((osc & 0x7C00) == 0x7C00) | ((osc & 0x8000) != 0)
+        if bad.any():
+            raise CorruptError(f"ntc outlier scale {int(osc[np.argmax(bad)]):#06x}")
+        outliers = (out_idx, orows[:, 2:].view(np.int8).astype(np.float32) * f16_to_f32(osc)[:, None])
+        p += nout * (6 + D)
+        if len(payload) - p < 4:
+            raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
+        (rlen,) = struct.unpack_from("<I", payload, p)
+        p += 4
+        if rlen < 8 or rlen > len(payload) - p:
+            raise CorruptError(f"ntc rANS stream of {rlen} bytes, {len(payload) - p} left")
+        nb = len(self.blocks)
+        coef = np.zeros((n, nb, BLOCK_SIZE, self.k), dtype=np.float32)
+        if nb == 0 or self.k == 0:
+            if rlen != 8 or p + rlen != len(payload):
+                raise CorruptError(f"ntc payload has {len(payload) - p - 8} bytes of coefficients, want none")
+            return {"prefix": prefix, "coef": coef, "outliers": outliers}
+        us, ks, bs, sh, shapes = self._plan(step_code)
+        rans = payload[p : p + rlen] + bytes(RANS_PAD)
+        bits = payload[p + rlen :] + bytes(RANS_PAD + 8)
+        end = rlen
+        bend = len(payload) - p - rlen
+        x = [struct.unpack_from("<I", rans, 0)[0], struct.unpack_from("<I", rans, 4)[0]]
+        if x[0] < RANS_L or x[1] < RANS_L:
+            raise CorruptError("ntc rANS state")
+        pos, acc, nacc, bpos, par = 8, 0, 0, 0, 0
+        F, B, S = self._freq, self._bias, self._sym
+        # Decoded symbols: flat index into coef, signed magnitude, bucket.
+        at, mags, bks = [], [], []
+        K = self.k
+        blk_idx = [shapes[(bh, bw, gpos)] for bh, bw, _, gpos in self.blocks]
+        for smp in range(n):
+            for bi in range(nb):
+                base = (smp * nb + bi) * BLOCK_SIZE * K
+                for i in blk_idx[bi]:
+                    if pos > end or bpos > bend + 8:
+                        raise CorruptError("ntc coefficient stream truncated")
+                    b = bs[i]
+                    st = x[par]
+                    j = (b << RANS_BITS) | (st & (RANS_M - 1))
+                    st = F[j] * (st >> RANS_BITS) + B[j]
+                    if st < RANS_L:
+                        st = (st << 16) | rans[pos] | (rans[pos + 1] << 8)
+                        pos += 2
+                    x[par] = st
+                    par ^= 1
+                    if nacc < 32:
+                        acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
+                        bpos += 4
+                        nacc += 32
+                    t = S[j]
+                    if t == RANS_ESC:  # Exp-Golomb excess in the raw bits
+                        nbits = 0
+                        while True:
+                            if nacc < 32:
+                                acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
+                                bpos += 4
+                                nacc += 32
+                            one = acc & 1
+                            acc >>= 1
+                            nacc -= 1
+                            if one:
+                                break
+                            nbits += 1
+                            if nbits > 24:
+                                raise CorruptError("ntc coefficient escape too long")
+                        if nacc < 32:
+                            acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
+                            bpos += 4
+                            nacc += 32
+                        v = acc & ((1 << nbits) - 1)
+                        acc >>= nbits
+                        nacc -= nbits
+                        t = (t + ((1 << nbits) | v) - 1) & 0xFFFFFFFF
+                        if nacc < 32:
+                            acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
+                            bpos += 4
+                            nacc += 32
+                    r = sh[i]  # low bits of the magnitude, raw
+                    mag = ((t << r) | (acc & ((1 << r) - 1))) & 0xFFFFFFFF
+                    acc >>= r
+                    nacc -= r
+                    if mag == 0:
+                        continue
+                    nz = ((-mag) & 0xFFFFFFFF) >> 31  # as Go's uint32: 1 for 0 < mag < 2^31
+                    neg = acc & nz
+                    acc >>= nz
+                    nacc -= nz
+                    at.append(base + us[i] * K + ks[i])
+                    mags.append(-mag if neg else mag)
+                    bks.append(b)
+        used = bpos * 8 - nacc
+        if x[0] != RANS_L or x[1] != RANS_L or pos != end or (used + 7) // 8 != bend:
+            raise CorruptError("ntc coefficient streams do not end where they should")
+        if at:
+            m = np.asarray(mags, dtype=np.int64)
+            a = np.abs(m)
+            r = (a.astype(np.float32) + recon[np.asarray(bks), np.minimum(a, 3)]).astype(np.float32) * step
+            coef.reshape(-1)[np.asarray(at)] = np.where(m < 0, -r, r)
+        return {"prefix": prefix, "coef": coef, "outliers": outliers}
+
+    # -- inverse transform --------------------------------------------------
+
+    def _shape_groups(self):
+        """Blocks grouped by shape: (bh, bw, block indices, token indices [g, bh, bw])."""
+        groups = {}
+        for bi, (bh, bw, tok, _) in enumerate(self.blocks):
+            groups.setdefault((bh, bw), ([], []))
+            groups[(bh, bw)][0].append(bi)
+            groups[(bh, bw)][1].append(tok)
+        return [(bh, bw, np.array(bis), np.stack(toks)) for (bh, bw), (bis, toks) in groups.items()]
+
+    def _dc_groups(self):
+        """Groups of blocks by shape: (gh, gw, block indices [g, gh, gw])."""
+        out = {}
+        for gh, gw, blk in self.groups:
+            out.setdefault((gh, gw), []).append(blk)
+        return [(gh, gw, np.stack(b)) for (gh, gw), b in out.items()]
+
+    def reconstruct(self, dec: dict) -> np.ndarray:
+        """Tokens [n, T, D] from decode_coefficients' output (numpy, float32)."""
+        l = self.layout
+        prefix, coef = dec["prefix"], dec["coef"]
+        n = prefix.shape[0]
+        out = np.empty((n, l.tokens, l.dim), dtype=np.float32)
+        out[:, : l.prefix] = prefix
+        out[:, l.prefix :] = self.mean
+        if coef.shape[1] and self.k:
+            self._inverse_np(coef, out)
+        oi, ov = dec["outliers"]
+        out.reshape(n * l.tokens, l.dim)[oi] = ov
+        return out
+
+    def _inverse_np(self, coef: np.ndarray, out: np.ndarray) -> None:
+        l = self.layout
+        n = out.shape[0]
+        coef = coef.copy()
+        # The DC slots hold the DCT of the DCs of each group of blocks.
+        for gh, gw, blk in self._dc_groups():
+            dc = coef[:, blk, 0, :]  # [n, g, gh, gw, K], by group frequency
+            coef[:, blk, 0, :] = np.einsum("ia,jb,ngijk->ngabk", DCT[gh], DCT[gw], dc, optimize=True)
+        c = coef.reshape(n, coef.shape[1], BLOCK_SIDE, BLOCK_SIDE, self.k)
+        for bh, bw, bis, tok in self._shape_groups():
+            cy, cx = DCT[bh], DCT[bw]
+            y = np.einsum("fp,gq,nbfgk->nbpqk", cy, cx, c[:, bis, :bh, :bw], optimize=True)
+            out[:, tok.reshape(-1)] = (
+                y.reshape(n, -1, self.k) @ self.basis + self.mean
+            ).reshape(n, len(bis) * bh * bw, l.dim).astype(np.float32)
+
+    def reconstruct_torch(self, dec: dict, device):
+        """Tokens [n, T, D] as a float32 torch tensor, the inverse transform run on device."""
+        import torch
+
+        l = self.layout
+        prefix = torch.from_numpy(dec["prefix"]).to(device)
+        coef = torch.from_numpy(dec["coef"]).to(device)
+        n = prefix.shape[0]
+        mean = torch.from_numpy(self.mean).to(device)
+        basis = torch.from_numpy(self.basis).to(device)
+        out = torch.empty((n, l.tokens, l.dim), dtype=torch.float32, device=device)
+        out[:, : l.prefix] = prefix
+        out[:, l.prefix :] = mean
+        oi, ov = dec["outliers"]
+        if coef.shape[1] == 0 or self.k == 0:
+            out.view(n * l.tokens, l.dim)[torch.from_numpy(oi).to(device)] = torch.from_numpy(ov).to(device)
+            return out
+        coef = coef.clone()
+        for gh, gw, blk in self._dc_groups():
+            bt = torch.from_numpy(blk).to(device)
+            dc = coef[:, bt, 0, :]
+            cy = torch.from_numpy(DCT[gh]).to(device)
+            cx = torch.from_numpy(DCT[gw]).to(device)
+            coef[:, bt, 0, :] = torch.einsum("ia,jb,ngijk->ngabk", cy, cx, dc)
+        c = coef.reshape(n, coef.shape[1], BLOCK_SIDE, BLOCK_SIDE, self.k)
+        for bh, bw, bis, tok in self._shape_groups():
+            cy = torch.from_numpy(DCT[bh]).to(device)
+            cx = torch.from_numpy(DCT[bw]).to(device)
+            sel = c[:, torch.from_numpy(bis).to(device), :bh, :bw]
+            y = torch.einsum("fp,gq,nbfgk->nbpqk", cy, cx, sel)
+            out[:, torch.from_numpy(tok.reshape(-1)).to(device)] = (y.reshape(n, -1, self.k) @ basis + mean).reshape(
+                n, len(bis) * bh * bw, l.dim
+            )
+        out.view(n * l.tokens, l.dim)[torch.from_numpy(oi).to(device)] = torch.from_numpy(ov).to(device)
+        return out
+
+    def decode(self, payload: bytes, n: int) -> np.ndarray:
+        return self.reconstruct(self.decode_coefficients(payload, n))

@@ -1,0 +1,320 @@
+"""The .ntcb reader: samples by index or key as numpy arrays."""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import threading
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import codecs as _codecs
+from .container import MAX_KEY_LEN, Container
+from .errors import CorruptError, NotFound, NtcbError
+
+FORMAT_NAME = "ntcb"
+_MAX_META_FIELDS = 256
+
+
+def _parse_metadata(raw: bytes, want_format: str) -> tuple[dict, _codecs.Layout]:
+    """Decodes and checks the metadata block (pkg/ntcb parseMetadata)."""
+    try:
+        meta = json.loads(raw.decode("utf-8")) if raw else {}
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CorruptError(f"metadata: {e}") from None
+    if not isinstance(meta, dict):
+        raise CorruptError("metadata: not a JSON object")
+    if meta.get("format") != want_format:
+        raise CorruptError(f"metadata format {meta.get('format')!r}, want {want_format!r}")
+    layout = _codecs.Layout.from_json(meta.get("layout"))
+    layout.validate()
+    user = meta.get("meta") or {}
+    if not isinstance(user, dict) or len(user) > _MAX_META_FIELDS:
+        raise CorruptError("metadata: bad or too many user fields")
+    if meta.get("codec") not in _codecs.NAMES:
+        raise CorruptError(f"metadata: unknown codec {meta.get('codec')!r} (this reader knows {_codecs.names()})")
+    return meta, layout
+
+
+class Reader:
+    """Random access to the samples of one .ntcb file.
+
+    ``len(r)`` samples; ``r[i]`` is sample i as a float32 array [tokens, dim]
+    (negative indices and slices work as for lists); ``r.keys()`` lists the
+    keys in storage order; ``r.get(key)`` reads by key; ``r.read([i, j])``
+    returns [n, tokens, dim]; ``r.meta`` is the metadata dict (codec, layout,
+    shape, dtype, the user's "meta" pairs).
+
+    Opening reads the header, footer, index and metadata only and checks them
+    all; reading a sample reads and checks (CRC) the one chunk that holds it
+    and keeps the last decoded chunk. Errors are ntcb.NtcbError subclasses
+    naming the file. A Reader may be shared by threads, and survives fork
+    and pickling (DataLoader workers): it reopens the file in the child when
+    unpickled.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, dtype=np.float32, model: str | os.PathLike | None = None,
+                 _container: Container | None = None):
+        self.path = os.fspath(path) if path is not None else None
+        self.dtype = np.dtype(dtype)
+        self.model_path = os.fspath(model) if model is not None else None
+        self._c = _container if _container is not None else Container(self.path)
+        try:
+            self._init()
+        except NtcbError as e:
+            self._c.close()
+            raise e.with_path(self._c.path) from None
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, dtype=np.float32) -> "Reader":
+        """Reads a .ntcb file held in memory."""
+        return cls(None, dtype=dtype, _container=Container.from_bytes(data))
+
+    def _init(self) -> None:
+        c = self._c
+        self.meta, self.layout = _parse_metadata(c.metadata, FORMAT_NAME)
+        l = self.layout
+        shape = self.meta.get("shape")
+        if shape != [len(c.samples), l.tokens, l.dim]:
+            raise CorruptError(f"metadata shape {shape} does not match {len(c.samples)} samples of {l.tokens}x{l.dim}")
+        for i, s in enumerate(c.samples):
+            if s.tokens != l.tokens or s.dim != l.dim:
+                raise CorruptError(f"sample {i} ({s.key!r}) is {s.tokens}x{s.dim}, the layout {l.tokens}x{l.dim}")
+        for i, ch in enumerate(c.chunks):
+            try:
+                l.check_count(ch.count)
+                _codecs.codec_class(ch.codec)
+            except NtcbError as e:
+                raise e.with_path(None, f"chunk {i}") from None
+        self._codecs: dict[int, _codecs.Codec] = {}
+        self._lock = threading.Lock()
+        self._cached = -1
+        self._cache: np.ndarray | None = None
+
+    # -- pickling (DataLoader workers started with spawn) -----------------
+
+    def __getstate__(self):
+        if self.path is None:
+            raise TypeError("a Reader over bytes in memory cannot be pickled")
+        return {"path": self.path, "dtype": self.dtype.str, "model": self.model_path}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"], dtype=np.dtype(state["dtype"]), model=state.get("model"))
+
+    # -- metadata ---------------------------------------------------------
+
+    @property
+    def codec(self) -> str:
+        """The codec's name."""
+        return self.meta["codec"]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(samples, tokens, dim)."""
+        return (len(self), self.layout.tokens, self.layout.dim)
+
+    @property
+    def version(self) -> int:
+        return self._c.version
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self._c.chunks)
+
+    def __len__(self) -> int:
+        return len(self._c.samples)
+
+    def keys(self) -> list[str]:
+        """The sample keys in storage order."""
+        return [s.key for s in self._c.samples]
+
+    def key(self, i: int) -> str:
+        return self._c.samples[self._index(i)].key
+
+    def index(self, key: str) -> int:
+        """The index of the sample with the key; raises ntcb.NotFound (a KeyError)."""
+        if not isinstance(key, str) or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_LEN:
+            raise NotFound(f"key {key!r}: not found", self.path)
+        return self._c.lookup(key)
+
+    def __contains__(self, key) -> bool:
+        return isinstance(key, str) and key in self._c.keys
+
+    # -- decoding ---------------------------------------------------------
+
+    def _codec(self, cid: int) -> _codecs.Codec:
+        c = self._codecs.get(cid)
+        if c is None:
+            cls = _codecs.codec_class(cid)
+            model = self._c.read_model(cid)
+            if model is None and self.model_path is not None:
+                model = _read_model_file(self.model_path, cid)
+            try:
+                c = cls(self.layout, model)
+            except NtcbError as e:
+                raise e.with_path(self.path, f"{cls.name} model") from None
+            self._codecs[cid] = c
+        return c
+
+    def read_chunk(self, i: int) -> np.ndarray:
+        """Decodes chunk i: its samples as float32 [count, tokens, dim]."""
+        if not 0 <= i < len(self._c.chunks):
+            raise IndexError(f"chunk {i} out of range [0, {len(self._c.chunks)})")
+        ch = self._c.chunks[i]
+        codec = self._codec(ch.codec)
+        payload = self._c.read_chunk(i)
+        try:
+            out = codec.decode(payload, ch.count)
+        except NtcbError as e:
+            raise e.with_path(self.path, f"chunk {i} at offset {ch.offset}") from None
+        except (ValueError, IndexError, OverflowError) as e:  # a decoder bug must not pass as data
+            raise CorruptError(f"chunk {i} at offset {ch.offset}: {e}", self.path) from None
+        if out.shape != (ch.count, self.layout.tokens, self.layout.dim):
+            raise CorruptError(f"chunk {i} decoded to shape {out.shape}", self.path)
+        return out
+
+    def _chunk_cached(self, ci: int) -> np.ndarray:
+        with self._lock:
+            if self._cached != ci:
+                self._cached, self._cache = -1, None
+                self._cache = self.read_chunk(ci)
+                self._cached = ci
+            return self._cache
+
+    def _index(self, i) -> int:
+        n = len(self._c.samples)
+        if not isinstance(i, numbers.Integral) or isinstance(i, bool):
+            raise TypeError(f"sample index must be an integer, not {type(i).__name__}")
+        i = int(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"sample index out of range [0, {n})")
+        return i
+
+    def read_sample(self, i: int) -> np.ndarray:
+        """Sample i as an array [tokens, dim] of the reader's dtype (a copy)."""
+        i = self._index(i)
+        s = self._c.samples[i]
+        return self._chunk_cached(s.chunk)[s.pos].astype(self.dtype, copy=True)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self.read(range(*i.indices(len(self))))
+        if isinstance(i, str):
+            return self.get(i)
+        return self.read_sample(i)
+
+    def get(self, key: str) -> np.ndarray:
+        """The sample with the key, [tokens, dim]."""
+        return self.read_sample(self.index(key))
+
+    def read(self, indices: Iterable) -> np.ndarray:
+        """Samples by index (ints) or key (strs), in the given order, as
+        [n, tokens, dim]. Each chunk involved is decoded once."""
+        idx = [self.index(k) if isinstance(k, str) else self._index(k) for k in indices]
+        out = np.empty((len(idx), self.layout.tokens, self.layout.dim), dtype=self.dtype)
+        by_chunk: dict[int, list[tuple[int, int]]] = {}
+        for j, i in enumerate(idx):
+            s = self._c.samples[i]
+            by_chunk.setdefault(s.chunk, []).append((j, s.pos))
+        for ci, items in by_chunk.items():
+            vals = self._chunk_cached(ci)
+            js = [j for j, _ in items]
+            ps = [p for _, p in items]
+            out[js] = vals[ps]
+        return out
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self.read_sample(i)
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        """(key, sample) pairs in storage order."""
+        for i, s in enumerate(self._c.samples):
+            yield s.key, self.read_sample(i)
+
+    def verify(self) -> None:
+        """Checks every checksum and decodes every chunk; raises on the first problem."""
+        self._c.verify()
+        for i in range(len(self._c.chunks)):
+            self.read_chunk(i)
+
+    # -- torch --------------------------------------------------------------
+
+    def read_torch(self, indices: Sequence, device="cuda", dtype=None):
+        """Samples by index or key as a torch tensor [n, tokens, dim] on device.
+
+        Chunks are read and checked on the CPU. The fixed codecs decode
+        there too and the values are copied; for the learned codec ("ntc")
+        only the entropy decoding runs on the CPU, and the inverse transform
+        (block DCT, basis projection) runs on the device. Imports torch only
+        when called.
+        """
+        import torch
+
+        tdtype = dtype if dtype is not None else torch.float32
+        idx = [self.index(k) if isinstance(k, str) else self._index(k) for k in indices]
+        out = torch.empty((len(idx), self.layout.tokens, self.layout.dim), dtype=tdtype, device=device)
+        by_chunk: dict[int, list[tuple[int, int]]] = {}
+        for j, i in enumerate(idx):
+            s = self._c.samples[i]
+            by_chunk.setdefault(s.chunk, []).append((j, s.pos))
+        for ci, items in by_chunk.items():
+            ch = self._c.chunks[ci]
+            with self._lock:
+                dec = self._codec(ch.codec)
+            if hasattr(dec, "reconstruct_torch"):
+                payload = self._c.read_chunk(ci)
+                try:
+                    vals = dec.reconstruct_torch(dec.decode_coefficients(payload, ch.count), device)
+                except NtcbError as e:
+                    raise e.with_path(self.path, f"chunk {ci} at offset {ch.offset}") from None
+            else:
+                vals = torch.from_numpy(self._chunk_cached(ci)).to(device)
+            js = torch.tensor([j for j, _ in items], device=device)
+            ps = torch.tensor([p for _, p in items], device=device)
+            out[js] = vals[ps].to(tdtype)
+        return out
+
+    # -- lifetime -----------------------------------------------------------
+
+    def close(self) -> None:
+        self._c.close()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ntcb.Reader({self.path!r}, {len(self)} samples of {self.layout.tokens}x{self.layout.dim}, codec {self.codec})"
+
+
+def _read_model_file(path: str, cid: int) -> bytes | None:
+    """The model blob of codec cid in a .ntcm file (written by 'ntc fit')."""
+    c = Container(path)
+    try:
+        try:
+            meta = json.loads(bytes(c.metadata).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise CorruptError(f"metadata: {e}", path) from None
+        if not isinstance(meta, dict) or meta.get("format") != "ntcm":
+            raise CorruptError(f"not a model file (metadata format {meta.get('format') if isinstance(meta, dict) else None!r})", path)
+        return c.read_model(cid)
+    finally:
+        c.close()
+
+
+def open(path: str | os.PathLike, *, dtype=np.float32, model: str | os.PathLike | None = None) -> Reader:  # noqa: A001
+    """Opens the .ntcb file at path for reading. See Reader.
+
+    dtype is the dtype of the arrays returned (float32 by default: what the
+    decoder produces). model names a .ntcm model file, used only for a codec
+    whose model the file does not hold itself (files written by this
+    version of ntc always hold theirs).
+    """
+    return Reader(path, dtype=dtype, model=model)

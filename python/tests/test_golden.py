@@ -1,0 +1,188 @@
+"""The Python reader against the golden files written by the Go code.
+
+testdata/golden/<codec>.ntcb is written by pkg/ntcb's TestGoldenCodecs
+(go test ./pkg/ntcb -run TestGoldenCodecs -update) and <codec>.decoded.npy
+holds what the Go reader decodes it to (float32).
+"""
+
+import glob
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import ntcb
+from ntcb import codecs
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+GOLDEN = os.path.join(ROOT, "testdata", "golden")
+GOLDEN_FILES = sorted(glob.glob(os.path.join(GOLDEN, "*.ntcb")))
+GO_CODECS = [os.path.basename(p)[: -len(".ntcb")] for p in GOLDEN_FILES]
+
+# Codecs whose decoding is bit-exact across implementations: integer
+# arithmetic and one float32 multiply per value.
+EXACT = {"fp16", "int8", "fp8", "int4"}
+
+
+def golden(name):
+    return os.path.join(GOLDEN, name + ".ntcb")
+
+
+def expected(name):
+    return np.load(os.path.join(GOLDEN, name + ".decoded.npy"))
+
+
+def test_golden_files_present():
+    assert {"fp16", "int8", "fp8", "int4"} <= set(GO_CODECS), GOLDEN_FILES
+
+
+@pytest.mark.parametrize("name", GO_CODECS)
+def test_python_knows_every_go_codec(name):
+    assert name in ntcb.codec_names(), f"the Go code writes codec {name!r}, python/ntcb cannot decode it"
+
+
+@pytest.mark.parametrize("name", GO_CODECS)
+def test_decodes_like_go(name):
+    if name not in ntcb.codec_names():
+        pytest.skip(f"codec {name} not ported")
+    want = expected(name)
+    with ntcb.open(golden(name)) as r:
+        assert r.codec == name
+        assert r.shape == want.shape
+        r.verify()
+        got = r.read(range(len(r)))
+    assert got.dtype == np.float32 and got.shape == want.shape
+    if name in EXACT:
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+        return
+    # Float arithmetic in another order (Go may fuse multiply-adds): compare
+    # per token, relative to the token's norm.
+    err = np.abs(got - want).max(axis=-1)
+    norm = np.linalg.norm(want, axis=-1) + 1e-6
+    rel = (err / norm).max()
+    print(f"{name}: max |python - go| = {np.abs(got - want).max():.3g}, max relative to the token norm = {rel:.3g}")
+    assert rel < 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(EXACT))
+def test_sample_by_sample(name):
+    want = expected(name)
+    r = ntcb.open(golden(name))
+    for i in [2, 0, 1, -1]:
+        np.testing.assert_array_equal(r[i], want[i])
+
+
+def test_reader_api():
+    want = expected("int8")
+    r = ntcb.open(golden("int8"))
+    n, t, d = want.shape
+    assert len(r) == n == 3
+    assert r.shape == (n, t, d)
+    keys = r.keys()
+    assert keys == [f"golden#{i}" for i in range(n)]
+    assert r.key(1) == "golden#1" and r.index("golden#2") == 2
+    assert "golden#0" in r and "nope" not in r
+    np.testing.assert_array_equal(r.get("golden#1"), want[1])
+    np.testing.assert_array_equal(r["golden#1"], want[1])
+    np.testing.assert_array_equal(r.read([2, 0, 2]), want[[2, 0, 2]])
+    np.testing.assert_array_equal(r.read(["golden#2", 1]), want[[2, 1]])
+    np.testing.assert_array_equal(r[1:], want[1:])
+    np.testing.assert_array_equal(np.stack(list(r)), want)
+    assert [k for k, _ in r.items()] == keys
+    assert r.read([]).shape == (0, t, d)
+    # metadata
+    m = r.meta
+    assert m["format"] == "ntcb" and m["codec"] == "int8"
+    assert m["layout"] == {"tokens": 17, "dim": 37, "prefix_tokens": 1, "grid_h": 4, "grid_w": 4}
+    assert m["shape"] == [n, t, d] and m["dtype"] == "float16"
+    assert m["meta"]["source"].startswith("internal/sample")
+    assert r.layout == ntcb.Layout(17, 37, 1, 4, 4)
+    assert r.num_chunks == 2 and r.version == 1
+    with pytest.raises(IndexError):
+        r[3]
+    with pytest.raises(IndexError):
+        r.read([0, -4])
+    with pytest.raises(KeyError) as e:
+        r.get("nope")
+    assert isinstance(e.value, ntcb.NotFound) and "nope" in str(e.value)
+    with pytest.raises(TypeError):
+        r[1.5]
+    r.close()
+
+
+def test_dtype_option():
+    want = expected("fp16")
+    r = ntcb.open(golden("fp16"), dtype=np.float16)
+    got = r[0]
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, want[0].astype(np.float16))
+
+
+def test_results_are_copies():
+    r = ntcb.open(golden("fp16"))
+    a = r[0]
+    a[:] = 0
+    assert r[0].any()
+
+
+def test_reads_only_the_needed_chunk(monkeypatch):
+    r = ntcb.open(golden("fp16"))
+    reads = []
+    src = r._c._src
+    orig = src.read_at
+
+    def counting(n, off):
+        reads.append((n, off))
+        return orig(n, off)
+
+    monkeypatch.setattr(src, "read_at", counting)
+    r[2]  # chunk 1 holds sample 2 alone
+    ch = r._c.chunks[1]
+    assert reads == [(ch.length + 12, ch.offset)]
+    r[2]
+    assert len(reads) == 1, "the last decoded chunk is cached"
+    r[0]
+    r[1]
+    assert len(reads) == 2
+
+
+def test_pickle_reopens():
+    r = ntcb.open(golden("int4"))
+    r2 = pickle.loads(pickle.dumps(r))
+    np.testing.assert_array_equal(r2[1], r[1])
+    assert r2.path == r.path
+
+
+def test_from_bytes():
+    with open(golden("fp8"), "rb") as f:
+        r = ntcb.Reader.from_bytes(f.read())
+    np.testing.assert_array_equal(r.read(range(len(r))), expected("fp8"))
+
+
+def test_layout_matches_codec_go():
+    # The tail group of int4 (37 = 32 + 5, odd) and a zero scale are covered.
+    r = ntcb.open(golden("int4"))
+    assert codecs.Int4(r.layout, None).token_bytes() == (2 + 16) + (2 + 3)
+    assert not r[2][1].any()
+
+
+def test_read_torch_cpu():
+    torch = pytest.importorskip("torch")
+    r = ntcb.open(golden("int8"))
+    t = r.read_torch([2, 0], device="cpu")
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float32
+    np.testing.assert_array_equal(t.numpy(), expected("int8")[[2, 0]])
+
+
+def test_read_torch_ntc_inverse_on_device():
+    """The learned codec's torch path (inverse transform in torch) agrees with numpy."""
+    torch = pytest.importorskip("torch")
+    if "ntc" not in GO_CODECS or "ntc" not in ntcb.codec_names():
+        pytest.skip("no ntc golden file or port")
+    r = ntcb.open(golden("ntc"))
+    idx = [5, 0, 7, 3]
+    t = r.read_torch(idx, device="cpu")
+    want = expected("ntc")[idx]
+    assert t.shape == want.shape
+    np.testing.assert_allclose(t.numpy(), want, rtol=0, atol=1e-4 * float(np.abs(want).max()))

@@ -1,0 +1,272 @@
+"""Damaged and hostile files: every problem is an ntcb.NtcbError naming the file."""
+
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import ntcb
+from ntcb import _crc32c, container
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+GOLDEN = os.path.join(ROOT, "testdata", "golden")
+
+
+def golden_bytes(name):
+    with open(os.path.join(GOLDEN, name + ".ntcb"), "rb") as f:
+        return f.read()
+
+
+def read_all(data):
+    """Opens data, verifies every checksum and decodes every sample."""
+    r = ntcb.Reader.from_bytes(data)
+    r.verify()
+    return r.read(range(len(r)))
+
+
+def write(tmp_path, data, name="x.ntcb"):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+@pytest.mark.parametrize("name", ["int4", "fp16"])
+def test_every_byte_flip_detected(name):
+    good = golden_bytes(name)
+    read_all(good)
+    bad = bytearray(good)
+    for i in range(len(good)):
+        for x in (0x01, 0x80, 0xFF):
+            bad[i] ^= x
+            try:
+                with pytest.raises(ntcb.NtcbError):
+                    read_all(bytes(bad))
+            except BaseException:
+                print(f"flipping byte {i} of {len(good)} with {x:#x} went unnoticed")
+                raise
+            bad[i] ^= x
+
+
+@pytest.mark.parametrize("name", ["int8", "fp16"])
+def test_every_truncation_detected(name):
+    good = golden_bytes(name)
+    for n in range(len(good)):
+        with pytest.raises(ntcb.NtcbError):
+            read_all(good[:n])
+
+
+def test_appended_bytes_detected():
+    good = golden_bytes("int8")
+    with pytest.raises(ntcb.NtcbError):
+        read_all(good + b"\0")
+
+
+def test_errors_name_the_file(tmp_path):
+    good = golden_bytes("fp16")
+    bad = bytearray(good)
+    bad[40] ^= 0xFF  # inside the first block
+    p = write(tmp_path, bytes(bad))
+    with pytest.raises(ntcb.NtcbError) as e:
+        r = ntcb.open(p)
+        r.verify()
+    assert p in str(e.value) and e.value.path == p
+
+
+def test_missing_file_names_the_path(tmp_path):
+    p = str(tmp_path / "nope.ntcb")
+    with pytest.raises(FileNotFoundError) as e:
+        ntcb.open(p)
+    assert p in str(e.value)
+
+
+def test_bad_magic(tmp_path):
+    p = write(tmp_path, b"PK\x03\x04" + b"\0" * 200)
+    with pytest.raises(ntcb.BadMagic) as e:
+        ntcb.open(p)
+    assert p in str(e.value)
+    with pytest.raises(ntcb.BadMagic):
+        read_all(b"\x89NTX")  # short, and not a prefix of the magic
+    with pytest.raises(ntcb.TruncatedError):
+        read_all(b"\x89NTCB")  # a prefix of the magic: cut short
+    # A text-mode transfer (CRLF -> LF) is caught by the magic.
+    with pytest.raises(ntcb.BadMagic):
+        read_all(golden_bytes("int8").replace(b"\r\n", b"\n"))
+
+
+def test_unsupported_version():
+    b = bytearray(golden_bytes("int8"))
+    b[8] = 2
+    with pytest.raises(ntcb.UnsupportedVersion):
+        read_all(bytes(b))
+
+
+def test_specific_errors():
+    good = golden_bytes("int8")
+    # a chunk payload byte: checksum
+    c = ntcb.Reader.from_bytes(good)._c
+    off = c.chunks[0].offset + 8
+    b = bytearray(good)
+    b[off] ^= 1
+    with pytest.raises(ntcb.ChecksumError):
+        read_all(bytes(b))
+    # the footer magic: truncated (an incomplete write)
+    b = bytearray(good)
+    b[-1] ^= 1
+    with pytest.raises(ntcb.TruncatedError):
+        read_all(bytes(b))
+
+
+def recrc_block(b, off):
+    """Recomputes the CRC of the block at off (after a deliberate change)."""
+    (n,) = struct.unpack_from("<I", b, off + 4)
+    struct.pack_into("<I", b, off + 8 + n, _crc32c.crc32c(bytes(b[off : off + 8 + n])))
+
+
+def test_consistent_checksums_bad_contents():
+    """Files whose CRCs match but whose contents are hostile."""
+    good = golden_bytes("int8")
+    r = ntcb.Reader.from_bytes(good)
+    c = r._c
+    io = c.index_offset
+    ip = io + 8
+
+    # Sample count raised in the index: chunks no longer add up.
+    b = bytearray(good)
+    struct.pack_into("<I", b, ip + 8, 4)
+    recrc_block(b, io)
+    with pytest.raises(ntcb.CorruptError):
+        read_all(bytes(b))
+
+    # A huge model count: refused before anything is allocated.
+    b = bytearray(good)
+    struct.pack_into("<I", b, ip, 0xFFFFFFFF)
+    recrc_block(b, io)
+    with pytest.raises(ntcb.TooLargeError):
+        read_all(bytes(b))
+
+    # A chunk offset beyond the file.
+    b = bytearray(good)
+    struct.pack_into("<Q", b, ip + 32, 1 << 40)
+    recrc_block(b, io)
+    with pytest.raises(ntcb.TruncatedError):
+        read_all(bytes(b))
+
+    # Two chunks swapped in the index: the tiling still holds but the
+    # first-sample fields do not.
+    b = bytearray(good)
+    e0 = bytes(b[ip + 32 : ip + 56])
+    e1 = bytes(b[ip + 56 : ip + 80])
+    b[ip + 32 : ip + 56], b[ip + 56 : ip + 80] = e1, e0
+    recrc_block(b, io)
+    with pytest.raises(ntcb.CorruptError):
+        read_all(bytes(b))
+
+    # An unknown codec id in both the index and the block header.
+    b = bytearray(good)
+    b[ip + 32 + 12] = 200
+    b[c.chunks[0].offset + 1] = 200
+    recrc_block(b, io)
+    recrc_block(b, c.chunks[0].offset)
+    with pytest.raises(ntcb.UnknownCodecError):
+        read_all(bytes(b))
+
+    # A negative int8 scale inside a chunk with a valid CRC.
+    b = bytearray(good)
+    b[c.chunks[0].offset + 8 + 2] |= 0x80  # high byte of the first scale
+    recrc_block(b, c.chunks[0].offset)
+    with pytest.raises(ntcb.CorruptError):
+        read_all(bytes(b))
+
+    # A payload of the wrong version.
+    b = bytearray(good)
+    b[c.chunks[0].offset + 8] = 9
+    recrc_block(b, c.chunks[0].offset)
+    with pytest.raises(ntcb.CorruptError):
+        read_all(bytes(b))
+
+
+def test_metadata_checked():
+    good = golden_bytes("int8")
+    c = ntcb.Reader.from_bytes(good)._c
+    mo = c.meta_offset
+    meta = bytes(c.metadata)
+    for old, new in [(b'"tokens": 17', b'"tokens": 18'), (b'"format": "ntcb"', b'"format": "ntcm"'),
+                     (b'"codec": "int8"', b'"codec": "zzz8"'), (b'"dim": 37', b'"dim": -1')]:
+        assert old in meta
+        m2 = meta.replace(old, new)
+        assert len(m2) == len(meta)
+        b = bytearray(good)
+        b[mo + 8 : mo + 8 + len(meta)] = m2
+        recrc_block(b, mo)
+        with pytest.raises(ntcb.CorruptError):
+            read_all(bytes(b))
+
+
+def test_fp16_zstd_frame_checked():
+    good = golden_bytes("fp16")
+    c = ntcb.Reader.from_bytes(good)._c
+    off = c.chunks[0].offset
+    # Changing the frame's declared content size is refused before decoding.
+    b = bytearray(good)
+    p = off + 8
+    assert b[p : p + 4] == b"\x28\xb5\x2f\xfd"
+    b[p + 4] ^= 0x20  # the frame header descriptor
+    recrc_block(b, off)
+    with pytest.raises(ntcb.CorruptError):
+        read_all(bytes(b))
+
+
+def test_crc32c_implementations_agree():
+    assert _crc32c.crc32c_numpy(b"123456789") == 0xE3069283
+    assert _crc32c.crc32c(b"123456789") == 0xE3069283
+    rng = np.random.default_rng(1)
+    for n in [0, 1, 255, 256, 257, 1 << 14, (1 << 14) + 3, 300001]:
+        d = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        ref = _crc32c._update_py(0xFFFFFFFF, d) ^ 0xFFFFFFFF
+        assert _crc32c.crc32c_numpy(d) == ref, n
+        assert _crc32c.crc32c(d) == ref, n
+
+
+def test_container_constants_match_format_md():
+    assert container.MIN_FILE_SIZE == 100
+    assert container.MAGIC == b"\x89NTCB\r\n\x1a"
+
+
+def test_go_container_fixture():
+    """pkg/container's golden file (opaque payloads, models, keys) parses and verifies."""
+    c = container.Container(os.path.join(ROOT, "testdata", "container", "golden_v1.ntcb"))
+    c.verify()
+    assert len(c.chunks) == 3 and len(c.samples) == 6 and [m.codec for m in c.models] == [7, 9]
+    assert c.lookup(c.samples[4].key) == 4
+    with pytest.raises(ntcb.NotFound):
+        c.lookup("no such key")
+    # It is not a token file: the metadata says so.
+    with pytest.raises(ntcb.CorruptError):
+        ntcb.open(os.path.join(ROOT, "testdata", "container", "golden_v1.ntcb"))
+
+
+@pytest.mark.parametrize("name", ["ntc", "int4", "fp16", "fp8"])
+def test_mutated_payloads_with_valid_crc(name):
+    """Random changes inside a chunk payload, with the CRC fixed up: the
+    codec either decodes or raises an NtcbError, never anything else."""
+    path = os.path.join(GOLDEN, name + ".ntcb")
+    if not os.path.exists(path) or name not in ntcb.codec_names():
+        pytest.skip(f"no {name} golden file or port")
+    good = golden_bytes(name)
+    c = ntcb.Reader.from_bytes(good)._c
+    rng = np.random.default_rng(7)
+    errors = 0
+    for trial in range(150):
+        ch = c.chunks[trial % len(c.chunks)]
+        b = bytearray(good)
+        for _ in range(1 + trial % 3):
+            at = ch.offset + 8 + int(rng.integers(0, ch.length))
+            b[at] ^= int(rng.integers(1, 256))
+        recrc_block(b, ch.offset)
+        try:
+            r = ntcb.Reader.from_bytes(bytes(b))
+            r.read(range(len(r)))
+        except ntcb.NtcbError:
+            errors += 1
+    assert errors > 0
