@@ -321,122 +321,43 @@ func (d *ransDecoder) decodeBlock(lut []uint32, ents []decEntry, coef []float32,
 	// has used; the padding covers one symbol's reads past that, and the
 	// final check in Decode catches the rest.
 	end, bend := d.end, d.bend+8
-	j := 0
-	for ; j+1 < len(ents); j += 2 {
-		{
-			if pos > end || bpos > bend {
-				return fmt.Errorf("%w: ntc coefficient stream truncated", ErrCorrupt)
-			}
-			e := &ents[j]
-			v := lut[e.lut|x0&(ransM-1)]
-			x0 = (v&0xfff)*(x0>>ransBits) + (v>>12)&0x7ff
-			nrm := uint32((uint64(x0) - ransL) >> 63)
-			x0 = x0<<(nrm*16) | uint32(binary.LittleEndian.Uint16(in[pos:]))&-nrm
-			pos += int(nrm) * 2
-			if nacc < 32 {
-				acc |= uint64(binary.LittleEndian.Uint32(bits[bpos:])) << nacc
-				bpos += 4
-				nacc += 32
-			}
-			t := v >> 23
-			if t == ransEsc {
-				d.acc, d.nacc, d.bpos = acc, nacc, bpos
-				ex, err := d.escape()
-				if err != nil {
-					return err
-				}
-				t += uint32(ex)
-				d.refill()
-				acc, nacc, bpos = d.acc, d.nacc, d.bpos
-			}
-			r := uint(e.shift)
-			mag := t<<r | uint32(acc)&(1<<r-1)
-			acc >>= r
-			nacc -= r
-			nz := -mag >> 31 // 1 when mag > 0: a sign follows
-			neg := uint32(acc) & nz
-			acc >>= nz
-			nacc -= uint(nz)
-			rv := float32(float32(mag)+recon[e.bucket][min(mag, 3)]) * step
-			coef[e.off] = math.Float32frombits(math.Float32bits(rv) ^ neg<<31)
+	for j := range ents {
+		if pos > end || bpos > bend {
+			return fmt.Errorf("%w: ntc coefficient stream truncated", ErrCorrupt)
 		}
-		{
-			if pos > end || bpos > bend {
-				return fmt.Errorf("%w: ntc coefficient stream truncated", ErrCorrupt)
-			}
-			e := &ents[j+1]
-			v := lut[e.lut|x1&(ransM-1)]
-			x1 = (v&0xfff)*(x1>>ransBits) + (v>>12)&0x7ff
-			nrm := uint32((uint64(x1) - ransL) >> 63)
-			x1 = x1<<(nrm*16) | uint32(binary.LittleEndian.Uint16(in[pos:]))&-nrm
-			pos += int(nrm) * 2
-			if nacc < 32 {
-				acc |= uint64(binary.LittleEndian.Uint32(bits[bpos:])) << nacc
-				bpos += 4
-				nacc += 32
-			}
-			t := v >> 23
-			if t == ransEsc {
-				d.acc, d.nacc, d.bpos = acc, nacc, bpos
-				ex, err := d.escape()
-				if err != nil {
-					return err
-				}
-				t += uint32(ex)
-				d.refill()
-				acc, nacc, bpos = d.acc, d.nacc, d.bpos
-			}
-			r := uint(e.shift)
-			mag := t<<r | uint32(acc)&(1<<r-1)
-			acc >>= r
-			nacc -= r
-			nz := -mag >> 31 // 1 when mag > 0: a sign follows
-			neg := uint32(acc) & nz
-			acc >>= nz
-			nacc -= uint(nz)
-			rv := float32(float32(mag)+recon[e.bucket][min(mag, 3)]) * step
-			coef[e.off] = math.Float32frombits(math.Float32bits(rv) ^ neg<<31)
+		e := &ents[j]
+		v := lut[e.lut|x0&(ransM-1)]
+		x0 = (v&0xfff)*(x0>>ransBits) + (v>>12)&0x7ff
+		nrm := uint32((uint64(x0) - ransL) >> 63)
+		x0 = x0<<(nrm*16) | uint32(binary.LittleEndian.Uint16(in[pos:]))&-nrm
+		pos += int(nrm) * 2
+		if nacc < 32 {
+			acc |= uint64(binary.LittleEndian.Uint32(bits[bpos:])) << nacc
+			bpos += 4
+			nacc += 32
 		}
-	}
-	if j < len(ents) {
-		{
-			if pos > end || bpos > bend {
-				return fmt.Errorf("%w: ntc coefficient stream truncated", ErrCorrupt)
+		t := v >> 23
+		if t == ransEsc {
+			d.acc, d.nacc, d.bpos = acc, nacc, bpos
+			ex, err := d.escape()
+			if err != nil {
+				return err
 			}
-			e := &ents[j]
-			v := lut[e.lut|x0&(ransM-1)]
-			x0 = (v&0xfff)*(x0>>ransBits) + (v>>12)&0x7ff
-			nrm := uint32((uint64(x0) - ransL) >> 63)
-			x0 = x0<<(nrm*16) | uint32(binary.LittleEndian.Uint16(in[pos:]))&-nrm
-			pos += int(nrm) * 2
-			if nacc < 32 {
-				acc |= uint64(binary.LittleEndian.Uint32(bits[bpos:])) << nacc
-				bpos += 4
-				nacc += 32
-			}
-			t := v >> 23
-			if t == ransEsc {
-				d.acc, d.nacc, d.bpos = acc, nacc, bpos
-				ex, err := d.escape()
-				if err != nil {
-					return err
-				}
-				t += uint32(ex)
-				d.refill()
-				acc, nacc, bpos = d.acc, d.nacc, d.bpos
-			}
-			r := uint(e.shift)
-			mag := t<<r | uint32(acc)&(1<<r-1)
-			acc >>= r
-			nacc -= r
-			nz := -mag >> 31 // 1 when mag > 0: a sign follows
-			neg := uint32(acc) & nz
-			acc >>= nz
-			nacc -= uint(nz)
-			rv := float32(float32(mag)+recon[e.bucket][min(mag, 3)]) * step
-			coef[e.off] = math.Float32frombits(math.Float32bits(rv) ^ neg<<31)
+			t += uint32(ex)
+			d.refill()
+			acc, nacc, bpos = d.acc, d.nacc, d.bpos
 		}
-		x0, x1 = x1, x0
+		r := uint(e.shift)
+		mag := t<<r | uint32(acc)&(1<<r-1)
+		acc >>= r
+		nacc -= r
+		nz := -mag >> 31 // 1 when mag > 0: a sign follows
+		neg := uint32(acc) & nz
+		acc >>= nz
+		nacc -= uint(nz)
+		rv := float32(float32(mag)+recon[e.bucket][min(mag, 3)]) * step
+		coef[e.off] = math.Float32frombits(math.Float32bits(rv) ^ neg<<31)
+		x0, x1 = x1, x0 // the states alternate symbol by symbol
 	}
 	d.x0, d.x1, d.pos = x0, x1, pos
 	d.acc, d.nacc, d.bpos = acc, nacc, bpos
