@@ -17,6 +17,7 @@ type decodeOptions struct {
 	samples string
 	keys    []string
 	dtype   string
+	workers int
 }
 
 func newDecodeCmd(g *globals, runF func(context.Context, *decodeOptions, []string) error) *cobra.Command {
@@ -38,6 +39,9 @@ complete.`,
 		PreRunE: func(*cobra.Command, []string) error {
 			if o.output == "" {
 				return usagef("--output (-o) is required")
+			}
+			if o.workers < 0 {
+				return usagef("--workers must be >= 0")
 			}
 			if o.samples != "" && len(o.keys) > 0 {
 				return usagef("give --samples or --keys, not both")
@@ -61,6 +65,7 @@ complete.`,
 	f.StringVar(&o.samples, "samples", "", "sample indices and inclusive ranges, e.g. 0,5,10-20")
 	f.StringSliceVar(&o.keys, "keys", nil, "sample keys, comma-separated")
 	f.StringVar(&o.dtype, "dtype", "", "output dtype: float16, bfloat16, float32 or float64 (default: the input's)")
+	f.IntVar(&o.workers, "workers", 0, "chunks decoded in parallel (0: one per CPU)")
 	return cmd
 }
 
@@ -136,7 +141,7 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 	}
 	defer w.Abort()
 	bar := g.newProgress(len(idx), "decode")
-	err = ntcb.Export(ctx, r.Reader, idx, w, bar)
+	err = ntcb.Export(ctx, r.Reader, idx, w, bar, o.workers)
 	bar.Done()
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)

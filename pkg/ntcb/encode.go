@@ -3,7 +3,6 @@ package ntcb
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync"
 
 	"github.com/ntc-project/ntc/pkg/codec"
@@ -259,15 +258,13 @@ func (o *Options) readFitSamples(ctx context.Context, src Source, l codec.Layout
 	return train, n, nil
 }
 
-// job is one chunk on its way through the encoding pipeline.
-type job struct {
-	index   int
+// encodeJob is one chunk on its way through the encoding pipeline.
+type encodeJob struct {
 	n       int
 	vals    []float32
 	keys    []container.SampleInfo
 	payload []byte
 	acc     metrics.Accumulator
-	err     error
 }
 
 // encodeChunks reads chunks of samples from src in order, encodes them on
@@ -275,110 +272,54 @@ type job struct {
 // At most 2*workers+1 chunks are in memory at once.
 func encodeChunks(ctx context.Context, w *container.Writer, src Source, c codec.Codec, id uint8, perChunk int, o Options) (*metrics.Accumulator, int, error) {
 	l := c.Layout()
-	workers := o.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
 	total := src.Len()
 	nchunks := (total + perChunk - 1) / perChunk
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	// Stop and wait for the reader and workers before returning, so that
-	// the caller may close src at once.
-	defer wg.Wait()
-	defer cancel()
-
-	free := make(chan *job, 2*workers+1)
-	for range cap(free) {
-		free <- &job{}
-	}
-	todo := make(chan *job, workers)
-	done := make(chan *job, cap(free))
-
-	// Reader: fill chunks in order.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(todo)
-		for ci := range nchunks {
-			var j *job
-			select {
-			case j = <-free:
-			case <-ctx.Done():
-				return
+	fill := func(ci int, j *encodeJob) error {
+		first := ci * perChunk
+		j.n = min(perChunk, total-first)
+		j.vals = grow(j.vals, j.n*l.Values())
+		j.keys = j.keys[:0]
+		for k := range j.n {
+			if err := src.ReadSample(first+k, j.vals[k*l.Values():(k+1)*l.Values()]); err != nil {
+				return err
 			}
-			first := ci * perChunk
-			j.index, j.n, j.err = ci, min(perChunk, total-first), nil
-			j.vals = grow(j.vals, j.n*l.Values())
-			j.keys = j.keys[:0]
-			for k := range j.n {
-				if j.err = src.ReadSample(first+k, j.vals[k*l.Values():(k+1)*l.Values()]); j.err != nil {
-					break
-				}
-				j.keys = append(j.keys, container.SampleInfo{Key: src.Key(first + k), Tokens: l.Tokens, Dim: l.Dim})
-			}
-			select {
-			case todo <- j:
-			case <-ctx.Done():
-				return
-			}
-			if j.err != nil {
-				return
-			}
+			j.keys = append(j.keys, container.SampleInfo{Key: src.Key(first + k), Tokens: l.Tokens, Dim: l.Dim})
 		}
-	}()
-	// Workers: encode, then decode to check and measure.
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var check []float32
-			for j := range todo {
-				if j.err == nil {
-					j.payload, j.err = c.Encode(j.payload[:0], j.vals, j.n)
-				}
-				if j.err == nil {
-					check = grow(check, len(j.vals))
-					if err := c.Decode(check, j.payload, j.n); err != nil {
-						j.err = fmt.Errorf("chunk %d does not decode: %w", j.index, err)
-					} else {
-						j.acc = metrics.Accumulator{}
-						j.acc.Add(j.vals, check, l.Dim)
-					}
-				}
-				select {
-				case done <- j:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
+		return nil
 	}
-	// Writer: put chunks in order.
+	// Check buffers are needed only inside work: one per busy worker.
+	var checks sync.Pool
+	work := func(ci int, j *encodeJob) error {
+		var err error
+		if j.payload, err = c.Encode(j.payload[:0], j.vals, j.n); err != nil {
+			return err
+		}
+		check, _ := checks.Get().(*[]float32)
+		if check == nil {
+			check = new([]float32)
+		}
+		*check = grow(*check, len(j.vals))
+		defer checks.Put(check)
+		if err := c.Decode(*check, j.payload, j.n); err != nil {
+			return fmt.Errorf("chunk %d does not decode: %w", ci, err)
+		}
+		j.acc = metrics.Accumulator{}
+		j.acc.Add(j.vals, *check, l.Dim)
+		return nil
+	}
 	var acc metrics.Accumulator
-	pending := map[int]*job{}
-	for next := 0; next < nchunks; {
-		select {
-		case j := <-done:
-			pending[j.index] = j
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
+	emit := func(_ int, j *encodeJob) error {
+		if err := w.WriteChunk(id, j.payload, j.keys); err != nil {
+			return err
 		}
-		for j, ok := pending[next]; ok; j, ok = pending[next] {
-			delete(pending, next)
-			if j.err != nil {
-				return nil, 0, j.err
-			}
-			if err := w.WriteChunk(id, j.payload, j.keys); err != nil {
-				return nil, 0, err
-			}
-			acc.Merge(&j.acc)
-			if o.Progress != nil {
-				o.Progress.Add(j.n)
-			}
-			next++
-			free <- j
+		acc.Merge(&j.acc)
+		if o.Progress != nil {
+			o.Progress.Add(j.n)
 		}
+		return nil
+	}
+	if err := ordered(ctx, nchunks, o.Workers, fill, work, emit); err != nil {
+		return nil, 0, err
 	}
 	return &acc, nchunks, nil
 }

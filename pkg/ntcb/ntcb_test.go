@@ -165,7 +165,7 @@ func TestManyFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Export(context.Background(), r.Reader, []int{0, 1, 2, 3, 4, 5}, w, nil); err != nil {
+	if err := Export(context.Background(), r.Reader, []int{0, 1, 2, 3, 4, 5}, w, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
@@ -391,5 +391,41 @@ func TestDefaultIsLearnedCodec(t *testing.T) {
 		if got := cr.n.Load() - before; got != want {
 			t.Fatalf("read %d of sample %d: %d bytes, want %d", k, i, got, want)
 		}
+	}
+}
+
+// sliceWriter collects samples; it implements tensorio.Writer.
+type sliceWriter struct{ got []float32 }
+
+func (w *sliceWriter) WriteSample(v []float32) error { w.got = append(w.got, v...); return nil }
+func (w *sliceWriter) Close() error                  { return nil }
+func (w *sliceWriter) Abort() error                  { return nil }
+
+// TestExportOrder decodes samples in a scrambled order with repeats, across
+// chunks, with several workers, and checks every sample lands in order.
+func TestExportOrder(t *testing.T) {
+	const n, tk, d = 10, 5, 4
+	m := &Memory{Data: tokens(11, n, tk, d), N: n, Tokens: tk, Dim: d}
+	b, _ := encodeMem(t, m, Options{Codec: "fp16", ChunkBytes: 3 * 2 * tk * d, Prefix: -1})
+	r, err := NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := []int{9, 0, 1, 2, 2, 7, 3, 8, 5, 4, 6, 0, 9}
+	for _, workers := range []int{1, 3} {
+		var w sliceWriter
+		if err := Export(context.Background(), r, idx, &w, nil, workers); err != nil {
+			t.Fatal(err)
+		}
+		var want []float32
+		for _, i := range idx {
+			want = append(want, m.Data[i*tk*d:(i+1)*tk*d]...)
+		}
+		if !slices.Equal(w.got, want) {
+			t.Fatalf("%d workers: samples out of order", workers)
+		}
+	}
+	if err := Export(context.Background(), r, []int{10}, &sliceWriter{}, nil, 1); err == nil {
+		t.Fatal("index out of range accepted")
 	}
 }

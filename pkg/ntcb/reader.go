@@ -18,11 +18,13 @@ type Reader struct {
 	c    *container.Reader
 	meta *Metadata
 
-	mu     sync.Mutex
+	mu     sync.Mutex // guards codecs
 	codecs map[uint8]codec.Codec
-	cached int // chunk index held in cache, -1 for none
-	cache  []float32
-	raw    []byte
+
+	cacheMu sync.Mutex // guards the last decoded chunk, for ReadSample
+	cached  int        // chunk index held in cache, -1 for none
+	cache   []float32
+	raw     []byte
 }
 
 // NewReader opens the .ntcb stream in r, of the given size, and checks that
@@ -103,8 +105,9 @@ func (r *Reader) Key(i int) string { return r.c.Sample(i).Key }
 func (r *Reader) Lookup(key string) (int, error) { return r.c.Lookup(key) }
 
 // codecFor returns the codec of a chunk, loading its model on first use.
-// The caller holds r.mu.
 func (r *Reader) codecFor(id uint8) (codec.Codec, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if c, ok := r.codecs[id]; ok {
 		return c, nil
 	}
@@ -129,32 +132,50 @@ func (r *Reader) codecFor(id uint8) (codec.Codec, error) {
 }
 
 // ReadChunk decodes chunk i into dst (grown as needed) and returns the
-// values of its samples, in order.
+// values of its samples, in order. Calls may run concurrently.
 func (r *Reader) ReadChunk(i int, dst []float32) ([]float32, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.readChunkLocked(i, dst)
+	dst, _, err := r.decodeChunk(i, dst, nil)
+	return dst, err
 }
 
-func (r *Reader) readChunkLocked(i int, dst []float32) ([]float32, error) {
+// chunkBuf holds one decoded chunk and the payload it came from, reused
+// from chunk to chunk by the parallel decoders.
+type chunkBuf struct {
+	vals []float32
+	raw  []byte
+}
+
+// noFill is the fill stage of pipelines whose jobs need no input.
+func noFill(int, *chunkBuf) error { return nil }
+
+// decodeInto decodes chunk i into b.
+func (r *Reader) decodeInto(i int, b *chunkBuf) error {
+	var err error
+	b.vals, b.raw, err = r.decodeChunk(i, b.vals, b.raw)
+	return err
+}
+
+// decodeChunk decodes chunk i into dst, reading its payload into raw; both
+// are grown as needed and returned for reuse.
+func (r *Reader) decodeChunk(i int, dst []float32, raw []byte) ([]float32, []byte, error) {
 	if i < 0 || i >= r.c.NumChunks() {
-		return nil, fmt.Errorf("chunk %d out of range [0, %d)", i, r.c.NumChunks())
+		return dst, raw, fmt.Errorf("chunk %d out of range [0, %d)", i, r.c.NumChunks())
 	}
 	ch := r.c.Chunk(i)
 	c, err := r.codecFor(ch.Codec)
 	if err != nil {
-		return nil, fmt.Errorf("chunk %d: %w", i, err)
+		return dst, raw, fmt.Errorf("chunk %d: %w", i, err)
 	}
-	payload, err := r.c.ReadChunk(i, r.raw)
+	payload, err := r.c.ReadChunk(i, raw)
 	if err != nil {
-		return nil, err
+		return dst, raw, err
 	}
-	r.raw = payload[:0]
+	raw = payload[:0]
 	dst = grow(dst, ch.Count*r.meta.Layout.Values())
 	if err := c.Decode(dst, payload, ch.Count); err != nil {
-		return nil, fmt.Errorf("chunk %d at offset %d: %w", i, ch.Offset, err)
+		return dst, raw, fmt.Errorf("chunk %d at offset %d: %w", i, ch.Offset, err)
 	}
-	return dst, nil
+	return dst, raw, nil
 }
 
 // ReadSample decodes sample i into dst (grown as needed to tokens*dim
@@ -164,15 +185,16 @@ func (r *Reader) ReadSample(i int, dst []float32) ([]float32, error) {
 		return nil, fmt.Errorf("sample %d out of range [0, %d)", i, r.Len())
 	}
 	ci, pos := r.c.SampleChunk(i)
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
 	if r.cached != ci {
 		r.cached = -1
-		vals, err := r.readChunkLocked(ci, r.cache)
+		vals, raw, err := r.decodeChunk(ci, r.cache, r.raw)
+		r.cache, r.raw = vals, raw
 		if err != nil {
 			return nil, err
 		}
-		r.cache, r.cached = vals, ci
+		r.cached = ci
 	}
 	n := r.meta.Layout.Values()
 	dst = grow(dst, n)
@@ -180,24 +202,18 @@ func (r *Reader) ReadSample(i int, dst []float32) ([]float32, error) {
 	return dst, nil
 }
 
-// Verify checks every checksum in the file and decodes every chunk. It
-// returns the first problem found, naming the chunk.
+// Verify checks every checksum in the file and decodes every chunk, on
+// GOMAXPROCS goroutines. It returns the first problem found, naming the
+// chunk.
 func (r *Reader) Verify(ctx context.Context, p Progress) error {
 	if err := r.c.Verify(); err != nil {
 		return err
 	}
-	var buf []float32
-	for i := range r.c.NumChunks() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var err error
-		if buf, err = r.ReadChunk(i, buf); err != nil {
-			return err
-		}
+	emit := func(i int, _ *chunkBuf) error {
 		if p != nil {
 			p.Add(r.c.Chunk(i).Count)
 		}
+		return nil
 	}
-	return nil
+	return ordered(ctx, r.c.NumChunks(), 0, noFill, r.decodeInto, emit)
 }

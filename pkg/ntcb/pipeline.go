@@ -1,0 +1,95 @@
+package ntcb
+
+import (
+	"context"
+	"runtime"
+	"sync"
+)
+
+// ordered runs n jobs through three stages: fill (in job order, on one
+// goroutine), work (on workers goroutines at once) and emit (in job order,
+// on the calling goroutine). Job values are recycled: at most 2*workers+1
+// exist, which bounds memory. The first error from any stage stops the
+// others; ordered returns only after every goroutine it started has ended,
+// so callers may release what fill and work use as soon as it returns.
+func ordered[J any](ctx context.Context, n, workers int, fill func(i int, j *J) error, work func(i int, j *J) error, emit func(i int, j *J) error) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	type slot struct {
+		i   int
+		j   *J
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	free := make(chan *J, 2*workers+1)
+	for range cap(free) {
+		free <- new(J)
+	}
+	todo := make(chan slot, workers)
+	done := make(chan slot, cap(free))
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(todo)
+		for i := range n {
+			var j *J
+			select {
+			case j = <-free:
+			case <-ctx.Done():
+				return
+			}
+			err := fill(i, j)
+			select {
+			case todo <- slot{i, j, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range todo {
+				if s.err == nil {
+					s.err = work(s.i, s.j)
+				}
+				select {
+				case done <- s:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	pending := map[int]slot{}
+	for next := 0; next < n; {
+		select {
+		case s := <-done:
+			pending[s.i] = s
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for s, ok := pending[next]; ok; s, ok = pending[next] {
+			delete(pending, next)
+			if s.err != nil {
+				return s.err
+			}
+			if err := emit(s.i, s.j); err != nil {
+				return err
+			}
+			next++
+			free <- s.j
+		}
+	}
+	return nil
+}
