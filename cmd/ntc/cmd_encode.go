@@ -141,8 +141,8 @@ func parseBytes(s string) (int, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n < 1 || n*float64(mult) > 1<<30 {
-		return 0, fmt.Errorf("%q: want a size from 1 byte to 1GiB", s)
+	if err != nil || n < 1 || n*float64(mult) > 512<<20 {
+		return 0, fmt.Errorf("%q: want a size from 1 byte to 512MiB", s)
 	}
 	return int(n * float64(mult)), nil
 }

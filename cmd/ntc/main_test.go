@@ -150,12 +150,12 @@ func TestParseSelection(t *testing.T) {
 }
 
 func TestParseBytes(t *testing.T) {
-	for s, want := range map[string]int{"4MiB": 4 << 20, "100": 100, "1.5k": 1536, "1GiB": 1 << 30} {
+	for s, want := range map[string]int{"4MiB": 4 << 20, "100": 100, "1.5k": 1536, "512MiB": 512 << 20} {
 		if got, err := parseBytes(s); err != nil || got != want {
 			t.Errorf("parseBytes(%q) = %d, %v", s, got, err)
 		}
 	}
-	for _, s := range []string{"0", "2GiB", "x", "-5"} {
+	for _, s := range []string{"0", "1GiB", "x", "-5"} {
 		if _, err := parseBytes(s); err == nil {
 			t.Errorf("%q accepted", s)
 		}

@@ -33,9 +33,11 @@ var (
 )
 
 // MaxValues bounds the number of values in one chunk (n * Tokens * Dim), so
-// that a decoder never allocates more than 4 GiB of float32 for one chunk
-// whatever a file claims.
-const MaxValues = 1 << 30
+// that a decoder never allocates more than 1 GiB of float32 for one chunk
+// whatever a file claims: the hard maximum that the output of a chunk,
+// whose size compression decouples from the file's, is checked against.
+// Writers keep chunks below it (512 MiB of float16).
+const MaxValues = 1 << 28
 
 // Layout describes the tokens of one sample: Tokens = Prefix + GridH*GridW
 // rows of Dim values each, in row-major order, prefix tokens first.

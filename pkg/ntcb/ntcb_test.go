@@ -366,6 +366,9 @@ func TestDefaultIsLearnedCodec(t *testing.T) {
 	const n, tk, d = 24, 1 + 8*8, 32
 	m := &Memory{Data: tokens(10, n, tk, d), N: n, Tokens: tk, Dim: d}
 	b, res := encodeMem(t, m, Options{ChunkBytes: 4 * 2 * tk * d, Prefix: -1})
+	if again, _ := encodeMem(t, m, Options{ChunkBytes: 4 * 2 * tk * d, Prefix: -1, Workers: 3}); !bytes.Equal(b, again) {
+		t.Fatal("the learned codec's output depends on the run or the number of workers")
+	}
 	if res.ModelBytes == 0 || res.Ratio < 7.5 || res.Ratio > 8.5 {
 		t.Fatalf("default encode: model %d bytes, ratio %.2f; want the learned codec near 8x", res.ModelBytes, res.Ratio)
 	}
