@@ -28,7 +28,7 @@ import numpy as np
 from .errors import CorruptError, UnknownCodecError
 
 # MaxValues in pkg/codec: no chunk decodes to more values than this.
-MAX_VALUES = 1 << 30
+MAX_VALUES = 1 << 28
 
 
 @dataclass(frozen=True)
