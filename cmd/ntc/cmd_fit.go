@@ -18,8 +18,9 @@ evenly over them) and writes the model to a .ntcm file. 'ntc encode --model
 MODEL.ntcm' then encodes any number of shards with that one model, so each
 shard does not pay for a model of its own.
 
---ratio sets the rate the model encodes at (the target ratio of the fitting
-sample's file, model included); --quality a target met on every chunk.`,
+--ratio sets the rate the model encodes at: the ratio the inputs given to
+fit would reach as one file, model included; --quality sets a target met on
+every chunk.`,
 		Example: examples(
 			"ntc fit 'shards/*.npy' -o clip-l.ntcm --ratio 8 --fit-samples 2000",
 			"ntc encode shards/000.npy -o 000.ntcb --model clip-l.ntcm",

@@ -22,7 +22,7 @@ func (d *dataFlags) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&d.prefix, "prefix-tokens", -1, "prefix tokens before the patch grid (CLS, registers); -1 infers")
 	f.StringVar(&d.grid, "grid", "", "patch grid HxW (default: inferred square grid)")
 	f.StringVar(&d.chunkSize, "chunk-size", "4MiB", "float16 bytes of tokens per chunk (plain bytes or with KiB/MiB/GiB)")
-	f.IntVar(&d.fitSamples, "fit-samples", 0, "samples a learned codec is fitted on, spread over the inputs (0: up to 256 MiB of them)")
+	f.IntVar(&d.fitSamples, "fit-samples", 0, "samples a learned codec is fitted on, spread over the inputs (0: up to 32 MiB of float32; the fit needs about 15x that in memory)")
 	f.IntVar(&d.workers, "workers", 0, "chunks encoded in parallel (0: one per CPU)")
 }
 

@@ -113,6 +113,11 @@ type Options struct {
 	// encode, so that rate control can account for per-chunk costs; 0
 	// means unknown.
 	ChunkSamples int
+	// TotalSamples is the number of samples the caller will encode with
+	// the codec, when it fits on fewer: rate control then spreads the
+	// model's bytes over all of them, as the file will. 0 means the
+	// training samples are all there is.
+	TotalSamples int
 }
 
 // Spec describes a codec family.

@@ -101,7 +101,7 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 	if chunk == 0 {
 		chunk = max(1, defaultChunkBytes/(2*l.Values()))
 	}
-	code, err := full.fitStep(train, n, cs, chunk, opts.Ratio, qkind, qtarget)
+	code, err := full.fitStep(train, n, cs, chunk, opts.Ratio, max(n, opts.TotalSamples), qkind, qtarget)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 		full.setHi16(h)
 		cs = full.transform(full.fillOutliers(train, n, full.outliers(train, n)), n)
 		full.fitSigma(cs)
-		if code, err = full.fitStep(train, n, cs, chunk, opts.Ratio, qkind, qtarget); err != nil {
+		if code, err = full.fitStep(train, n, cs, chunk, opts.Ratio, max(n, opts.TotalSamples), qkind, qtarget); err != nil {
 			return nil, err
 		}
 	}
@@ -122,7 +122,7 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 
 // fitStep sets the step code (and the rANS tables) for a ratio or quality
 // target and returns the step code that sets the number of components.
-func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio float64, qkind uint8, qtarget float32) (int32, error) {
+func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio float64, total int, qkind uint8, qtarget float32) (int32, error) {
 	var code int32
 	switch {
 	case qkind != qualityNone:
@@ -140,7 +140,7 @@ func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio
 		if ratio < 1 {
 			return 0, fmt.Errorf("%w: ratio %g below 1", ErrOption, ratio)
 		}
-		q := c.fitRatio(train, n, cs, chunk, ratio)
+		q := c.fitRatio(train, n, cs, chunk, ratio, total)
 		code = q.code
 		c.stepCode, c.tabs, c.tlo, c.thi = code, q.tabs, q.tlo, q.thi
 	}
@@ -430,21 +430,25 @@ func (c *ntcCodec) quantizeChunks(cs *coefSet, n, chunk int, code int32) *chunkS
 // fitRatio returns the step code whose model plus payloads, the training
 // data encoded in chunks, come closest to fp16 size / ratio, and the
 // rANS tables fitted at that step.
-func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, ratio float64) *chunkSyms {
-	target := float64(2*n*c.layout.Values()) / ratio
+func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, ratio float64, total int) *chunkSyms {
+	// The file holds total samples: its payload is the training samples'
+	// payload scaled up, and its model is stored once.
+	target := float64(2*total*c.layout.Values()) / ratio
+	spread := float64(total) / float64(n)
 	v := c.layout.Values()
 	size := func(code int32) (float64, *chunkSyms) {
 		q := c.quantizeChunks(cs, n, chunk, code)
 		k := c.componentsFor(code)
-		total := modelSize(c.dim, k, min(k, c.hi16), int(q.thi-q.tlo))
+		model := modelSize(c.dim, k, min(k, c.hi16), int(q.thi-q.tlo))
+		payload := 0
 		var buf []byte
 		for i, sym := range q.sym {
 			s := i * chunk
 			m := min(chunk, n-s)
 			buf = c.appendPayload(buf[:0], train[s*v:(s+m)*v], m, q.pl, sym, q.off[i], code, &q.tabs)
-			total += len(buf)
+			payload += len(buf)
 		}
-		return float64(total), q
+		return float64(model) + spread*float64(payload), q
 	}
 	lo, hi := int32(-16*256), int32(16*256) // size(lo) > target >= size(hi)
 	slo, qlo := size(lo)

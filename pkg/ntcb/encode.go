@@ -16,8 +16,11 @@ const (
 	DefaultCodec = "ntc"
 	// DefaultChunkBytes is the float16 size of the tokens in one chunk.
 	DefaultChunkBytes = 4 << 20
-	// DefaultFitBytes bounds the float32 training data a fit holds.
-	DefaultFitBytes = 256 << 20
+	// DefaultFitBytes bounds the float32 training data a fit holds. The
+	// learned codec's fit needs about 15 times its training data in memory,
+	// so this keeps a default encode near 0.5 GB; it holds all of a file
+	// of 200 DeiT-Tiny samples, or 14 CLIP-L samples spread over a dataset.
+	DefaultFitBytes = 32 << 20
 )
 
 // Progress receives how much work is done; libraries call it, the command
@@ -201,6 +204,7 @@ func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perC
 	}
 	copts := o.CodecOptions
 	copts.ChunkSamples = perChunk
+	copts.TotalSamples = src.Len()
 	if spec.Learned && copts.Ratio == 0 && copts.Quality == "" {
 		copts.Ratio = codec.DefaultRatio
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/ntc-project/ntc/internal/f16"
+	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/container"
 	"github.com/ntc-project/ntc/pkg/tensorio"
 )
@@ -430,5 +432,20 @@ func TestExportOrder(t *testing.T) {
 	}
 	if err := Export(context.Background(), r, []int{10}, &sliceWriter{}, nil, 1); err == nil {
 		t.Fatal("index out of range accepted")
+	}
+}
+
+// TestRatioWithFitSubset fits the learned codec on a fifth of the samples
+// and checks that the whole file still lands near the target ratio: the
+// model's bytes are spread over every sample, not only the fitted ones.
+func TestRatioWithFitSubset(t *testing.T) {
+	const n, tk, d = 60, 1 + 8*8, 32
+	m := &Memory{Data: tokens(12, n, tk, d), N: n, Tokens: tk, Dim: d}
+	for _, fit := range []int{12, n} {
+		_, res := encodeMem(t, m, Options{ChunkBytes: 6 * 2 * tk * d, Prefix: -1, FitSamples: fit,
+			CodecOptions: codec.Options{Ratio: 6}})
+		if math.Abs(res.Ratio/6-1) > 0.03 {
+			t.Errorf("fitted on %d of %d samples: ratio %.3f, want 6 within 3%%", fit, n, res.Ratio)
+		}
 	}
 }
