@@ -44,7 +44,9 @@ T = prefix + H*W: the layout is inferred (one CLS token when T-1 is a perfect
 square) or set with --prefix-tokens or --grid.
 
 The output appears only when encoding succeeds: it is written to a
-temporary file, synced, and renamed into place.
+temporary file, synced, and renamed into place. Memory stays bounded
+whatever the dataset's size: ntc keeps its heap near 400 MiB unless
+GOMEMLIMIT says otherwise; --fit-samples sets how much a fit holds.
 
 Ends with one line: ratio against float16, bits per value, SNR and per-token
 cosine (mean and 1st percentile) of the decoded file against the input.`,
@@ -188,6 +190,7 @@ func openInputs(args []string) (*ntcb.Files, error) {
 }
 
 func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string) error {
+	limitMemory()
 	src, err := openInputs(args)
 	if err != nil {
 		return err

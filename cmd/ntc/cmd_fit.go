@@ -22,7 +22,7 @@ shard does not pay for a model of its own.
 fit would reach as one file, model included; --quality sets a target met on
 every chunk.`,
 		Example: examples(
-			"ntc fit 'shards/*.npy' -o clip-l.ntcm --ratio 8 --fit-samples 2000",
+			"ntc fit 'shards/*.npy' -o clip-l.ntcm --ratio 8 --fit-samples 32",
 			"ntc encode shards/000.npy -o 000.ntcb --model clip-l.ntcm",
 		),
 		Args: minArgs(1),
@@ -44,6 +44,7 @@ every chunk.`,
 }
 
 func runFit(ctx context.Context, g *globals, o *encodeOptions, args []string) error {
+	limitMemory()
 	src, err := openInputs(args)
 	if err != nil {
 		return err
