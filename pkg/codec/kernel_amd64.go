@@ -19,20 +19,7 @@ func axpy4FMA512(out *float32, ostride int, a *float32, astride int, na int, m *
 // coefficients a[t*astride:][:na], t = 0..3, when the machine has AVX-512;
 // it reports whether it did.
 func axpy4Asm(out []float32, ostride int, w int, a []float32, astride, na int, m []float32, stride int) bool {
-	if !has512 || w < 16 || na == 0 {
-		return false
-	}
-	_ = out[3*ostride+w-1]
-	_ = a[3*astride+na-1]
-	_ = m[(na-1)*stride+w-1]
-	c16 := w &^ 15
-	axpy4FMA512(&out[0], ostride, &a[0], astride, na, &m[0], stride, c16)
-	if c16 < w {
-		for t := range 4 {
-			axpyRowsFast(out[t*ostride+c16:t*ostride+w], a[t*astride:t*astride+na], m[c16:], stride)
-		}
-	}
-	return true
+	return axpy4With(axpy4FMA512, axpyRowsFast, out, ostride, w, a, astride, na, m, stride)
 }
 
 //go:noescape
@@ -40,6 +27,14 @@ func axpy4Exact512(out *float32, ostride int, a *float32, astride int, na int, m
 
 // axpy4ExactAsm is axpy4Asm with the rounding of axpyRows.
 func axpy4ExactAsm(out []float32, ostride int, w int, a []float32, astride, na int, m []float32, stride int) bool {
+	return axpy4With(axpy4Exact512, axpyRows, out, ostride, w, a, astride, na, m, stride)
+}
+
+// axpy4With runs the four-token AVX-512 kernel over the first multiple of
+// 16 columns and the matching Go loop over the rest.
+func axpy4With(kernel func(out *float32, ostride int, a *float32, astride int, na int, m *float32, stride, cols int),
+	tail func(out, a, m []float32, stride int),
+	out []float32, ostride int, w int, a []float32, astride, na int, m []float32, stride int) bool {
 	if !has512 || w < 16 || na == 0 {
 		return false
 	}
@@ -47,10 +42,10 @@ func axpy4ExactAsm(out []float32, ostride int, w int, a []float32, astride, na i
 	_ = a[3*astride+na-1]
 	_ = m[(na-1)*stride+w-1]
 	c16 := w &^ 15
-	axpy4Exact512(&out[0], ostride, &a[0], astride, na, &m[0], stride, c16)
+	kernel(&out[0], ostride, &a[0], astride, na, &m[0], stride, c16)
 	if c16 < w {
 		for t := range 4 {
-			axpyRows(out[t*ostride+c16:t*ostride+w], a[t*astride:t*astride+na], m[c16:], stride)
+			tail(out[t*ostride+c16:t*ostride+w], a[t*astride:t*astride+na], m[c16:], stride)
 		}
 	}
 	return true

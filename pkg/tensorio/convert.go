@@ -19,7 +19,7 @@ func decode(dt DType, dst []float32, src []byte) {
 	case BFloat16:
 		src = src[:2*len(dst)]
 		for i := range dst {
-			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16)
+			dst[i] = f16.BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
 		}
 	case Float32:
 		src = src[:4*len(dst)]
