@@ -55,7 +55,6 @@ type Accumulator struct {
 	cosMin               float64
 	maxAbs               float64
 	hist                 []uint64
-	haveTokens           bool
 }
 
 // Add compares original x with reconstruction y, both holding whole tokens
@@ -68,9 +67,8 @@ func (a *Accumulator) Add(x, y []float32, dim int) {
 	if a.hist == nil {
 		a.hist = make([]uint64, numBins)
 	}
-	if !a.haveTokens {
+	if a.tokens == 0 {
 		a.cosMin = math.Inf(1)
-		a.haveTokens = true
 	}
 	var sx, sx2, se2, maxAbs float64
 	for t := 0; t < len(x); t += dim {
@@ -142,9 +140,8 @@ func (a *Accumulator) Merge(o *Accumulator) {
 	if a.hist == nil {
 		a.hist = make([]uint64, numBins)
 	}
-	if !a.haveTokens {
+	if a.tokens == 0 {
 		a.cosMin = math.Inf(1)
-		a.haveTokens = true
 	}
 	a.n += o.n
 	a.tokens += o.tokens
