@@ -59,11 +59,7 @@ func load(ctx context.Context, src ntcb.Source, o *Options) (*dataset, error) {
 		}
 		ds.keys[i] = src.Key(i)
 	}
-	cb := o.ChunkBytes
-	if cb <= 0 {
-		cb = ntcb.DefaultChunkBytes
-	}
-	ds.perChunk = min(max(1, cb/(2*v)), codec.MaxValues/v)
+	ds.perChunk = ntcb.SamplesPerChunk(o.ChunkBytes, l)
 	ds.nnIdx = spread(n, o.MaxNNSamples)
 	ds.nnPos = make(map[int]int, len(ds.nnIdx))
 	ds.nnOrig = make([][]float64, len(ds.nnIdx))

@@ -173,12 +173,16 @@ func (o *Options) layout(tokens, dim int) (codec.Layout, error) {
 	return l, nil
 }
 
-func (o *Options) samplesPerChunk(l codec.Layout) int {
-	cb := o.ChunkBytes
-	if cb <= 0 {
-		cb = DefaultChunkBytes
+func (o *Options) samplesPerChunk(l codec.Layout) int { return SamplesPerChunk(o.ChunkBytes, l) }
+
+// SamplesPerChunk returns how many samples of layout l a chunk of
+// chunkBytes float16 bytes holds (0 means DefaultChunkBytes): at least
+// one, and never more values than codec.MaxValues.
+func SamplesPerChunk(chunkBytes int, l codec.Layout) int {
+	if chunkBytes <= 0 {
+		chunkBytes = DefaultChunkBytes
 	}
-	n := max(1, cb/(2*l.Values()))
+	n := max(1, chunkBytes/(2*l.Values()))
 	return min(n, codec.MaxValues/l.Values())
 }
 
