@@ -40,7 +40,15 @@ var benchCodecs = []struct {
 	{"ntc", Options{Ratio: 16}},
 }
 
-func benchCodec(b *testing.B, decode bool) {
+type benchMode int
+
+const (
+	benchEncode benchMode = iota
+	benchDecode
+	benchStage
+)
+
+func benchCodec(b *testing.B, mode benchMode) {
 	const n = 55
 	data, src := benchData(b, n)
 	for _, bc := range benchCodecs {
@@ -62,13 +70,25 @@ func benchCodec(b *testing.B, decode bool) {
 				b.Fatal(err)
 			}
 			out := make([]float32, len(data))
+			var staged []byte
+			var st Staged
+			if mode == benchStage {
+				size, err := c.(Stager).StageSize(p, n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				staged = make([]byte, size)
+			}
 			b.SetBytes(int64(2 * len(data)))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				if decode {
+				switch mode {
+				case benchDecode:
 					err = c.Decode(out, p, n)
-				} else {
+				case benchStage:
+					st, err = c.(Stager).Stage(staged, p, n)
+				default:
 					p, err = c.Encode(p[:0], data, n)
 				}
 				if err != nil {
@@ -76,13 +96,21 @@ func benchCodec(b *testing.B, decode bool) {
 				}
 			}
 			b.ReportMetric(float64(2*len(data))/float64(len(p)), "ratio")
+			if mode == benchStage {
+				b.ReportMetric(float64(2*len(data))/float64(st.Size), "fp16/staged")
+			}
 		})
 	}
 }
 
 // BenchmarkDecode measures decoding speed in float16 bytes of output.
-func BenchmarkDecode(b *testing.B) { benchCodec(b, true) }
+func BenchmarkDecode(b *testing.B) { benchCodec(b, benchDecode) }
+
+// BenchmarkStage measures the host part of a device decoder's work
+// (Stager.Stage) in float16 bytes of output, and reports how much smaller
+// than the float16 output the staged data that crosses to the device is.
+func BenchmarkStage(b *testing.B) { benchCodec(b, benchStage) }
 
 // BenchmarkEncode measures encoding speed (fit excluded) in float16 bytes
 // of input.
-func BenchmarkEncode(b *testing.B) { benchCodec(b, false) }
+func BenchmarkEncode(b *testing.B) { benchCodec(b, benchEncode) }

@@ -30,6 +30,8 @@ var (
 	ErrRange = errors.New("value out of range")
 	// ErrOption means an option is invalid for the codec.
 	ErrOption = errors.New("invalid codec option")
+	// ErrShortBuffer means a staging buffer is too small for a chunk.
+	ErrShortBuffer = errors.New("staging buffer too small")
 )
 
 // MaxValues bounds the number of values in one chunk (n * Tokens * Dim), so

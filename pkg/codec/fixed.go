@@ -29,6 +29,8 @@ type fixedFormat struct {
 	// unpack writes scale*value for each packed code into dst.
 	unpack func(dst []float32, src []byte, scale float32)
 	params map[string]any
+	// device names the codes for a device decoder.
+	device FixedFormat
 }
 
 // fixedCodec is a configured fixed-rate codec.
@@ -208,6 +210,7 @@ var int8Format = &fixedFormat{
 		}
 	},
 	params: map[string]any{"scale": "absmax per token, float16", "bits": 8},
+	device: FixedInt8,
 }
 
 func init() {

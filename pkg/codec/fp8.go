@@ -78,6 +78,7 @@ var fp8Format = &fixedFormat{
 		}
 	},
 	params: map[string]any{"format": "e4m3", "scale": "absmax per token, float16", "bits": 8},
+	device: FixedFP8,
 }
 
 func init() {

@@ -34,6 +34,7 @@ var int4Format = &fixedFormat{
 		}
 	},
 	params: map[string]any{"group": int4Group, "scale": "absmax per group, float16", "bits": 4},
+	device: FixedInt4,
 }
 
 func init() {

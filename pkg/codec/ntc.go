@@ -146,6 +146,7 @@ type ntcCodec struct {
 
 	plansMu sync.Mutex
 	plans   []decPlanEntry // recently used decoding plans, oldest first
+	dev     ntcDevice      // tables for device decoders, made on first use
 }
 
 // blockGeom is one block of the grid.
@@ -485,8 +486,9 @@ type ntcScratch struct {
 	coef []float32 // one sample's blocks, blockSize x K each
 	tmp  []float32
 	y    []float32
-	rans []byte // the rANS stream and ransPad zero bytes
-	bits []byte // the raw bit stream and ransPad zero bytes
+	q    []int32 // one block's symbols
+	rans []byte  // the rANS stream and ransPad zero bytes
+	bits []byte  // the raw bit stream and ransPad zero bytes
 }
 
 func (c *ntcCodec) scratch() *ntcScratch {
@@ -501,122 +503,133 @@ func (c *ntcCodec) scratch() *ntcScratch {
 	return s
 }
 
-// Decode implements Codec.
-func (c *ntcCodec) Decode(dst []float32, payload []byte, n int) (err error) {
+// ntcChunk is a parsed payload: its header checked and its sections
+// located, before any coefficient is decoded.
+type ntcChunk struct {
+	n        int
+	stepCode int32
+	step     float32
+	recon    [ntcBuckets][4]float32
+	prefix   []byte // n*Prefix rows of 2+D bytes: float16 scale, D int8
+	nout     int
+	outIdx   []byte // nout uint32 token indices
+	outRows  []byte // nout rows as prefix
+	rans     []byte // the rANS stream (unpadded)
+	bits     []byte // the raw bit stream (unpadded)
+}
+
+// rowScale returns the float16 scale of an int8 row, checked.
+func rowScale(row []byte, what string) (float32, error) {
+	h := uint16(row[0]) | uint16(row[1])<<8
+	if !f16.IsFinite16(h) || h&0x8000 != 0 {
+		return 0, fmt.Errorf("%w: ntc %s scale %#04x", ErrCorrupt, what, h)
+	}
+	return f16.ToFloat32(h), nil
+}
+
+// parse checks a payload of n samples and locates its sections. Every
+// check a decoder needs before it touches the coefficient streams is made
+// here, so that the CPU decoder and the staging for a device decoder
+// accept and reject the same payloads.
+func (c *ntcCodec) parse(payload []byte, n int) (ch ntcChunk, err error) {
 	l := c.layout
-	nv, err := l.CheckCount(n)
-	if err != nil {
-		return err
+	if _, err := l.CheckCount(n); err != nil {
+		return ch, err
 	}
-	if len(dst) != nv {
-		return fmt.Errorf("%w: output holds %d values, want %d", ErrBadLayout, len(dst), nv)
-	}
+	ch.n = n
 	// Sizes in int64: on 32-bit platforms they could overflow int.
 	prefixBytes := int64(n) * int64(l.Prefix) * int64(2+l.Dim)
 	if int64(len(payload)) < ntcPayloadHeader+prefixBytes+4+4+8 {
-		return fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+		return ch, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
 	}
 	if payload[0] != ntcPayloadVersion || payload[1] != 0 {
-		return fmt.Errorf("%w: ntc payload version %d flags %d", ErrCorrupt, payload[0], payload[1])
+		return ch, fmt.Errorf("%w: ntc payload version %d flags %d", ErrCorrupt, payload[0], payload[1])
 	}
-	stepCode := int32(binary.LittleEndian.Uint32(payload[2:]))
-	if stepCode < -stepCodeMax || stepCode > stepCodeMax {
-		return fmt.Errorf("%w: ntc step code %d", ErrCorrupt, stepCode)
+	ch.stepCode = int32(binary.LittleEndian.Uint32(payload[2:]))
+	if ch.stepCode < -stepCodeMax || ch.stepCode > stepCodeMax {
+		return ch, fmt.Errorf("%w: ntc step code %d", ErrCorrupt, ch.stepCode)
 	}
-	step := stepOf(stepCode)
+	ch.step = stepOf(ch.stepCode)
 	var off [ntcBuckets][3]int8
 	for b := range off {
 		for j := range off[b] {
 			off[b][j] = int8(payload[6+b*3+j])
 		}
 	}
-	recon := reconTable(&off)
-	// Prefix tokens.
+	ch.recon = reconTable(&off)
 	p := ntcPayloadHeader
-	for s := range n {
-		for t := range l.Prefix {
-			row := dst[(s*l.Tokens+t)*l.Dim:][:l.Dim]
-			h := uint16(payload[p]) | uint16(payload[p+1])<<8
-			if !f16.IsFinite16(h) || h&0x8000 != 0 {
-				return fmt.Errorf("%w: ntc prefix scale %#04x", ErrCorrupt, h)
-			}
-			int8Format.unpack(row, payload[p+2:p+2+l.Dim], f16.ToFloat32(h))
-			p += 2 + l.Dim
+	ch.prefix = payload[p : p+int(prefixBytes)]
+	for r := 0; r < len(ch.prefix); r += 2 + l.Dim {
+		if _, err := rowScale(ch.prefix[r:], "prefix"); err != nil {
+			return ch, err
 		}
 	}
-	// Outlier tokens: checked now, written over the grid at the end.
-	if len(payload)-p < 4 {
-		return fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
-	}
+	p += int(prefixBytes)
+	// Outlier tokens.
 	nout := int(binary.LittleEndian.Uint32(payload[p:]))
 	p += 4
 	if int64(nout) > int64(n)*int64(l.Tokens-l.Prefix) || int64(nout)*int64(6+l.Dim) > int64(len(payload)-p) {
-		return fmt.Errorf("%w: ntc payload claims %d outlier tokens", ErrCorrupt, nout)
+		return ch, fmt.Errorf("%w: ntc payload claims %d outlier tokens", ErrCorrupt, nout)
 	}
-	outIdx := payload[p : p+4*nout]
-	outRows := payload[p+4*nout : p+nout*(6+l.Dim)]
+	ch.nout = nout
+	ch.outIdx = payload[p : p+4*nout]
+	ch.outRows = payload[p+4*nout : p+nout*(6+l.Dim)]
 	prev := -1
 	for i := range nout {
-		t := int(binary.LittleEndian.Uint32(outIdx[4*i:]))
+		t := int(binary.LittleEndian.Uint32(ch.outIdx[4*i:]))
 		if t <= prev || t >= n*l.Tokens || t%l.Tokens < l.Prefix {
-			return fmt.Errorf("%w: ntc outlier token index %d", ErrCorrupt, t)
+			return ch, fmt.Errorf("%w: ntc outlier token index %d", ErrCorrupt, t)
 		}
 		prev = t
-		h := uint16(outRows[i*(2+l.Dim)]) | uint16(outRows[i*(2+l.Dim)+1])<<8
-		if !f16.IsFinite16(h) || h&0x8000 != 0 {
-			return fmt.Errorf("%w: ntc outlier scale %#04x", ErrCorrupt, h)
+		if _, err := rowScale(ch.outRows[i*(2+l.Dim):], "outlier"); err != nil {
+			return ch, err
 		}
 	}
 	p += nout * (6 + l.Dim)
-	defer func() {
-		if err != nil {
-			return
-		}
-		for i := range nout {
-			t := int(binary.LittleEndian.Uint32(outIdx[4*i:]))
-			r := outRows[i*(2+l.Dim):][:2+l.Dim]
-			int8Format.unpack(dst[t*l.Dim:][:l.Dim], r[2:], f16.ToFloat32(uint16(r[0])|uint16(r[1])<<8))
-		}
-	}()
 	if len(payload)-p < 4 {
-		return fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+		return ch, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
 	}
 	rlen := int(binary.LittleEndian.Uint32(payload[p:]))
 	p += 4
 	if rlen < 8 || rlen > len(payload)-p {
-		return fmt.Errorf("%w: ntc rANS stream of %d bytes, %d left", ErrCorrupt, rlen, len(payload)-p)
+		return ch, fmt.Errorf("%w: ntc rANS stream of %d bytes, %d left", ErrCorrupt, rlen, len(payload)-p)
 	}
+	if (len(c.blocks) == 0 || c.k == 0) && (rlen != 8 || p+rlen != len(payload)) {
+		return ch, fmt.Errorf("%w: ntc payload has %d bytes of coefficients, want none", ErrCorrupt, len(payload)-p-8)
+	}
+	ch.rans, ch.bits = payload[p:p+rlen], payload[p+rlen:]
+	return ch, nil
+}
+
+// symbols decodes the chunk's quantized coefficients, block by block in
+// coding order. For every sample and block, coef(smp, bi) returns where
+// the block's dequantized coefficients go; when it returns nil, the
+// block's signed symbols go to block(smp, bi, q) instead (q[j] for
+// decPlan's entry j), in a buffer reused for the next block.
+func (c *ntcCodec) symbols(ch *ntcChunk, s *ntcScratch, coef func(smp, bi int) []float32, block func(smp, bi int, q []int32)) error {
 	if len(c.blocks) == 0 || c.k == 0 {
-		if rlen != 8 || p+rlen != len(payload) {
-			return fmt.Errorf("%w: ntc payload has %d bytes of coefficients, want none", ErrCorrupt, len(payload)-p-8)
-		}
-		for smp := range n {
-			out := dst[smp*l.Tokens*l.Dim:][:l.Tokens*l.Dim]
-			for t := l.Prefix; t < l.Tokens; t++ {
-				copy(out[t*l.Dim:], c.mean)
-			}
-		}
 		return nil
 	}
-	ents := c.decPlan(stepCode)
-	s := c.scratch()
-	defer c.bufs.Put(s)
-	s.rans = append(append(s.rans[:0], payload[p:p+rlen]...), make([]byte, ransPad)...)
-	s.bits = append(append(s.bits[:0], payload[p+rlen:]...), make([]byte, ransPad)...)
+	ents := c.decPlan(ch.stepCode)
+	s.rans = append(append(s.rans[:0], ch.rans...), make([]byte, ransPad)...)
+	s.bits = append(append(s.bits[:0], ch.bits...), make([]byte, ransPad)...)
+	if cap(s.q) < blockSize*c.k {
+		s.q = make([]int32, blockSize*c.k)
+	}
 	var rd ransDecoder
 	if err := rd.init(s.rans, s.bits); err != nil {
 		return err
 	}
-	per := blockSize * c.k
-	for smp := range n {
-		out := dst[smp*l.Tokens*l.Dim:][:l.Tokens*l.Dim]
-		clear(s.coef)
+	for smp := range ch.n {
 		for bi := range c.blocks {
-			if err := rd.decodeBlock(c.lut, ents[bi], s.coef[bi*per:(bi+1)*per], &recon, step); err != nil {
+			dst := coef(smp, bi)
+			if err := rd.decodeBlock(c.lut, ents[bi], s.q, dst, &ch.recon, ch.step); err != nil {
 				return err
 			}
+			if dst == nil {
+				block(smp, bi, s.q[:len(ents[bi])])
+			}
 		}
-		c.synthesize(out, s)
 	}
 	// The encoder's final states are the decoder's initial ones; a stream
 	// decoded to its end returns both states to ransL and consumes
@@ -625,6 +638,64 @@ func (c *ntcCodec) Decode(dst []float32, payload []byte, n int) (err error) {
 		return fmt.Errorf("%w: ntc coefficient streams do not end where they should", ErrCorrupt)
 	}
 	return nil
+}
+
+// Decode implements Codec.
+func (c *ntcCodec) Decode(dst []float32, payload []byte, n int) error {
+	l := c.layout
+	ch, err := c.parse(payload, n)
+	if err != nil {
+		return err
+	}
+	if len(dst) != n*l.Values() {
+		return fmt.Errorf("%w: output holds %d values, want %d", ErrBadLayout, len(dst), n*l.Values())
+	}
+	if len(c.blocks) == 0 || c.k == 0 {
+		for smp := range n {
+			out := dst[smp*l.Tokens*l.Dim:][:l.Tokens*l.Dim]
+			for t := l.Prefix; t < l.Tokens; t++ {
+				copy(out[t*l.Dim:], c.mean)
+			}
+		}
+		unpackTokenRows(dst, l, &ch)
+		return nil
+	}
+	s := c.scratch()
+	defer c.bufs.Put(s)
+	per := blockSize * c.k
+	last := -1
+	err = c.symbols(&ch, s, func(smp, bi int) []float32 {
+		if smp != last {
+			if last >= 0 {
+				c.synthesize(dst[last*l.Tokens*l.Dim:][:l.Tokens*l.Dim], s)
+			}
+			clear(s.coef)
+			last = smp
+		}
+		return s.coef[bi*per : (bi+1)*per]
+	}, nil)
+	if err != nil {
+		return err
+	}
+	c.synthesize(dst[last*l.Tokens*l.Dim:][:l.Tokens*l.Dim], s)
+	unpackTokenRows(dst, l, &ch)
+	return nil
+}
+
+// unpackTokenRows writes the chunk's int8 rows, prefix tokens and then
+// outliers over the grid, into dst.
+func unpackTokenRows(dst []float32, l Layout, ch *ntcChunk) {
+	row := 2 + l.Dim
+	for i := range ch.n * l.Prefix {
+		t := i/l.Prefix*l.Tokens + i%l.Prefix
+		r := ch.prefix[i*row:][:row]
+		int8Format.unpack(dst[t*l.Dim:][:l.Dim], r[2:], f16.ToFloat32(uint16(r[0])|uint16(r[1])<<8))
+	}
+	for i := range ch.nout {
+		t := int(binary.LittleEndian.Uint32(ch.outIdx[4*i:]))
+		r := ch.outRows[i*row:][:row]
+		int8Format.unpack(dst[t*l.Dim:][:l.Dim], r[2:], f16.ToFloat32(uint16(r[0])|uint16(r[1])<<8))
+	}
 }
 
 // synthesize turns one sample's coefficients (s.coef, per block

@@ -309,18 +309,22 @@ func decEntries(pl []planEntry, idx []int32, K int) []decEntry {
 	return ents
 }
 
-// decodeBlock decodes the symbols of one block's entries into coef
-// (class-major, K per class). It is the decoder's hot loop: the two rANS
-// states alternate symbol by symbol (x0 always decodes the next one), and
-// apart from the rare escapes and the refills there is no data-dependent
+// decodeBlock decodes the symbols of one block's entries: dequantized into
+// coef (at each entry's offset) when coef is not nil, else as signed
+// integers into q (q[j] for ents[j]). It is the decoder's hot loop: the two rANS states
+// alternate symbol by symbol (x0 always decodes the next one), and apart
+// from the rare escapes and the refills there is no data-dependent
 // branch, since the symbols of a good code are unpredictable.
-func (d *ransDecoder) decodeBlock(lut []uint32, ents []decEntry, coef []float32, recon *[ntcBuckets][4]float32, step float32) error {
+func (d *ransDecoder) decodeBlock(lut []uint32, ents []decEntry, q []int32, coef []float32, recon *[ntcBuckets][4]float32, step float32) error {
 	x0, x1, pos, in := d.x0, d.x1, d.pos, d.in
 	acc, nacc, bpos, bits := d.acc, d.nacc, d.bpos, d.bits
 	// A valid stream never reads more than 8 bytes ahead of the bits it
 	// has used; the padding covers one symbol's reads past that, and the
 	// final check in Decode catches the rest.
 	end, bend := d.end, d.bend+8
+	if coef == nil {
+		q = q[:len(ents)]
+	}
 	for j := range ents {
 		if pos > end || bpos > bend {
 			return fmt.Errorf("%w: ntc coefficient stream truncated", ErrCorrupt)
@@ -355,8 +359,12 @@ func (d *ransDecoder) decodeBlock(lut []uint32, ents []decEntry, coef []float32,
 		neg := uint32(acc) & nz
 		acc >>= nz
 		nacc -= uint(nz)
-		rv := float32(float32(mag)+recon[e.bucket][min(mag, 3)]) * step
-		coef[e.off] = math.Float32frombits(math.Float32bits(rv) ^ neg<<31)
+		if coef != nil { // the same branch for every symbol: predicted
+			rv := float32(float32(mag)+recon[e.bucket][min(mag, 3)]) * step
+			coef[e.off] = math.Float32frombits(math.Float32bits(rv) ^ neg<<31)
+		} else {
+			q[j] = int32((mag ^ -neg) + neg) // mag, negated when neg is 1
+		}
 		x0, x1 = x1, x0 // the states alternate symbol by symbol
 	}
 	d.x0, d.x1, d.pos = x0, x1, pos

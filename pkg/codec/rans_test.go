@@ -58,16 +58,14 @@ func TestRANSRoundTrip(t *testing.T) {
 	}
 	lut := ransLUT(tabs[:])
 	ents := decEntries(pl, idx[0], K)
-	var recon [ntcBuckets][4]float32
-	coef := make([]float32, blockSize)
+	q := make([]int32, len(ents))
 	for b := range blocks {
-		clear(coef)
-		if err := d.decodeBlock(lut, ents, coef, &recon, 1); err != nil {
+		if err := d.decodeBlock(lut, ents, q, nil, nil, 1); err != nil {
 			t.Fatal(err)
 		}
 		for i := range pl {
-			if got, want := coef[pl[i].u], float32(sym[b*len(pl)+i]); got != want {
-				t.Fatalf("block %d entry %d: got %g, want %g", b, i, got, want)
+			if got, want := q[i], sym[b*len(pl)+i]; got != want {
+				t.Fatalf("block %d entry %d: got %d, want %d", b, i, got, want)
 			}
 		}
 	}

@@ -1,0 +1,469 @@
+package codec
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/ntc-project/ntc/internal/f16"
+)
+
+// Staged decoding splits a codec's Decode in two: a host part that checks
+// the payload and does the serial work (entropy decoding), and a device
+// part that is pure arithmetic over arrays (dequantization, the inverse
+// transforms, the product with the basis), which a GPU does at memory
+// speed. The host part writes the device's input, a Staged chunk, into a
+// buffer the caller owns (page-locked memory, so that it can be copied to
+// the device asynchronously); the device program that finishes it is named
+// by its Kind and specified below, byte for byte, so that a device decoder
+// needs nothing else from this package. A Go reference of every device
+// program is in the tests (stage_test.go); it reproduces Decode.
+//
+// All integers and floats in staged data are little-endian.
+
+// DeviceKind names the device program that finishes a staged chunk.
+type DeviceKind uint8
+
+const (
+	// DeviceF16 chunks hold their V = N*Tokens*Dim float16 values byte
+	// shuffled: the V low bytes, then the V high bytes.
+	DeviceF16 DeviceKind = 1
+	// DeviceFixed chunks hold the fixed-rate payload as stored: a version
+	// byte, then for every token its groups (Fixed.Group values, the last
+	// one shorter when Group does not divide Dim), each a float16 scale
+	// and its codes (Fixed.Format).
+	DeviceFixed DeviceKind = 2
+	// DeviceNTC chunks hold the learned codec's symbols; see NTCStaged.
+	DeviceNTC DeviceKind = 3
+)
+
+// FixedFormat is the code of a fixed-rate format's values.
+type FixedFormat uint8
+
+const (
+	// FixedInt8 codes are int8; value = code * scale.
+	FixedInt8 FixedFormat = 0
+	// FixedFP8 codes are OCP FP8 E4M3 bytes; value = e4m3(code) * scale,
+	// where the NaN patterns 0x7f and 0xff decode to 0.
+	FixedFP8 FixedFormat = 1
+	// FixedInt4 codes are two's-complement nibbles, two per byte, the
+	// first value in the low nibble; a group of odd size pads its last
+	// high nibble. value = code * scale.
+	FixedInt4 FixedFormat = 2
+)
+
+// FixedDevice describes a fixed-rate format for its device program.
+type FixedDevice struct {
+	Format FixedFormat
+	// Group is the number of values per scale.
+	Group int
+	// TokenBytes is the size of one token's groups.
+	TokenBytes int
+}
+
+// Staged describes one chunk after the host part of decoding.
+type Staged struct {
+	Kind DeviceKind
+	// N is the number of samples in the chunk.
+	N int
+	// Size is the number of bytes of staged data written to the buffer
+	// passed to Stage.
+	Size int
+	// Fixed describes the format of DeviceFixed chunks.
+	Fixed FixedDevice
+	// NTC describes DeviceNTC chunks.
+	NTC NTCStaged
+}
+
+// Stager is implemented by codecs whose decoding can be finished on a
+// device. Every registered codec implements it.
+type Stager interface {
+	Codec
+	// StageSize returns the number of bytes Stage writes for a payload
+	// of n samples. It reads only the payload's header; a payload that
+	// is too short for one is reported with ErrCorrupt.
+	StageSize(payload []byte, n int) (int, error)
+	// Stage does the host part of decoding a payload of n samples: it
+	// makes every check that Decode makes and writes the device's input
+	// into dst, which must hold at least StageSize bytes. When the data
+	// needs more room than dst has (the learned codec's rare large
+	// symbols), it returns an error wrapping ErrShortBuffer with
+	// Staged.Size set to the size it needs.
+	Stage(dst []byte, payload []byte, n int) (Staged, error)
+}
+
+func checkStageDst(dst []byte, size int) error {
+	if len(dst) < size {
+		return fmt.Errorf("%w: staging buffer of %d bytes, need %d", ErrBadLayout, len(dst), size)
+	}
+	return nil
+}
+
+// StageSize implements Stager.
+func (c *fp16Codec) StageSize(_ []byte, n int) (int, error) {
+	nv, err := c.layout.CheckCount(n)
+	return 2 * nv, err
+}
+
+// Stage implements Stager: it decompresses the payload.
+func (c *fp16Codec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
+	size, err := c.StageSize(payload, n)
+	if err != nil {
+		return Staged{}, err
+	}
+	if err := checkStageDst(dst, size); err != nil {
+		return Staged{}, err
+	}
+	raw, err := zstdDecompress(dst[:0:size], payload, size)
+	if err != nil {
+		return Staged{}, err
+	}
+	if &raw[0] != &dst[0] {
+		copy(dst, raw)
+	}
+	return Staged{Kind: DeviceF16, N: n, Size: size}, nil
+}
+
+// StageSize implements Stager.
+func (c *fixedCodec) StageSize(_ []byte, n int) (int, error) {
+	if _, err := c.layout.CheckCount(n); err != nil {
+		return 0, err
+	}
+	return c.payloadSize(n), nil
+}
+
+// Stage implements Stager: it checks the payload's version and scales and
+// copies it.
+func (c *fixedCodec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
+	size, err := c.StageSize(payload, n)
+	if err != nil {
+		return Staged{}, err
+	}
+	if err := checkStageDst(dst, size); err != nil {
+		return Staged{}, err
+	}
+	if len(payload) != size {
+		return Staged{}, fmt.Errorf("%w: %s payload has %d bytes, want %d", ErrCorrupt, c.f.name, len(payload), size)
+	}
+	if payload[0] != fixedVersion {
+		return Staged{}, fmt.Errorf("%w: %s payload version %d", ErrCorrupt, c.f.name, payload[0])
+	}
+	d := c.layout.Dim
+	for p := 1; p < size; {
+		for off := 0; off < d; off += c.group {
+			h := uint16(payload[p]) | uint16(payload[p+1])<<8
+			if !f16.IsFinite16(h) || h&0x8000 != 0 {
+				return Staged{}, fmt.Errorf("%w: %s scale %#04x at byte %d", ErrCorrupt, c.f.name, h, p)
+			}
+			p += 2 + c.f.bytesFor(min(c.group, d-off))
+		}
+	}
+	copy(dst, payload)
+	return Staged{Kind: DeviceFixed, N: n, Size: size, Fixed: FixedDevice{Format: c.f.device, Group: c.group, TokenBytes: c.tokenBytes()}}, nil
+}
+
+// NTCStaged describes a staged chunk of the learned codec. Its data holds,
+// at the offsets given:
+//
+//	0       Step (float32), the number of exceptions (uint32), the
+//	        number of int8 rows (uint32), 4 zero bytes
+//	16      reconstruction table: NTCBuckets x 4 float32; a symbol q in
+//	        bucket b reconstructs to sign(q) * (|q| + recon[b][min(|q|,3)]) * Step
+//	QOff    symbols: N * Plan.Entries int16, sample by sample, block by
+//	        block, the entries of a block in the order Plan gives them;
+//	        NTCEscape where the symbol does not fit in int16
+//	RowOff  int8 rows: Rows token indices (uint32, s*Tokens+t), then
+//	        Rows rows of 2+Dim bytes (a float16 scale and Dim int8 codes,
+//	        value = code * scale); the prefix tokens first, then the
+//	        outliers, which are written over the grid's tokens
+//	ExcOff  exceptions: for every NTCEscape, in increasing order, the
+//	        symbol's index in the symbol array (uint32) and its value
+//	        (int32); the staged data ends here
+//
+// The device program: for every sample and grid block, dequantize the
+// block's symbols into a Dim-free coefficient array c[16][K] (position
+// u = fy*4+fx, zero where no symbol is coded); for every group of blocks,
+// replace the coefficients c[0][k] of its gh x gw blocks by their 2-D
+// inverse DCT across the group; in every block, the 2-D inverse DCT over
+// its bh x bw tokens; then every grid token's K values, followed by a 1,
+// times Model.Weights; then the int8 rows over the result.
+type NTCStaged struct {
+	Model *NTCModel
+	Plan  *NTCPlan
+	// Exceptions is the number of symbols that do not fit in int16.
+	Exceptions int
+	// Rows is the number of int8 rows (prefix and outlier tokens).
+	Rows int
+	// QOff, RowOff and ExcOff are the byte offsets of the sections, each
+	// a multiple of 16.
+	QOff, RowOff, ExcOff int
+}
+
+// NTCEscape marks a symbol that is stored in the exception list.
+const NTCEscape = math.MinInt16
+
+// NTCBuckets is the number of rows of a staged chunk's reconstruction
+// table.
+const NTCBuckets = ntcBuckets
+
+// NTCModel holds the learned codec's constant tables for a device decoder.
+// It is made once per codec and shared by all its staged chunks.
+type NTCModel struct {
+	Layout Layout
+	// K is the number of components; KPad = K+1 rounded up to a multiple
+	// of 8, the width of the matrix of coefficients that multiplies
+	// Weights.
+	K, KPad int
+	// Weights is the KPad x Dim float16 matrix: the K basis rows, the mean,
+	// then zero rows.
+	Weights []uint16
+	// Blocks holds 20 int32 per grid block, in coding order: bh, bw, its
+	// position in its group (i*4+j), its group, then the 16 grid-relative
+	// token indices (row-major grid, prefix not counted) of its positions
+	// py*4+px, -1 outside the block.
+	Blocks []int32
+	// Groups holds 18 int32 per group of blocks: gh, gw, then the 16
+	// block indices of its positions i*4+j, -1 outside the group.
+	Groups []int32
+	// DCT holds the inverse DCT matrices: DCT[(n*4+f)*4+p] is the weight
+	// of frequency f at position p for a transform of size n (1..4).
+	DCT [5 * blockSize]float32
+}
+
+// NTCPlan holds the tables of one step code: which coefficients a block
+// codes, and in which order.
+type NTCPlan struct {
+	StepCode int32
+	// Entries is the number of symbols per sample.
+	Entries int
+	// Start holds, for every grid block, the index of its first symbol
+	// within a sample (len(Blocks)/20 + 1 values).
+	Start []int32
+	// Index maps a coefficient to its symbol within its block: for block
+	// b and coefficient u*K+k, the symbol is Start[b] + Index[Shape[b]*16*K + u*K + k],
+	// not coded when that is -1.
+	Index []int32
+	// Shape is the index of every block's shape in Index.
+	Shape []int32
+	// Bucket is the reconstruction bucket of every coefficient of a
+	// shape, laid out as Index.
+	Bucket []uint8
+}
+
+// ntcDevice is the codec's lazily made device model and plans.
+type ntcDevice struct {
+	once  sync.Once
+	model *NTCModel
+	mu    sync.Mutex
+	plans map[int32]*NTCPlan
+}
+
+// DeviceModel returns the codec's constant tables for a device decoder.
+func (c *ntcCodec) DeviceModel() *NTCModel {
+	c.dev.once.Do(func() {
+		l := c.layout
+		m := &NTCModel{Layout: l, K: c.k, KPad: (c.k + 1 + 7) &^ 7}
+		m.Weights = make([]uint16, m.KPad*l.Dim)
+		for i, v := range c.basis[:c.k*l.Dim] {
+			m.Weights[i] = f16.FromFloat32(v)
+		}
+		for d, v := range c.mean {
+			m.Weights[c.k*l.Dim+d] = f16.FromFloat32(v)
+		}
+		group := make([]int32, len(c.blocks))
+		for gi := range c.groups {
+			g := &c.groups[gi]
+			for p := range blockSize {
+				if p/blockSide < int(g.gh) && p%blockSide < int(g.gw) {
+					group[g.blk[p]] = int32(gi)
+				}
+			}
+		}
+		for bi := range c.blocks {
+			g := &c.blocks[bi]
+			grp := group[bi]
+			m.Blocks = append(m.Blocks, int32(g.bh), int32(g.bw), int32(g.pos), grp)
+			for p := range blockSize {
+				t := int32(-1)
+				if p/blockSide < int(g.bh) && p%blockSide < int(g.bw) {
+					t = g.tok[p] - int32(l.Prefix)
+				}
+				m.Blocks = append(m.Blocks, t)
+			}
+		}
+		for gi := range c.groups {
+			g := &c.groups[gi]
+			m.Groups = append(m.Groups, int32(g.gh), int32(g.gw))
+			for p := range blockSize {
+				b := int32(-1)
+				if p/blockSide < int(g.gh) && p%blockSide < int(g.gw) {
+					b = g.blk[p]
+				}
+				m.Groups = append(m.Groups, b)
+			}
+		}
+		for n := 1; n <= blockSide; n++ {
+			for f := range blockSide {
+				for p := range blockSide {
+					m.DCT[(n*blockSide+f)*blockSide+p] = dctMats[n][f][p]
+				}
+			}
+		}
+		c.dev.model = m
+	})
+	return c.dev.model
+}
+
+// devicePlan returns the device tables of a step code, from a cache.
+func (c *ntcCodec) devicePlan(stepCode int32) *NTCPlan {
+	c.dev.mu.Lock()
+	defer c.dev.mu.Unlock()
+	if p, ok := c.dev.plans[stepCode]; ok {
+		return p
+	}
+	ents := c.decPlan(stepCode)
+	K := c.k
+	p := &NTCPlan{StepCode: stepCode, Start: make([]int32, len(c.blocks)+1), Shape: make([]int32, len(c.blocks))}
+	shapes := map[*decEntry]int32{}
+	for bi, e := range ents {
+		p.Start[bi+1] = p.Start[bi] + int32(len(e))
+		if len(e) == 0 {
+			p.Shape[bi] = -1
+			continue
+		}
+		id, ok := shapes[&e[0]]
+		if !ok {
+			id = int32(len(shapes))
+			shapes[&e[0]] = id
+			idx := make([]int32, blockSize*K)
+			for i := range idx {
+				idx[i] = -1
+			}
+			bk := make([]uint8, blockSize*K)
+			for j, d := range e {
+				idx[d.off] = int32(j)
+				bk[d.off] = d.bucket
+			}
+			p.Index = append(p.Index, idx...)
+			p.Bucket = append(p.Bucket, bk...)
+		}
+		p.Shape[bi] = id
+	}
+	p.Entries = int(p.Start[len(c.blocks)])
+	if c.dev.plans == nil || len(c.dev.plans) >= decPlanCache {
+		c.dev.plans = map[int32]*NTCPlan{}
+	}
+	c.dev.plans[stepCode] = p
+	return p
+}
+
+// ntcStageLayout returns the offsets of a staged chunk's sections and the
+// size of all but the exceptions, which go last.
+func ntcStageLayout(l Layout, n, entries, rows int) (qOff, rowOff, excOff int) {
+	align := func(v int) int { return (v + 15) &^ 15 }
+	qOff = 16 + ntcBuckets*4*4
+	rowOff = align(qOff + 2*n*entries)
+	excOff = align(rowOff + rows*(4+2+l.Dim))
+	return
+}
+
+// StageSize implements Stager. It does not count the exceptions, symbols
+// too large for int16, which are rare: Stage reports ErrShortBuffer when
+// they do not fit in the buffer it is given.
+func (c *ntcCodec) StageSize(payload []byte, n int) (int, error) {
+	l := c.layout
+	if _, err := l.CheckCount(n); err != nil {
+		return 0, err
+	}
+	p := ntcPayloadHeader + n*l.Prefix*(2+l.Dim)
+	if len(payload) < p+4 || len(payload) < ntcPayloadHeader {
+		return 0, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+	}
+	code := int32(binary.LittleEndian.Uint32(payload[2:]))
+	if code < -stepCodeMax || code > stepCodeMax {
+		return 0, fmt.Errorf("%w: ntc step code %d", ErrCorrupt, code)
+	}
+	nout := int(binary.LittleEndian.Uint32(payload[p:]))
+	if int64(nout) > int64(n)*int64(l.Tokens-l.Prefix) {
+		return 0, fmt.Errorf("%w: ntc payload claims %d outlier tokens", ErrCorrupt, nout)
+	}
+	entries := 0
+	if len(c.blocks) > 0 && c.k > 0 {
+		entries = c.devicePlan(code).Entries
+	}
+	_, _, size := ntcStageLayout(l, n, entries, n*l.Prefix+nout)
+	return size, nil
+}
+
+// Stage implements Stager: it decodes the symbols.
+func (c *ntcCodec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
+	l := c.layout
+	size, err := c.StageSize(payload, n)
+	if err != nil {
+		return Staged{}, err
+	}
+	if err := checkStageDst(dst, size); err != nil {
+		return Staged{}, err
+	}
+	ch, err := c.parse(payload, n)
+	if err != nil {
+		return Staged{}, err
+	}
+	st := NTCStaged{Model: c.DeviceModel(), Rows: n*l.Prefix + ch.nout}
+	entries := 0
+	if len(c.blocks) > 0 && c.k > 0 {
+		st.Plan = c.devicePlan(ch.stepCode)
+		entries = st.Plan.Entries
+	}
+	st.QOff, st.RowOff, st.ExcOff = ntcStageLayout(l, n, entries, st.Rows)
+	q := dst[st.QOff : st.QOff+2*n*entries]
+	exc := dst[st.ExcOff:]
+	s := c.scratch()
+	defer c.bufs.Put(s)
+	noCoef := func(int, int) []float32 { return nil }
+	err = c.symbols(&ch, s, noCoef, func(smp, bi int, sym []int32) {
+		base := smp*entries + int(st.Plan.Start[bi])
+		out := q[2*base:][:2*len(sym)]
+		for j, v := range sym {
+			w := v
+			if w != int32(int16(w)) || w == NTCEscape {
+				if e := 8 * st.Exceptions; e+8 <= len(exc) {
+					binary.LittleEndian.PutUint32(exc[e:], uint32(base+j))
+					binary.LittleEndian.PutUint32(exc[e+4:], uint32(v))
+				}
+				st.Exceptions++
+				w = NTCEscape
+			}
+			binary.LittleEndian.PutUint16(out[2*j:], uint16(w))
+		}
+	})
+	if err != nil {
+		return Staged{}, err
+	}
+	staged := Staged{Kind: DeviceNTC, N: n, Size: st.ExcOff + 8*st.Exceptions, NTC: st}
+	if staged.Size > len(dst) {
+		return staged, fmt.Errorf("%w: %d symbols beyond int16 need %d bytes of staging, have %d", ErrShortBuffer, st.Exceptions, staged.Size, len(dst))
+	}
+	hdr := dst[:16]
+	binary.LittleEndian.PutUint32(hdr[0:], math.Float32bits(ch.step))
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(st.Exceptions))
+	binary.LittleEndian.PutUint32(hdr[8:], uint32(st.Rows))
+	binary.LittleEndian.PutUint32(hdr[12:], 0)
+	for b := range ntcBuckets {
+		for j := range 4 {
+			binary.LittleEndian.PutUint32(dst[16+(b*4+j)*4:], math.Float32bits(ch.recon[b][j]))
+		}
+	}
+	clear(dst[st.QOff+2*n*entries : st.RowOff])
+	idx := dst[st.RowOff:]
+	rows := dst[st.RowOff+4*st.Rows : st.ExcOff]
+	for i := range n * l.Prefix {
+		binary.LittleEndian.PutUint32(idx[4*i:], uint32(i/l.Prefix*l.Tokens+i%l.Prefix))
+	}
+	copy(idx[4*n*l.Prefix:], ch.outIdx)
+	copy(rows, ch.prefix)
+	copy(rows[len(ch.prefix):], ch.outRows)
+	clear(rows[len(ch.prefix)+len(ch.outRows):])
+	return staged, nil
+}

@@ -1,0 +1,201 @@
+package codec
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/ntc-project/ntc/internal/f16"
+)
+
+// Finish runs the device program of a staged chunk on the CPU, writing
+// the chunk's st.N samples into dst. It is the reference that device
+// decoders follow step by step (the specification in stage.go, as code),
+// not a fast path: Decode is. Like the GPU's tensor-core product, it
+// rounds the learned codec's coefficient matrix and weights to float16.
+func Finish(dst []float32, l Layout, st Staged, data []byte) error {
+	nv := st.N * l.Values()
+	if len(dst) != nv || len(data) < st.Size {
+		return fmt.Errorf("%w: %d output values and %d bytes of staged data for %d samples of %d bytes", ErrBadLayout, len(dst), len(data), st.N, st.Size)
+	}
+	data = data[:st.Size]
+	out := dst
+	switch st.Kind {
+	case DeviceF16:
+		for i := range out {
+			out[i] = f16.ToFloat32(uint16(data[i]) | uint16(data[nv+i])<<8)
+		}
+	case DeviceFixed:
+		refFixed(out, l, st.Fixed, data)
+	case DeviceNTC:
+		refNTC(out, l, st, data)
+	default:
+		return fmt.Errorf("%w: device kind %d", ErrBadLayout, st.Kind)
+	}
+	return nil
+}
+
+// refFixed is the DeviceFixed program.
+func refFixed(out []float32, l Layout, fd FixedDevice, data []byte) {
+	for i := range out {
+		tok, d := i/l.Dim, i%l.Dim
+		g := d / fd.Group
+		var gbytes int
+		switch fd.Format {
+		case FixedInt4:
+			gbytes = 2 + (fd.Group+1)/2
+		default:
+			gbytes = 2 + fd.Group
+		}
+		p := 1 + tok*fd.TokenBytes + g*gbytes
+		scale := f16.ToFloat32(binary.LittleEndian.Uint16(data[p:]))
+		j := d - g*fd.Group
+		var v float32
+		switch fd.Format {
+		case FixedInt8:
+			v = float32(int8(data[p+2+j]))
+		case FixedFP8:
+			v = e4m3ToF32[data[p+2+j]]
+		case FixedInt4:
+			b := data[p+2+j/2]
+			if j%2 == 0 {
+				v = float32(int8(b<<4) >> 4)
+			} else {
+				v = float32(int8(b) >> 4)
+			}
+		}
+		out[i] = v * scale
+	}
+}
+
+// refNTC is the DeviceNTC program.
+func refNTC(out []float32, l Layout, st Staged, data []byte) {
+	m, pl := st.NTC.Model, st.NTC.Plan
+	K, KP, D := m.K, m.KPad, l.Dim
+	G := l.GridH * l.GridW
+	step := math.Float32frombits(binary.LittleEndian.Uint32(data))
+	nexc := int(binary.LittleEndian.Uint32(data[4:]))
+	nrows := int(binary.LittleEndian.Uint32(data[8:]))
+	recon := func(b, j int) float32 {
+		return math.Float32frombits(binary.LittleEndian.Uint32(data[16+(b*4+j)*4:]))
+	}
+	symbol := func(i int) int32 {
+		v := int32(int16(binary.LittleEndian.Uint16(data[st.NTC.QOff+2*i:])))
+		if v != NTCEscape {
+			return v
+		}
+		// Binary search of the exception list, as the kernel does.
+		lo, hi := 0, nexc
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if int(binary.LittleEndian.Uint32(data[st.NTC.ExcOff+8*mid:])) < i {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		return int32(binary.LittleEndian.Uint32(data[st.NTC.ExcOff+8*lo+4:]))
+	}
+	dct := func(n, f, p int) float32 { return m.DCT[(n*4+f)*4+p] }
+	nb := len(m.Blocks) / 20
+	y := make([]float32, G*KP) // one sample's coefficient matrix
+	for s := range st.N {
+		// Dequantize.
+		coef := make([]float32, nb*blockSize*K)
+		for b := 0; b < nb && pl != nil; b++ {
+			sh := int(pl.Shape[b])
+			if sh < 0 {
+				continue
+			}
+			for uk := range blockSize * K {
+				j := pl.Index[sh*blockSize*K+uk]
+				if j < 0 {
+					continue
+				}
+				q := symbol(s*pl.Entries + int(pl.Start[b]) + int(j))
+				mag := q
+				if mag < 0 {
+					mag = -mag
+				}
+				v := (float32(mag) + recon(int(pl.Bucket[sh*blockSize*K+uk]), int(min(mag, 3)))) * step
+				if q < 0 {
+					v = -v
+				}
+				coef[b*blockSize*K+uk] = v
+			}
+		}
+		// Inverse DCT of the DCs of every group.
+		for g := range len(m.Groups) / 18 {
+			gh, gw := int(m.Groups[g*18]), int(m.Groups[g*18+1])
+			blk := m.Groups[g*18+2 : g*18+18]
+			for k := range K {
+				var dc, res [blockSize]float32
+				for p := range blockSize {
+					if blk[p] >= 0 {
+						dc[p] = coef[int(blk[p])*blockSize*K+k]
+					}
+				}
+				for a := range gh {
+					for b := range gw {
+						var v float32
+						for i := range gh {
+							for j := range gw {
+								v += dct(gh, i, a) * dct(gw, j, b) * dc[i*4+j]
+							}
+						}
+						res[a*4+b] = v
+					}
+				}
+				for p := range blockSize {
+					if blk[p] >= 0 {
+						coef[int(blk[p])*blockSize*K+k] = res[p]
+					}
+				}
+			}
+		}
+		// Inverse DCT of every block, into y rounded to float16.
+		for b := range nb {
+			bh, bw := int(m.Blocks[b*20]), int(m.Blocks[b*20+1])
+			tok := m.Blocks[b*20+4 : b*20+20]
+			for p := range blockSize {
+				if tok[p] < 0 {
+					continue
+				}
+				py, px := p/4, p%4
+				row := y[int(tok[p])*KP:][:KP]
+				for k := range K {
+					var v float32
+					for fy := range bh {
+						for fx := range bw {
+							v += dct(bh, fy, py) * dct(bw, fx, px) * coef[(b*blockSize+fy*4+fx)*K+k]
+						}
+					}
+					row[k] = f16.Round(v)
+				}
+				row[K] = 1
+			}
+		}
+		// The product with the weights.
+		for g := range G {
+			o := out[(s*l.Tokens+l.Prefix+g)*D:][:D]
+			for d := range D {
+				var v float32
+				for k := range KP {
+					v += y[g*KP+k] * f16.ToFloat32(m.Weights[k*D+d])
+				}
+				o[d] = v
+			}
+		}
+	}
+	// The int8 rows.
+	idx := data[st.NTC.RowOff:]
+	rows := data[st.NTC.RowOff+4*nrows:]
+	for r := range nrows {
+		tk := int(binary.LittleEndian.Uint32(idx[4*r:]))
+		row := rows[r*(2+D):][:2+D]
+		scale := f16.ToFloat32(binary.LittleEndian.Uint16(row))
+		for d := range D {
+			out[tk*D+d] = float32(int8(row[2+d])) * scale
+		}
+	}
+}
