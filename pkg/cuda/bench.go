@@ -1,0 +1,62 @@
+package cuda
+
+// BenchOptions configure Bench.
+type BenchOptions struct {
+	// Samples limits the samples decoded (the first ones); 0 means all.
+	Samples int
+	// Repeats is the number of timed runs of each measurement; the
+	// median is reported. 0 means 5.
+	Repeats int
+	// Decoder configures the decoder (output type, workers, lanes).
+	Decoder DecoderOptions
+}
+
+// BenchResult is what Bench measured, on one device in one run. Rates are
+// in GB (10^9 bytes) per second of output tokens, so that every figure
+// compares with every other.
+type BenchResult struct {
+	Device      string `json:"device"`
+	NTCB        string `json:"ntcb"`
+	NPY         string `json:"npy"`
+	Codecs      string `json:"codecs"`
+	Samples     int    `json:"samples"`
+	Tokens      int    `json:"tokens_per_sample"`
+	Dim         int    `json:"dim"`
+	OutputType  string `json:"output_dtype"`
+	OutputBytes int64  `json:"output_bytes"`
+	NTCBBytes   int64  `json:"ntcb_bytes"`
+	NPYBytes    int64  `json:"npy_bytes"`
+	// StagedBytes is what crosses PCIe for the .ntcb: the staged chunks.
+	StagedBytes int64 `json:"staged_bytes"`
+
+	// Kernel is the device part alone (kernels and GEMM over staged data
+	// already in device memory), timed with CUDA events.
+	KernelSeconds float64 `json:"kernel_s"`
+	KernelGBps    float64 `json:"kernel_gbps"`
+	// Copy is a device-to-device copy of the same output bytes: the
+	// memory roofline (it reads and writes them).
+	CopySeconds float64 `json:"copy_s"`
+	CopyGBps    float64 `json:"copy_gbps"`
+	// KernelVsCopy = CopySeconds / KernelSeconds.
+	KernelVsCopy float64 `json:"kernel_vs_copy"`
+	// StageSeconds is the host part alone (read, check, stage every
+	// chunk on Workers goroutines), wall time.
+	StageSeconds float64 `json:"stage_s"`
+	StageGBps    float64 `json:"stage_gbps"`
+	// E2E is wall time from opening the .ntcb (in the page cache) to the
+	// tokens in device memory.
+	E2ESeconds float64 `json:"e2e_ntcb_s"`
+	E2EGBps    float64 `json:"e2e_ntcb_gbps"`
+	// NPY is wall time from opening the float16 .npy (in the page cache)
+	// to the tokens in device memory: reads into pinned buffers, each
+	// copied to the device while the next is read.
+	NPYSeconds float64 `json:"e2e_npy_s"`
+	NPYGBps    float64 `json:"e2e_npy_gbps"`
+	// Speedup = NPYSeconds / E2ESeconds.
+	Speedup float64 `json:"speedup_vs_npy"`
+	// MaxRelErr is the largest relative error (norm of the difference
+	// over the norm of the CPU decode) of the samples checked against the
+	// CPU decoder.
+	MaxRelErr float64 `json:"max_rel_err"`
+	Checked   int     `json:"samples_checked"`
+}

@@ -1,0 +1,350 @@
+//go:build cuda
+
+package cuda
+
+import (
+	_ "embed"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+
+	"github.com/ntc-project/ntc/pkg/codec"
+)
+
+// kernelsPTX is pkg/cuda/kernels/kernels.cu compiled by scripts/gen-ptx.sh.
+//
+//go:embed kernels.ptx
+var kernelsPTX string
+
+// Launch shapes the kernels expect.
+const (
+	threads     = 256
+	synthKT     = 32  // columns per ntc_synth block (ntcKT in kernels.cu)
+	synthThread = 256 // ntc_synth's block size (ntcThreads in kernels.cu)
+	maxBlocks   = 65535 * 16
+)
+
+// NewDecoder makes a decoder that decodes on dev.
+func NewDecoder(dev *Device, opts DecoderOptions) (*Decoder, error) {
+	g, err := newGPU(dev, opts)
+	if err != nil {
+		return nil, err
+	}
+	return newDecoder(g, opts, g.close), nil
+}
+
+// gpu is the backend of a Decoder on a device.
+type gpu struct {
+	dev   *Device
+	f32   bool
+	mod   *Module
+	fns   map[string]*Function
+	blas  *BLAS
+	lanes []*gpuLane
+
+	mu     sync.Mutex
+	models map[*codec.NTCModel]*gpuModel
+	plans  map[*codec.NTCPlan]*gpuPlan
+}
+
+// gpuLane is one stream with its device buffers, grown as chunks need.
+type gpuLane struct {
+	s       *Stream
+	staged  devBuf // the chunk's staged data
+	y       devBuf // the learned codec's coefficient matrix
+	scratch devBuf // output of chunks of which some samples are wanted
+}
+
+type devBuf struct {
+	p DevPtr
+	n int64
+}
+
+// ensure grows b to at least n bytes; the contents are lost.
+func (b *devBuf) ensure(d *Device, n int64) error {
+	if b.n >= n {
+		return nil
+	}
+	if b.p != 0 {
+		if err := d.Free(b.p); err != nil {
+			return err
+		}
+		b.p, b.n = 0, 0
+	}
+	n += n / 8
+	p, err := d.Alloc(max(n, 256))
+	if err != nil {
+		return err
+	}
+	b.p, b.n = p, max(n, 256)
+	return nil
+}
+
+// gpuModel and gpuPlan are the learned codec's tables in device memory.
+type gpuModel struct {
+	weights, blocks, groups, dct DevPtr
+	nGroups                      int
+}
+
+type gpuPlan struct {
+	start, index, shape, bucket DevPtr
+}
+
+func newGPU(dev *Device, opts DecoderOptions) (*gpu, error) {
+	g := &gpu{dev: dev, f32: opts.F32, fns: map[string]*Function{}, models: map[*codec.NTCModel]*gpuModel{}, plans: map[*codec.NTCPlan]*gpuPlan{}}
+	var err error
+	if g.mod, err = dev.LoadPTX(kernelsPTX); err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"f16_unshuffle", "fixed_dequant", "ntc_synth", "ntc_rows"} {
+		if g.fns[name], err = g.mod.Function(name); err != nil {
+			g.close()
+			return nil, err
+		}
+	}
+	if g.blas, err = dev.NewBLAS(); err != nil {
+		g.close()
+		return nil, err
+	}
+	lanes := opts.Lanes
+	if lanes <= 0 {
+		lanes = 2
+	}
+	for range lanes {
+		s, err := dev.NewStream()
+		if err != nil {
+			g.close()
+			return nil, err
+		}
+		g.lanes = append(g.lanes, &gpuLane{s: s})
+	}
+	return g, nil
+}
+
+// close frees everything the backend holds.
+func (g *gpu) close() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, l := range g.lanes {
+		keep(l.s.Synchronize())
+		for _, b := range []devBuf{l.staged, l.y, l.scratch} {
+			if b.p != 0 {
+				keep(g.dev.Free(b.p))
+			}
+		}
+		keep(l.s.Close())
+	}
+	g.lanes = nil
+	for _, m := range g.models {
+		for _, p := range []DevPtr{m.weights, m.blocks, m.groups, m.dct} {
+			keep(g.dev.Free(p))
+		}
+	}
+	for _, p := range g.plans {
+		for _, q := range []DevPtr{p.start, p.index, p.shape, p.bucket} {
+			if q != 0 {
+				keep(g.dev.Free(q))
+			}
+		}
+	}
+	g.models, g.plans = nil, nil
+	if g.blas != nil {
+		keep(g.blas.Close())
+		g.blas = nil
+	}
+	if g.mod != nil {
+		keep(g.mod.Close())
+		g.mod = nil
+	}
+	return first
+}
+
+func (g *gpu) elemSize() int {
+	if g.f32 {
+		return 4
+	}
+	return 2
+}
+
+func (g *gpu) allocHost(n int) ([]byte, error) { return g.dev.AllocHost(n) }
+func (g *gpu) freeHost(b []byte) error         { return g.dev.FreeHost(b) }
+func (g *gpu) wait(lane int) error             { return g.lanes[lane].s.Synchronize() }
+
+func (g *gpu) scratch(lane int, n int64) (DevPtr, error) {
+	l := g.lanes[lane]
+	if err := l.scratch.ensure(g.dev, n); err != nil {
+		return 0, err
+	}
+	return l.scratch.p, nil
+}
+
+func (g *gpu) copy(lane int, dst, src DevPtr, n int64) error {
+	return g.dev.CopyDtoD(dst, src, n, g.lanes[lane].s)
+}
+
+// finish copies the staged chunk to the lane's device buffer and runs its
+// program.
+func (g *gpu) finish(lane int, l codec.Layout, st codec.Staged, host []byte, out DevPtr) error {
+	ln := g.lanes[lane]
+	if err := ln.staged.ensure(g.dev, int64(st.Size)); err != nil {
+		return err
+	}
+	if err := g.dev.CopyHtoD(ln.staged.p, host[:st.Size], ln.s); err != nil {
+		return err
+	}
+	return g.run(ln, l, st, ln.staged.p, out)
+}
+
+// gridFor returns a grid-stride launch width for n items.
+func gridFor(n int64) int { return int(max(1, min((n+threads-1)/threads, maxBlocks))) }
+
+// run enqueues the device program of a staged chunk whose data is at
+// data on the device.
+func (g *gpu) run(ln *gpuLane, l codec.Layout, st codec.Staged, data, out DevPtr) error {
+	f32 := int64(0)
+	if g.f32 {
+		f32 = 1
+	}
+	nv := int64(st.N) * int64(l.Values())
+	switch st.Kind {
+	case codec.DeviceF16:
+		return g.fns["f16_unshuffle"].Launch(Dim3{X: gridFor(nv)}, Dim3{X: threads}, 0, ln.s, data, out, nv, f32)
+	case codec.DeviceFixed:
+		fd := st.Fixed
+		return g.fns["fixed_dequant"].Launch(Dim3{X: gridFor(nv)}, Dim3{X: threads}, 0, ln.s,
+			data, out, int64(st.N)*int64(l.Tokens), int64(l.Dim), int64(fd.Group), int64(fd.TokenBytes), int64(fd.Format), f32)
+	case codec.DeviceNTC:
+		return g.runNTC(ln, l, st, data, out, f32)
+	}
+	return fmt.Errorf("cuda: unknown device program %d", st.Kind)
+}
+
+func (g *gpu) runNTC(ln *gpuLane, l codec.Layout, st codec.Staged, data, out DevPtr, f32 int64) error {
+	ns := st.NTC
+	m, err := g.model(ns.Model)
+	if err != nil {
+		return err
+	}
+	G := l.GridH * l.GridW
+	K, KP, D := ns.Model.K, ns.Model.KPad, l.Dim
+	if G > 0 {
+		var p gpuPlan
+		entries := 0
+		if ns.Plan != nil {
+			pp, err := g.plan(ns.Plan)
+			if err != nil {
+				return err
+			}
+			p, entries = *pp, ns.Plan.Entries
+		}
+		if err := ln.y.ensure(g.dev, int64(st.N)*int64(G)*int64(KP)*2); err != nil {
+			return err
+		}
+		grid := Dim3{X: m.nGroups, Y: st.N, Z: (KP + synthKT - 1) / synthKT}
+		if err := g.fns["ntc_synth"].Launch(grid, Dim3{X: synthThread}, 0, ln.s,
+			data, m.blocks, m.groups, m.dct, p.start, p.index, p.shape, p.bucket, ln.y.p,
+			int64(K), int64(KP), int64(entries), int64(G), int64(ns.QOff), int64(ns.ExcOff)); err != nil {
+			return err
+		}
+		elem := int64(g.elemSize())
+		if l.Prefix == 0 {
+			err = g.blas.GemmF16(ln.s, st.N*G, D, KP, ln.y.p, KP, 0, m.weights, D, 0, out, D, 0, 1, g.f32)
+		} else {
+			err = g.blas.GemmF16(ln.s, G, D, KP, ln.y.p, KP, int64(G)*int64(KP), m.weights, D, 0,
+				out+DevPtr(int64(l.Prefix)*int64(D)*elem), D, int64(l.Tokens)*int64(D), st.N, g.f32)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if ns.Rows > 0 {
+		return g.fns["ntc_rows"].Launch(Dim3{X: min(ns.Rows, maxBlocks)}, Dim3{X: 128}, 0, ln.s,
+			data, out, int64(ns.RowOff), int64(ns.Rows), int64(D), f32)
+	}
+	return nil
+}
+
+// upload copies a slice of fixed-size values to new device memory.
+func upload[T any](d *Device, v []T) (DevPtr, error) {
+	if len(v) == 0 {
+		return 0, nil
+	}
+	n := len(v) * int(unsafe.Sizeof(v[0]))
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), n)
+	p, err := d.Alloc(int64(n))
+	if err != nil {
+		return 0, err
+	}
+	if err := d.CopyHtoD(p, b, nil); err != nil {
+		d.Free(p)
+		return 0, err
+	}
+	return p, nil
+}
+
+// model returns the device copy of a learned codec's tables, uploading
+// them on first use.
+func (g *gpu) model(m *codec.NTCModel) (*gpuModel, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if dm, ok := g.models[m]; ok {
+		return dm, nil
+	}
+	dm := &gpuModel{nGroups: len(m.Groups) / 18}
+	var err error
+	dct := make([]uint32, len(m.DCT))
+	for i, v := range m.DCT {
+		dct[i] = math.Float32bits(v)
+	}
+	if dm.weights, err = upload(g.dev, m.Weights); err == nil {
+		if dm.blocks, err = upload(g.dev, m.Blocks); err == nil {
+			if dm.groups, err = upload(g.dev, m.Groups); err == nil {
+				dm.dct, err = upload(g.dev, dct)
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.models[m] = dm
+	return dm, nil
+}
+
+// plan returns the device copy of a step code's tables.
+func (g *gpu) plan(p *codec.NTCPlan) (*gpuPlan, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if dp, ok := g.plans[p]; ok {
+		return dp, nil
+	}
+	dp := &gpuPlan{}
+	var err error
+	if dp.start, err = upload(g.dev, p.Start); err == nil {
+		if dp.index, err = upload(g.dev, p.Index); err == nil {
+			if dp.shape, err = upload(g.dev, p.Shape); err == nil {
+				dp.bucket, err = upload(g.dev, p.Bucket)
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.plans[p] = dp
+	return dp, nil
+}
+
+// littleEndian guards the uploads, which copy Go values' bytes as they
+// are in memory: the kernels read little-endian data.
+var _ = func() bool {
+	var x uint16 = 1
+	if (*[2]byte)(unsafe.Pointer(&x))[0] != 1 {
+		panic("cuda: big-endian hosts are not supported")
+	}
+	return binary.LittleEndian.Uint16([]byte{1, 0}) == 1
+}()

@@ -1,0 +1,291 @@
+package cuda
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ntc-project/ntc/internal/f16"
+	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/container"
+	"github.com/ntc-project/ntc/pkg/ntcb"
+)
+
+// cpuBackend models the GPU on the CPU: "device memory" is a byte slice
+// addressed from cpuBase, and the work enqueued on a lane runs only when
+// the lane is waited for, as on a GPU stream: a pipeline that reused a
+// host buffer too early would see its data changed under the copy.
+type cpuBackend struct {
+	mem    []byte
+	f32    bool
+	queued [][]func() error
+	hostN  atomic.Int64 // host buffers allocated and not freed
+}
+
+const cpuBase = 1 << 20
+
+func newCPUBackend(memBytes int64, lanes int, f32 bool) *cpuBackend {
+	return &cpuBackend{mem: make([]byte, memBytes), f32: f32, queued: make([][]func() error, lanes)}
+}
+
+func (b *cpuBackend) elemSize() int {
+	if b.f32 {
+		return 4
+	}
+	return 2
+}
+
+func (b *cpuBackend) allocHost(n int) ([]byte, error) { b.hostN.Add(1); return make([]byte, n), nil }
+func (b *cpuBackend) freeHost([]byte) error           { b.hostN.Add(-1); return nil }
+
+func (b *cpuBackend) bytesAt(p DevPtr, n int64) ([]byte, error) {
+	off := int64(p) - cpuBase
+	if off < 0 || off+n > int64(len(b.mem)) {
+		return nil, fmt.Errorf("device address %#x + %d outside memory", p, n)
+	}
+	return b.mem[off : off+n], nil
+}
+
+func (b *cpuBackend) finish(lane int, l codec.Layout, st codec.Staged, host []byte, out DevPtr) error {
+	b.queued[lane] = append(b.queued[lane], func() error {
+		vals := make([]float32, st.N*l.Values())
+		if err := codec.Finish(vals, l, st, host); err != nil {
+			return err
+		}
+		dst, err := b.bytesAt(out, int64(len(vals)*b.elemSize()))
+		if err != nil {
+			return err
+		}
+		for i, v := range vals {
+			if b.f32 {
+				binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
+			} else {
+				binary.LittleEndian.PutUint16(dst[2*i:], f16.FromFloat32(v))
+			}
+		}
+		return nil
+	})
+	return nil
+}
+
+func (b *cpuBackend) scratch(lane int, n int64) (DevPtr, error) {
+	// The top of memory, one region per lane.
+	p := DevPtr(cpuBase + int64(len(b.mem)) - int64(lane+1)*n)
+	return p, nil
+}
+
+func (b *cpuBackend) copy(lane int, dst, src DevPtr, n int64) error {
+	b.queued[lane] = append(b.queued[lane], func() error {
+		d, err := b.bytesAt(dst, n)
+		if err != nil {
+			return err
+		}
+		s, err := b.bytesAt(src, n)
+		if err != nil {
+			return err
+		}
+		copy(d, s)
+		return nil
+	})
+	return nil
+}
+
+func (b *cpuBackend) wait(lane int) error {
+	q := b.queued[lane]
+	b.queued[lane] = nil
+	for _, f := range q {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// testFile is an encoded file with the values its CPU decoder returns.
+type testFile struct {
+	name string
+	data []byte // the file
+	r    *ntcb.Reader
+	want [][]float32 // per sample, from Reader.ReadSample
+	tol  float64     // relative tolerance of a device decode in float32
+}
+
+// smoothTokens returns tokens with some spatial and channel structure, so
+// that the learned codec has something to fit.
+func smoothTokens(seed uint64, n, tk, d int) []float32 {
+	r := rand.New(rand.NewPCG(seed, 3))
+	v := make([]float32, n*tk*d)
+	for s := range n {
+		phase := r.Float64() * 6
+		for t := range tk {
+			for c := range d {
+				x := math.Sin(float64(t)*0.3+phase+float64(c)*0.7) + 0.3*r.NormFloat64()
+				if c == 3 {
+					x *= 8 // a large-magnitude channel
+				}
+				v[(s*tk+t)*d+c] = f16.Round(float32(x))
+			}
+		}
+	}
+	return v
+}
+
+// testFiles encodes small files with every codec and odd layouts: grids
+// not divisible by 4, one sample, many chunks, prefix tokens or none.
+func testFiles(t *testing.T) []testFile {
+	t.Helper()
+	type shape struct{ n, prefix, gh, gw, d, chunkSamples int }
+	shapes := []shape{
+		{n: 11, prefix: 1, gh: 6, gw: 5, d: 24, chunkSamples: 3},
+		{n: 1, prefix: 0, gh: 7, gw: 7, d: 16, chunkSamples: 1},
+		{n: 9, prefix: 2, gh: 14, gw: 14, d: 40, chunkSamples: 4},
+		{n: 5, prefix: 0, gh: 24, gw: 24, d: 136, chunkSamples: 2},
+	}
+	var files []testFile
+	for _, name := range []string{"fp16", "int8", "fp8", "int4", "ntc"} {
+		for i, sh := range shapes {
+			tk := sh.prefix + sh.gh*sh.gw
+			m := &ntcb.Memory{Data: smoothTokens(uint64(i), sh.n, tk, sh.d), N: sh.n, Tokens: tk, Dim: sh.d}
+			opts := ntcb.Options{Codec: name, ChunkBytes: 2 * tk * sh.d * sh.chunkSamples, Prefix: sh.prefix, GridH: sh.gh, GridW: sh.gw, Workers: 1}
+			if name == "ntc" {
+				opts.CodecOptions.Ratio = 6
+			}
+			var buf bytes.Buffer
+			w, err := container.NewWriter(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ntcb.Encode(context.Background(), w, m, opts); err != nil {
+				t.Fatalf("%s %+v: %v", name, sh, err)
+			}
+			r, err := ntcb.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := testFile{name: fmt.Sprintf("%s/%dx%dx%d", name, sh.n, tk, sh.d), data: buf.Bytes(), r: r}
+			for s := range sh.n {
+				v, err := r.ReadSample(s, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.want = append(f.want, v)
+			}
+			if name == "ntc" {
+				f.tol = 1e-3 // float16 product
+			}
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// sampleSets are the sample selections every test decodes: all, a
+// permutation with repeats, and one sample.
+func sampleSets(n int) [][]int {
+	all := allSamples(n)
+	var mixed []int
+	for i := n - 1; i >= 0; i -= 2 {
+		mixed = append(mixed, i, (i*7)%n)
+	}
+	return [][]int{all, mixed, {n / 2}}
+}
+
+// checkDecoded compares device output (float16 or float32 bytes) with the
+// CPU decoder's samples.
+func checkDecoded(t *testing.T, f testFile, samples []int, got []byte, f32 bool) {
+	t.Helper()
+	l := f.r.Layout()
+	v := l.Values()
+	for i, s := range samples {
+		want := f.want[s]
+		var num, den float64
+		for j := range v {
+			var g float32
+			if f32 {
+				g = math.Float32frombits(binary.LittleEndian.Uint32(got[4*(i*v+j):]))
+			} else {
+				g = f16.ToFloat32(binary.LittleEndian.Uint16(got[2*(i*v+j):]))
+			}
+			w := want[j]
+			if !f32 {
+				w = f16.Round(w)
+			}
+			if f.tol == 0 && math.Float32bits(g) != math.Float32bits(w) {
+				t.Fatalf("%s: output %d (sample %d) value %d: device %g, CPU %g", f.name, i, s, j, g, w)
+			}
+			d := float64(g) - float64(w)
+			num += d * d
+			den += float64(w) * float64(w)
+		}
+		if e := math.Sqrt(num / max(den, 1e-30)); e > f.tol {
+			t.Fatalf("%s: output %d (sample %d): relative error %.3g > %g", f.name, i, s, e, f.tol)
+		}
+	}
+}
+
+// TestPipelineCPU runs the decoder's host logic against the CPU model of
+// the device.
+func TestPipelineCPU(t *testing.T) {
+	for _, f := range testFiles(t) {
+		for _, f32 := range []bool{false, true} {
+			for _, samples := range sampleSets(f.r.Len()) {
+				l := f.r.Layout()
+				elem := 2
+				if f32 {
+					elem = 4
+				}
+				outBytes := int64(len(samples) * l.Values() * elem)
+				for _, lanes := range []int{1, 3} {
+					be := newCPUBackend(outBytes+int64(lanes+1)*int64(f.r.Len()*l.Values()*elem)+64, lanes, f32)
+					dec := newDecoder(be, DecoderOptions{F32: f32, Workers: 2, Lanes: lanes}, nil)
+					if err := dec.DecodeSamples(context.Background(), f.r, samples, cpuBase); err != nil {
+						t.Fatalf("%s: %v", f.name, err)
+					}
+					checkDecoded(t, f, samples, be.mem[:outBytes], f32)
+					if err := dec.Close(); err != nil {
+						t.Fatal(err)
+					}
+					if n := be.hostN.Load(); n != 0 {
+						t.Fatalf("%s: %d host buffers not freed", f.name, n)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPipelineErrors checks that a damaged chunk is reported, not decoded,
+// and that a bad sample index is refused.
+func TestPipelineErrors(t *testing.T) {
+	files := testFiles(t)
+	f := files[len(files)-1] // ntc, several chunks
+	l := f.r.Layout()
+	be := newCPUBackend(int64(f.r.Len()*l.Values()*2)*4, 2, false)
+	dec := newDecoder(be, DecoderOptions{Workers: 2, Lanes: 2}, nil)
+	defer dec.Close()
+	if err := dec.DecodeSamples(context.Background(), f.r, []int{0, f.r.Len()}, cpuBase); err == nil {
+		t.Fatal("sample out of range accepted")
+	}
+	// Damage one byte of the last chunk's payload.
+	ch := f.r.Container().Chunk(f.r.Container().NumChunks() - 1)
+	bad := bytes.Clone(f.data)
+	bad[ch.Offset+8+int64(ch.Length)/2] ^= 1
+	r, err := ntcb.NewReader(bytes.NewReader(bad), int64(len(bad)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = dec.DecodeSamples(context.Background(), r, allSamples(r.Len()), cpuBase)
+	if !errors.Is(err, container.ErrChecksum) {
+		t.Fatalf("damaged chunk: got %v, want a checksum error", err)
+	}
+	// The decoder is usable after an error.
+	if err := dec.DecodeSamples(context.Background(), f.r, allSamples(f.r.Len()), cpuBase); err != nil {
+		t.Fatal(err)
+	}
+}

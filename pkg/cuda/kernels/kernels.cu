@@ -1,0 +1,241 @@
+// Device programs that finish chunks staged by pkg/codec (see
+// pkg/codec/stage.go for the data they read, and the Go reference of every
+// program in pkg/codec/stage_test.go, which these kernels follow step by
+// step). Compiled to PTX by scripts/gen-ptx.sh with clang, without the CUDA
+// headers: the few builtins needed are defined below. Every kernel
+// parameter is 64 bits wide (a pointer or a long long), so that each fills
+// exactly one 8-byte launch slot.
+
+#define __global__ __attribute__((global))
+#define __device__ __attribute__((device))
+#define __shared__ __attribute__((shared))
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef long long i64;
+
+__device__ static inline int tid() { return __nvvm_read_ptx_sreg_tid_x(); }
+__device__ static inline int ntid() { return __nvvm_read_ptx_sreg_ntid_x(); }
+__device__ static inline int bidx() { return __nvvm_read_ptx_sreg_ctaid_x(); }
+__device__ static inline int bidy() { return __nvvm_read_ptx_sreg_ctaid_y(); }
+__device__ static inline int bidz() { return __nvvm_read_ptx_sreg_ctaid_z(); }
+__device__ static inline int nbidx() { return __nvvm_read_ptx_sreg_nctaid_x(); }
+
+__device__ static inline float h2f(u16 h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+
+__device__ static inline u16 f2h(float f) {
+  u16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+
+// Multiplication and addition rounded separately, as the CPU decoder does
+// them (no fused multiply-add where results must match bit for bit).
+__device__ static inline float mul_rn(float a, float b) {
+  float r;
+  asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+__device__ static inline float add_rn(float a, float b) {
+  float r;
+  asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+}
+
+__device__ static inline float __int_as_float(int i) {
+  float f;
+  asm("mov.b32 %0, %1;" : "=f"(f) : "r"(i));
+  return f;
+}
+
+__device__ static inline u16 ld16(const u8 *p) { return (u16)(p[0] | p[1] << 8); }
+
+__device__ static inline void store(void *out, i64 i, float v, i64 f32) {
+  if (f32)
+    ((float *)out)[i] = v;
+  else
+    ((u16 *)out)[i] = f2h(v);
+}
+
+// Grid-stride loop over [0, n).
+#define FOR_ALL(i, n) for (i64 i = (i64)bidx() * ntid() + tid(); i < (n); i += (i64)nbidx() * ntid())
+
+// f16_unshuffle: DeviceF16. data holds the nv low bytes, then the nv high
+// bytes.
+extern "C" __global__ void f16_unshuffle(const u8 *data, void *out, i64 nv, i64 f32) {
+  FOR_ALL(i, nv) {
+    u16 h = (u16)(data[i] | data[nv + i] << 8);
+    if (f32)
+      ((float *)out)[i] = h2f(h);
+    else
+      ((u16 *)out)[i] = h;
+  }
+}
+
+// e4m3 returns the value of an OCP FP8 E4M3 byte, 0 for NaN patterns.
+__device__ static inline float e4m3(u8 b) {
+  int e = (b >> 3) & 15, m = b & 7;
+  float v;
+  if (e == 15 && m == 7)
+    v = 0.0f;
+  else if (e == 0)
+    v = (float)m * 0.001953125f; // m/8 * 2^-6
+  else
+    v = (1.0f + (float)m * 0.125f) * __int_as_float((e - 7 + 127) << 23); // times 2^(e-7), exact
+  return (b & 0x80) ? -v : v;
+}
+
+// fixed_dequant: DeviceFixed. format 0 int8, 1 fp8 e4m3, 2 int4.
+extern "C" __global__ void fixed_dequant(const u8 *data, void *out, i64 ntok, i64 dim, i64 group,
+                                         i64 tokenBytes, i64 format, i64 f32) {
+  i64 gbytes = 2 + (format == 2 ? (group + 1) / 2 : group);
+  FOR_ALL(i, ntok * dim) {
+    i64 tok = i / dim, d = i - tok * dim;
+    i64 g = d / group, j = d - g * group;
+    const u8 *p = data + 1 + tok * tokenBytes + g * gbytes;
+    float scale = h2f(ld16(p));
+    float v;
+    if (format == 0) {
+      v = (float)(signed char)p[2 + j];
+    } else if (format == 1) {
+      v = e4m3(p[2 + j]);
+    } else {
+      u8 b = p[2 + j / 2];
+      v = (float)((j & 1) ? ((signed char)b >> 4) : ((signed char)(b << 4) >> 4));
+    }
+    store(out, i, mul_rn(v, scale), f32);
+  }
+}
+
+// ntcKT is the number of columns one block of ntc_synth handles, with
+// ntcThreads threads (the launch must use exactly that many).
+#define ntcKT 32
+#define ntcThreads 256
+#define ntcPer (16 * ntcKT / ntcThreads)
+
+// exception returns the value of symbol e, which is in the exception list:
+// n pairs (uint32 index, int32 value) in increasing order of index.
+__device__ static int exception(const u8 *exc, int n, i64 e) {
+  const unsigned *p = (const unsigned *)exc;
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if ((i64)p[2 * mid] < e)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n ? (int)p[2 * lo + 1] : 0;
+}
+
+// ntc_synth: the first part of DeviceNTC. One block per (group of blocks,
+// sample, tile of ntcKT columns of the coefficient matrix): dequantize the
+// group's symbols, inverse DCT of the DCs across the group, inverse DCT of
+// every block, and write the grid tokens' coefficients (then a 1 for the
+// mean, then zeros up to KP) as float16 rows of y, G rows per sample.
+extern "C" __global__ void ntc_synth(const u8 *st, const int *blocks, const int *groups, const float *dct,
+                                     const int *start, const int *index, const int *shape,
+                                     const u8 *bucket, u16 *y, i64 K, i64 KP, i64 entries, i64 G,
+                                     i64 qoff, i64 excoff) {
+  __shared__ float c[16 * 16 * ntcKT]; // [position in group][u][column]
+  const int *gr = groups + (i64)bidx() * 18;
+  const i64 s = bidy(), k0 = (i64)bidz() * ntcKT;
+  const int gh = gr[0], gw = gr[1];
+  const float step = *(const float *)st;
+  const int nexc = *(const int *)(st + 4);
+  const float *recon = (const float *)(st + 16);
+  const short *q = (const short *)(st + qoff);
+  const int nt = ntcThreads;
+
+  // Dequantize.
+  for (int i = tid(); i < 16 * 16 * ntcKT; i += nt) {
+    int kk = i % ntcKT, u = (i / ntcKT) % 16, p = i / (16 * ntcKT);
+    i64 k = k0 + kk;
+    float v = 0.0f;
+    int b = gr[2 + p];
+    if (b >= 0 && k < K) {
+      int sh = shape[b];
+      if (sh >= 0) {
+        i64 mi = ((i64)sh * 16 + u) * K + k;
+        int j = index[mi];
+        if (j >= 0) {
+          i64 e = s * entries + start[b] + j;
+          int qv = q[e];
+          if (qv == -32768)
+            qv = exception(st + excoff, nexc, e);
+          int mag = qv < 0 ? -qv : qv;
+          v = mul_rn(add_rn((float)mag, recon[bucket[mi] * 4 + (mag < 3 ? mag : 3)]), step);
+          if (qv < 0)
+            v = -v;
+        }
+      }
+    }
+    c[i] = v;
+  }
+  __syncthreads();
+
+  // Inverse DCT of the DC coefficients (u = 0) across the group: each
+  // thread computes ntcPer values, then all write them back.
+  float r[ntcPer];
+#pragma unroll
+  for (int t = 0; t < ntcPer; t++) {
+    int i = tid() + t * ntcThreads;
+    int kk = i % ntcKT, p = i / ntcKT, a = p / 4, bb = p % 4;
+    float v = 0.0f;
+    if (a < gh && bb < gw) {
+      for (int ii = 0; ii < gh; ii++)
+        for (int jj = 0; jj < gw; jj++)
+          v += dct[(gh * 4 + ii) * 4 + a] * dct[(gw * 4 + jj) * 4 + bb] * c[((ii * 4 + jj) * 16) * ntcKT + kk];
+    }
+    r[t] = v;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int t = 0; t < ntcPer; t++) {
+    int i = tid() + t * ntcThreads;
+    c[((i / ntcKT) * 16) * ntcKT + i % ntcKT] = r[t];
+  }
+  __syncthreads();
+
+  // Inverse DCT of every block, written as rows of y.
+  for (int i = tid(); i < 16 * 16 * ntcKT; i += nt) {
+    int kk = i % ntcKT, pos = (i / ntcKT) % 16, p = i / (16 * ntcKT);
+    i64 k = k0 + kk;
+    int b = gr[2 + p];
+    if (b < 0 || k >= KP)
+      continue;
+    const int *bl = blocks + (i64)b * 20;
+    int tok = bl[4 + pos];
+    if (tok < 0)
+      continue;
+    float v;
+    if (k < K) {
+      int bh = bl[0], bw = bl[1], py = pos / 4, px = pos % 4;
+      v = 0.0f;
+      for (int fy = 0; fy < bh; fy++)
+        for (int fx = 0; fx < bw; fx++)
+          v += dct[(bh * 4 + fy) * 4 + py] * dct[(bw * 4 + fx) * 4 + px] * c[(p * 16 + fy * 4 + fx) * ntcKT + kk];
+    } else {
+      v = k == K ? 1.0f : 0.0f;
+    }
+    y[(s * G + tok) * KP + k] = f2h(v);
+  }
+}
+
+// ntc_rows: the last part of DeviceNTC. One block per int8 row (prefix and
+// outlier tokens), written over the output.
+extern "C" __global__ void ntc_rows(const u8 *st, void *out, i64 rowoff, i64 nrows, i64 D, i64 f32) {
+  for (i64 r = bidx(); r < nrows; r += nbidx()) {
+    const unsigned *idx = (const unsigned *)(st + rowoff);
+    const u8 *row = st + rowoff + 4 * nrows + r * (2 + D);
+    float scale = h2f(ld16(row));
+    i64 t = idx[r];
+    for (i64 d = tid(); d < D; d += ntid())
+      store(out, t * D + d, mul_rn((float)(signed char)row[2 + d], scale), f32);
+  }
+}
