@@ -46,6 +46,7 @@ const (
 	benchEncode benchMode = iota
 	benchDecode
 	benchStage
+	benchStageStreams
 )
 
 func benchCodec(b *testing.B, mode benchMode) {
@@ -72,8 +73,12 @@ func benchCodec(b *testing.B, mode benchMode) {
 			out := make([]float32, len(data))
 			var staged []byte
 			var st Staged
-			if mode == benchStage {
-				size, err := c.(Stager).StageSize(p, n)
+			stageMode := StageHostEntropy
+			if mode == benchStageStreams {
+				stageMode = StageAuto
+			}
+			if mode == benchStage || mode == benchStageStreams {
+				size, err := c.(Stager).StageSize(p, n, stageMode)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -86,8 +91,8 @@ func benchCodec(b *testing.B, mode benchMode) {
 				switch mode {
 				case benchDecode:
 					err = c.Decode(out, p, n)
-				case benchStage:
-					st, err = c.(Stager).Stage(staged, p, n)
+				case benchStage, benchStageStreams:
+					st, err = c.(Stager).Stage(staged, p, n, stageMode)
 				default:
 					p, err = c.Encode(p[:0], data, n)
 				}
@@ -96,7 +101,7 @@ func benchCodec(b *testing.B, mode benchMode) {
 				}
 			}
 			b.ReportMetric(float64(2*len(data))/float64(len(p)), "ratio")
-			if mode == benchStage {
+			if mode == benchStage || mode == benchStageStreams {
 				b.ReportMetric(float64(2*len(data))/float64(st.Size), "fp16/staged")
 			}
 		})
@@ -110,6 +115,11 @@ func BenchmarkDecode(b *testing.B) { benchCodec(b, benchDecode) }
 // (Stager.Stage) in float16 bytes of output, and reports how much smaller
 // than the float16 output the staged data that crosses to the device is.
 func BenchmarkStage(b *testing.B) { benchCodec(b, benchStage) }
+
+// BenchmarkStageStreams measures the host part when the device does the
+// entropy decoding too (the learned codec's coefficient streams are
+// copied, not decoded).
+func BenchmarkStageStreams(b *testing.B) { benchCodec(b, benchStageStreams) }
 
 // BenchmarkEncode measures encoding speed (fit excluded) in float16 bytes
 // of input.

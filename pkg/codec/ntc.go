@@ -70,17 +70,33 @@ const IDNTC uint8 = 5
 //	    outlier count M (uint32, at most the chunk's grid tokens)
 //	    M token indices (uint32, s*Tokens+t, increasing, grid tokens only)
 //	    M outlier tokens: (2+D) bytes each, as the prefix tokens
-//	    rANS stream length R (uint32, at least 8)
-//	    rANS stream: the two final states (uint32 each), then uint16 words
-//	    raw bits (the rest), LSB first: per coded magnitude m with symbol
-//	    t = m >> r (r = lowBits(bucket)), the Exp-Golomb code of t-15 when
-//	    t >= 15 (symbol 15 is the escape), then the r low bits of m, then
-//	    the sign when m != 0
+//	    blocks per slice B (uint32, at least 1)
+//	    slice count S (uint32): ceil(n*blocks/B), 0 without blocks or
+//	    components
+//	    S pairs of lengths (uint32 each): the slice's rANS stream (at
+//	    least 8 bytes) and raw bit stream
+//	    the streams, slice by slice: rANS then raw bits
+//
+// A slice codes B consecutive blocks in coding order (sample by sample,
+// the blocks of a sample in order; the last slice may hold fewer) and is
+// decoded by itself: its rANS stream starts with the two final states
+// (uint32 each), then uint16 words; its raw bits, LSB first, hold for each
+// coded magnitude m with symbol t = m >> r (r = lowBits(bucket)) the
+// Exp-Golomb code of t-15 when t >= 15 (symbol 15 is the escape), then the
+// r low bits of m, then the sign when m != 0. Independent slices let a
+// GPU (or several CPU threads) decode one chunk's coefficients in
+// parallel; a slice of 4 blocks (64 tokens) costs 16 bytes.
+//
+// Payload version 4, still read, has no slices: after the outliers, the
+// rANS stream length (uint32), the rANS stream, and the raw bits (the
+// rest), one stream for all blocks.
 const (
 	ntcModelVersion   = 4
-	ntcPayloadVersion = 4
-	ntcModelHeader    = 22
-	ntcPayloadHeader  = 6 + ntcBuckets*3
+	ntcPayloadVersion = 5
+	// ntcSliceBlocks is the number of blocks per slice the encoder writes.
+	ntcSliceBlocks   = 4
+	ntcModelHeader   = 22
+	ntcPayloadHeader = 6 + ntcBuckets*3
 
 	// Step codes are in 1/256 octave; this bounds the step to 2^+-24.
 	stepCodeMax = 24 * 256
@@ -514,9 +530,13 @@ type ntcChunk struct {
 	nout     int
 	outIdx   []byte // nout uint32 token indices
 	outRows  []byte // nout rows as prefix
-	rans     []byte // the rANS stream (unpadded)
-	bits     []byte // the raw bit stream (unpadded)
+	version  uint8
+	perSlice int        // blocks per slice
+	slices   []ntcSlice // the coefficient streams
 }
+
+// ntcSlice is one slice's streams (unpadded).
+type ntcSlice struct{ rans, bits []byte }
 
 // rowScale returns the float16 scale of an int8 row, checked.
 func rowScale(row []byte, what string) (float32, error) {
@@ -539,10 +559,12 @@ func (c *ntcCodec) parse(payload []byte, n int) (ch ntcChunk, err error) {
 	ch.n = n
 	// Sizes in int64: on 32-bit platforms they could overflow int.
 	prefixBytes := int64(n) * int64(l.Prefix) * int64(2+l.Dim)
-	if int64(len(payload)) < ntcPayloadHeader+prefixBytes+4+4+8 {
+	if int64(len(payload)) < ntcPayloadHeader+prefixBytes+4+8 {
 		return ch, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
 	}
-	if payload[0] != ntcPayloadVersion || payload[1] != 0 {
+	version := payload[0]
+	ch.version = version
+	if version != ntcPayloadVersion && version != 4 || payload[1] != 0 {
 		return ch, fmt.Errorf("%w: ntc payload version %d flags %d", ErrCorrupt, payload[0], payload[1])
 	}
 	ch.stepCode = int32(binary.LittleEndian.Uint32(payload[2:]))
@@ -586,19 +608,65 @@ func (c *ntcCodec) parse(payload []byte, n int) (ch ntcChunk, err error) {
 		}
 	}
 	p += nout * (6 + l.Dim)
-	if len(payload)-p < 4 {
+	coded := len(c.blocks) > 0 && c.k > 0
+	if version == 4 {
+		return ch, c.parseV4(&ch, payload[p:])
+	}
+	if len(payload)-p < 8 {
 		return ch, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
 	}
-	rlen := int(binary.LittleEndian.Uint32(payload[p:]))
-	p += 4
-	if rlen < 8 || rlen > len(payload)-p {
-		return ch, fmt.Errorf("%w: ntc rANS stream of %d bytes, %d left", ErrCorrupt, rlen, len(payload)-p)
+	ch.perSlice = int(binary.LittleEndian.Uint32(payload[p:]))
+	ns := int64(binary.LittleEndian.Uint32(payload[p+4:]))
+	p += 8
+	nb := int64(n) * int64(len(c.blocks))
+	want := int64(0)
+	if coded {
+		if ch.perSlice < 1 {
+			return ch, fmt.Errorf("%w: ntc slices of %d blocks", ErrCorrupt, ch.perSlice)
+		}
+		want = (nb + int64(ch.perSlice) - 1) / int64(ch.perSlice)
 	}
-	if (len(c.blocks) == 0 || c.k == 0) && (rlen != 8 || p+rlen != len(payload)) {
-		return ch, fmt.Errorf("%w: ntc payload has %d bytes of coefficients, want none", ErrCorrupt, len(payload)-p-8)
+	if ns != want || 8*ns > int64(len(payload)-p) {
+		return ch, fmt.Errorf("%w: ntc payload has %d slices, want %d", ErrCorrupt, ns, want)
 	}
-	ch.rans, ch.bits = payload[p:p+rlen], payload[p+rlen:]
+	table := payload[p : p+8*int(ns)]
+	p += 8 * int(ns)
+	ch.slices = make([]ntcSlice, ns)
+	for i := range ch.slices {
+		rl := int64(binary.LittleEndian.Uint32(table[8*i:]))
+		bl := int64(binary.LittleEndian.Uint32(table[8*i+4:]))
+		if rl < 8 || rl+bl > int64(len(payload)-p) {
+			return ch, fmt.Errorf("%w: ntc slice %d of %d+%d bytes, %d left", ErrCorrupt, i, rl, bl, len(payload)-p)
+		}
+		ch.slices[i] = ntcSlice{rans: payload[p : p+int(rl)], bits: payload[p+int(rl) : p+int(rl+bl)]}
+		p += int(rl + bl)
+	}
+	if p != len(payload) {
+		return ch, fmt.Errorf("%w: ntc payload has %d bytes after its slices", ErrCorrupt, len(payload)-p)
+	}
 	return ch, nil
+}
+
+// parseV4 locates the single coefficient stream of a version 4 payload,
+// whose rest is b.
+func (c *ntcCodec) parseV4(ch *ntcChunk, b []byte) error {
+	if len(b) < 4 {
+		return fmt.Errorf("%w: ntc payload too short for %d samples", ErrCorrupt, ch.n)
+	}
+	rlen := int(binary.LittleEndian.Uint32(b))
+	b = b[4:]
+	if rlen < 8 || rlen > len(b) {
+		return fmt.Errorf("%w: ntc rANS stream of %d bytes, %d left", ErrCorrupt, rlen, len(b))
+	}
+	if len(c.blocks) == 0 || c.k == 0 {
+		if rlen != 8 || rlen != len(b) {
+			return fmt.Errorf("%w: ntc payload has %d bytes of coefficients, want none", ErrCorrupt, len(b)-8)
+		}
+		return nil
+	}
+	ch.perSlice = ch.n * len(c.blocks)
+	ch.slices = []ntcSlice{{rans: b[:rlen], bits: b[rlen:]}}
+	return nil
 }
 
 // symbols decodes the chunk's quantized coefficients, block by block in
@@ -611,24 +679,36 @@ func (c *ntcCodec) symbols(ch *ntcChunk, s *ntcScratch, coef func(smp, bi int) [
 		return nil
 	}
 	ents := c.decPlan(ch.stepCode)
-	s.rans = append(append(s.rans[:0], ch.rans...), make([]byte, ransPad)...)
-	s.bits = append(append(s.bits[:0], ch.bits...), make([]byte, ransPad)...)
 	if cap(s.q) < blockSize*c.k {
 		s.q = make([]int32, blockSize*c.k)
 	}
+	nb := len(c.blocks)
+	for si, sl := range ch.slices {
+		if err := c.sliceSymbols(ch, s, sl, si*ch.perSlice, min(ch.n*nb, (si+1)*ch.perSlice), ents, coef, block); err != nil {
+			return fmt.Errorf("slice %d: %w", si, err)
+		}
+	}
+	return nil
+}
+
+// sliceSymbols decodes one slice, which codes the blocks [from, to) of the
+// chunk in coding order.
+func (c *ntcCodec) sliceSymbols(ch *ntcChunk, s *ntcScratch, sl ntcSlice, from, to int, ents [][]decEntry, coef func(smp, bi int) []float32, block func(smp, bi int, q []int32)) error {
+	s.rans = append(append(s.rans[:0], sl.rans...), make([]byte, ransPad)...)
+	s.bits = append(append(s.bits[:0], sl.bits...), make([]byte, ransPad)...)
 	var rd ransDecoder
 	if err := rd.init(s.rans, s.bits); err != nil {
 		return err
 	}
-	for smp := range ch.n {
-		for bi := range c.blocks {
-			dst := coef(smp, bi)
-			if err := rd.decodeBlock(c.lut, ents[bi], s.q, dst, &ch.recon, ch.step); err != nil {
-				return err
-			}
-			if dst == nil {
-				block(smp, bi, s.q[:len(ents[bi])])
-			}
+	nb := len(c.blocks)
+	for gb := from; gb < to; gb++ {
+		smp, bi := gb/nb, gb%nb
+		dst := coef(smp, bi)
+		if err := rd.decodeBlock(c.lut, ents[bi], s.q, dst, &ch.recon, ch.step); err != nil {
+			return err
+		}
+		if dst == nil {
+			block(smp, bi, s.q[:len(ents[bi])])
 		}
 	}
 	// The encoder's final states are the decoder's initial ones; a stream

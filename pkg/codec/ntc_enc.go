@@ -169,36 +169,50 @@ func (c *ntcCodec) quantize(cs *coefSet, pl []planEntry, stepCode int32, round f
 	return sym, off
 }
 
-// encodeSyms appends the rANS stream length, the rANS stream and the raw
-// bits of the symbols of nb blocks.
+// encodeSyms appends the coefficient slices of the symbols of nb blocks:
+// the blocks per slice, the slice count, every slice's rANS and raw-bit
+// stream lengths, then the streams, slice by slice.
 func encodeSyms(dst []byte, pl []planEntry, sym []int32, idx [][]int32, nb int, tabs *[ntcBuckets]ransTable) []byte {
-	var bw bitWriter
-	syms := make([]ransSymbol, 0, nb*len(pl))
-	for bi := range nb {
-		q := sym[bi*len(pl):][:len(pl)]
-		for _, i := range idx[bi%len(idx)] {
-			v := q[i]
-			m := uint32(abs32i(v))
-			r := uint(pl[i].shift)
-			t := m >> r
-			s := min(t, ransEsc)
-			syms = append(syms, ransSymbol{bucket: pl[i].bucket, sym: uint8(s)})
-			if s == ransEsc {
-				writeEscape(&bw, t-ransEsc)
-			}
-			if r > 0 {
-				bw.write(uint64(m&(1<<r-1)), r)
-			}
-			if m != 0 {
-				bw.write(uint64(uint32(v)>>31), 1)
+	ns := 0
+	if nb > 0 {
+		ns = (nb + ntcSliceBlocks - 1) / ntcSliceBlocks
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, ntcSliceBlocks)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(ns))
+	table := len(dst)
+	dst = append(dst, make([]byte, 8*ns)...)
+	syms := make([]ransSymbol, 0, ntcSliceBlocks*len(pl))
+	for si := range ns {
+		var bw bitWriter
+		syms = syms[:0]
+		for bi := si * ntcSliceBlocks; bi < min(nb, (si+1)*ntcSliceBlocks); bi++ {
+			q := sym[bi*len(pl):][:len(pl)]
+			for _, i := range idx[bi%len(idx)] {
+				v := q[i]
+				m := uint32(abs32i(v))
+				r := uint(pl[i].shift)
+				t := m >> r
+				s := min(t, ransEsc)
+				syms = append(syms, ransSymbol{bucket: pl[i].bucket, sym: uint8(s)})
+				if s == ransEsc {
+					writeEscape(&bw, t-ransEsc)
+				}
+				if r > 0 {
+					bw.write(uint64(m&(1<<r-1)), r)
+				}
+				if m != 0 {
+					bw.write(uint64(uint32(v)>>31), 1)
+				}
 			}
 		}
+		p := len(dst)
+		dst = encodeRANS(dst, tabs, syms)
+		binary.LittleEndian.PutUint32(dst[table+8*si:], uint32(len(dst)-p))
+		p = len(dst)
+		dst = append(dst, bw.flush()...)
+		binary.LittleEndian.PutUint32(dst[table+8*si+4:], uint32(len(dst)-p))
 	}
-	p := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
-	dst = encodeRANS(dst, tabs, syms)
-	binary.LittleEndian.PutUint32(dst[p:], uint32(len(dst)-p-4))
-	return append(dst, bw.flush()...)
+	return dst
 }
 
 // histogram adds the symbols of nb blocks to h.
@@ -363,7 +377,11 @@ func (c *ntcCodec) appendPayload(dst []byte, src []float32, n int, pl []planEntr
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(t))
 	}
 	dst = appendRows(dst, src, c.layout.Dim, outl)
-	return encodeSyms(dst, pl, sym, c.shapeIndex(pl), n*len(c.blocks), tabs)
+	nb := n * len(c.blocks)
+	if c.k == 0 {
+		nb = 0 // nothing to code
+	}
+	return encodeSyms(dst, pl, sym, c.shapeIndex(pl), nb, tabs)
 }
 
 // Encode implements Codec.

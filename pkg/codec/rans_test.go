@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
 	"testing"
@@ -49,27 +50,39 @@ func TestRANSRoundTrip(t *testing.T) {
 	}
 	idx := [][]int32{{0, 1, 2}}
 	p := encodeSyms(nil, pl, sym, idx, blocks, &tabs)
-	rlen := int(uint32(p[0]) | uint32(p[1])<<8 | uint32(p[2])<<16 | uint32(p[3])<<24)
-	rs := append(append([]byte(nil), p[4:4+rlen]...), make([]byte, ransPad)...)
-	bs := append(append([]byte(nil), p[4+rlen:]...), make([]byte, ransPad)...)
-	var d ransDecoder
-	if err := d.init(rs, bs); err != nil {
-		t.Fatal(err)
+	le := binary.LittleEndian
+	per, ns := int(le.Uint32(p)), int(le.Uint32(p[4:]))
+	if per != ntcSliceBlocks || ns != (blocks+per-1)/per {
+		t.Fatalf("%d slices of %d blocks for %d blocks", ns, per, blocks)
 	}
+	pos := 8 + 8*ns
 	lut := ransLUT(tabs[:])
 	ents := decEntries(pl, idx[0], K)
 	q := make([]int32, len(ents))
-	for b := range blocks {
-		if err := d.decodeBlock(lut, ents, q, nil, nil, 1); err != nil {
+	for si := range ns {
+		rl, bl := int(le.Uint32(p[8+8*si:])), int(le.Uint32(p[12+8*si:]))
+		rs := append(append([]byte(nil), p[pos:pos+rl]...), make([]byte, ransPad)...)
+		bs := append(append([]byte(nil), p[pos+rl:pos+rl+bl]...), make([]byte, ransPad)...)
+		pos += rl + bl
+		var d ransDecoder
+		if err := d.init(rs, bs); err != nil {
 			t.Fatal(err)
 		}
-		for i := range pl {
-			if got, want := q[i], sym[b*len(pl)+i]; got != want {
-				t.Fatalf("block %d entry %d: got %d, want %d", b, i, got, want)
+		for b := si * per; b < min(blocks, (si+1)*per); b++ {
+			if err := d.decodeBlock(lut, ents, q, nil, nil, 1); err != nil {
+				t.Fatal(err)
+			}
+			for i := range pl {
+				if got, want := q[i], sym[b*len(pl)+i]; got != want {
+					t.Fatalf("block %d entry %d: got %d, want %d", b, i, got, want)
+				}
 			}
 		}
+		if d.x0 != ransL || d.x1 != ransL || d.pos != d.end {
+			t.Fatalf("slice %d did not end cleanly: %d %d %d/%d", si, d.x0, d.x1, d.pos, d.end)
+		}
 	}
-	if d.x0 != ransL || d.x1 != ransL || d.pos != d.end {
-		t.Fatalf("stream did not end cleanly: %d %d %d/%d", d.x0, d.x1, d.pos, d.end)
+	if pos != len(p) {
+		t.Fatalf("%d bytes after the slices", len(p)-pos)
 	}
 }

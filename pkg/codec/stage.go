@@ -34,8 +34,12 @@ const (
 	// one shorter when Group does not divide Dim), each a float16 scale
 	// and its codes (Fixed.Format).
 	DeviceFixed DeviceKind = 2
-	// DeviceNTC chunks hold the learned codec's symbols; see NTCStaged.
+	// DeviceNTC chunks hold the learned codec's symbols, entropy decoded
+	// on the host; see NTCStaged.
 	DeviceNTC DeviceKind = 3
+	// DeviceNTCStreams chunks hold the learned codec's coefficient
+	// streams, for the device to entropy-decode; see NTCStaged.
+	DeviceNTCStreams DeviceKind = 4
 )
 
 // FixedFormat is the code of a fixed-rate format's values.
@@ -83,15 +87,27 @@ type Stager interface {
 	// StageSize returns the number of bytes Stage writes for a payload
 	// of n samples. It reads only the payload's header; a payload that
 	// is too short for one is reported with ErrCorrupt.
-	StageSize(payload []byte, n int) (int, error)
+	StageSize(payload []byte, n int, mode StageMode) (int, error)
 	// Stage does the host part of decoding a payload of n samples: it
 	// makes every check that Decode makes and writes the device's input
 	// into dst, which must hold at least StageSize bytes. When the data
 	// needs more room than dst has (the learned codec's rare large
 	// symbols), it returns an error wrapping ErrShortBuffer with
 	// Staged.Size set to the size it needs.
-	Stage(dst []byte, payload []byte, n int) (Staged, error)
+	Stage(dst []byte, payload []byte, n int, mode StageMode) (Staged, error)
 }
+
+// StageMode chooses how much of the learned codec's decoding the host does.
+type StageMode uint8
+
+const (
+	// StageAuto leaves the entropy decoding to the device when the
+	// payload's coefficients come in independent slices (payload version
+	// 5 and later), and does it on the host otherwise.
+	StageAuto StageMode = iota
+	// StageHostEntropy does the entropy decoding on the host.
+	StageHostEntropy
+)
 
 func checkStageDst(dst []byte, size int) error {
 	if len(dst) < size {
@@ -101,14 +117,14 @@ func checkStageDst(dst []byte, size int) error {
 }
 
 // StageSize implements Stager.
-func (c *fp16Codec) StageSize(_ []byte, n int) (int, error) {
+func (c *fp16Codec) StageSize(_ []byte, n int, _ StageMode) (int, error) {
 	nv, err := c.layout.CheckCount(n)
 	return 2 * nv, err
 }
 
 // Stage implements Stager: it decompresses the payload.
-func (c *fp16Codec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
-	size, err := c.StageSize(payload, n)
+func (c *fp16Codec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Staged, error) {
+	size, err := c.StageSize(payload, n, 0)
 	if err != nil {
 		return Staged{}, err
 	}
@@ -126,7 +142,7 @@ func (c *fp16Codec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
 }
 
 // StageSize implements Stager.
-func (c *fixedCodec) StageSize(_ []byte, n int) (int, error) {
+func (c *fixedCodec) StageSize(_ []byte, n int, _ StageMode) (int, error) {
 	if _, err := c.layout.CheckCount(n); err != nil {
 		return 0, err
 	}
@@ -135,8 +151,8 @@ func (c *fixedCodec) StageSize(_ []byte, n int) (int, error) {
 
 // Stage implements Stager: it checks the payload's version and scales and
 // copies it.
-func (c *fixedCodec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
-	size, err := c.StageSize(payload, n)
+func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Staged, error) {
+	size, err := c.StageSize(payload, n, 0)
 	if err != nil {
 		return Staged{}, err
 	}
@@ -167,7 +183,9 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
 // at the offsets given:
 //
 //	0       Step (float32), the number of exceptions (uint32), the
-//	        number of int8 rows (uint32), 4 zero bytes
+//	        number of int8 rows (uint32), 4 zero bytes (DeviceNTC); for
+//	        DeviceNTCStreams the slice count replaces the number of
+//	        exceptions and the blocks per slice the zero bytes
 //	16      reconstruction table: NTCBuckets x 4 float32; a symbol q in
 //	        bucket b reconstructs to sign(q) * (|q| + recon[b][min(|q|,3)]) * Step
 //	QOff    symbols: N * Plan.Entries int16, sample by sample, block by
@@ -180,6 +198,20 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
 //	ExcOff  exceptions: for every NTCEscape, in increasing order, the
 //	        symbol's index in the symbol array (uint32) and its value
 //	        (int32); the staged data ends here
+//
+// A DeviceNTCStreams chunk holds instead, after the reconstruction table:
+//
+//	SliceOff   for every slice, four uint32: the offset (from the start
+//	           of the staged data) and length of its rANS stream, then of
+//	           its raw bit stream
+//	StreamOff  the streams
+//	RowOff     the int8 rows, as above; the staged data ends after them
+//
+// and its device program first decodes the symbols of every slice (one
+// slice of PerSlice blocks in coding order, with Model.LUT, Plan.Order and
+// the bucket's low-bit count max(0, bucket/4-3), exactly as the payload
+// format in pkg/codec/ntc.go specifies) into an int32 symbol array laid
+// out as the int16 one above, then goes on as for DeviceNTC.
 //
 // The device program: for every sample and grid block, dequantize the
 // block's symbols into a Dim-free coefficient array c[16][K] (position
@@ -198,6 +230,11 @@ type NTCStaged struct {
 	// QOff, RowOff and ExcOff are the byte offsets of the sections, each
 	// a multiple of 16.
 	QOff, RowOff, ExcOff int
+	// Slices is the number of coefficient slices of a DeviceNTCStreams
+	// chunk, PerSlice the blocks in each, and SliceOff and StreamOff the
+	// offsets of the slice table and of the streams.
+	Slices, PerSlice    int
+	SliceOff, StreamOff int
 }
 
 // NTCEscape marks a symbol that is stored in the exception list.
@@ -229,6 +266,9 @@ type NTCModel struct {
 	// DCT holds the inverse DCT matrices: DCT[(n*4+f)*4+p] is the weight
 	// of frequency f at position p for a transform of size n (1..4).
 	DCT [5 * blockSize]float32
+	// LUT is the rANS decoding table: NTCBuckets x 2048 entries, entry
+	// (bucket, slot) = freq | (slot - cum[sym]) << 12 | sym << 23.
+	LUT []uint32
 }
 
 // NTCPlan holds the tables of one step code: which coefficients a block
@@ -249,6 +289,11 @@ type NTCPlan struct {
 	// Bucket is the reconstruction bucket of every coefficient of a
 	// shape, laid out as Index.
 	Bucket []uint8
+	// Order lists, for every shape, its coded coefficients (u*K+k) in
+	// symbol order, from Order[OrderStart[shape]] to
+	// Order[OrderStart[shape+1]-1].
+	Order      []int32
+	OrderStart []int32
 }
 
 // ntcDevice is the codec's lazily made device model and plans.
@@ -310,6 +355,7 @@ func (c *ntcCodec) DeviceModel() *NTCModel {
 				}
 			}
 		}
+		m.LUT = c.lut
 		c.dev.model = m
 	})
 	return c.dev.model
@@ -324,7 +370,7 @@ func (c *ntcCodec) devicePlan(stepCode int32) *NTCPlan {
 	}
 	ents := c.decPlan(stepCode)
 	K := c.k
-	p := &NTCPlan{StepCode: stepCode, Start: make([]int32, len(c.blocks)+1), Shape: make([]int32, len(c.blocks))}
+	p := &NTCPlan{StepCode: stepCode, Start: make([]int32, len(c.blocks)+1), Shape: make([]int32, len(c.blocks)), OrderStart: []int32{0}}
 	shapes := map[*decEntry]int32{}
 	for bi, e := range ents {
 		p.Start[bi+1] = p.Start[bi] + int32(len(e))
@@ -344,7 +390,9 @@ func (c *ntcCodec) devicePlan(stepCode int32) *NTCPlan {
 			for j, d := range e {
 				idx[d.off] = int32(j)
 				bk[d.off] = d.bucket
+				p.Order = append(p.Order, int32(d.off))
 			}
+			p.OrderStart = append(p.OrderStart, int32(len(p.Order)))
 			p.Index = append(p.Index, idx...)
 			p.Bucket = append(p.Bucket, bk...)
 		}
@@ -368,47 +416,116 @@ func ntcStageLayout(l Layout, n, entries, rows int) (qOff, rowOff, excOff int) {
 	return
 }
 
-// StageSize implements Stager. It does not count the exceptions, symbols
-// too large for int16, which are rare: Stage reports ErrShortBuffer when
-// they do not fit in the buffer it is given.
-func (c *ntcCodec) StageSize(payload []byte, n int) (int, error) {
-	l := c.layout
-	if _, err := l.CheckCount(n); err != nil {
+// StageSize implements Stager. For symbols staged on the host it does not
+// count the exceptions, symbols too large for int16, which are rare: Stage
+// reports ErrShortBuffer when they do not fit in the buffer it is given.
+func (c *ntcCodec) StageSize(payload []byte, n int, mode StageMode) (int, error) {
+	ch, err := c.parse(payload, n)
+	if err != nil {
 		return 0, err
 	}
-	p := ntcPayloadHeader + n*l.Prefix*(2+l.Dim)
-	if len(payload) < p+4 || len(payload) < ntcPayloadHeader {
-		return 0, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
-	}
-	code := int32(binary.LittleEndian.Uint32(payload[2:]))
-	if code < -stepCodeMax || code > stepCodeMax {
-		return 0, fmt.Errorf("%w: ntc step code %d", ErrCorrupt, code)
-	}
-	nout := int(binary.LittleEndian.Uint32(payload[p:]))
-	if int64(nout) > int64(n)*int64(l.Tokens-l.Prefix) {
-		return 0, fmt.Errorf("%w: ntc payload claims %d outlier tokens", ErrCorrupt, nout)
+	return c.stageSize(&ch, mode), nil
+}
+
+// deviceEntropy reports whether a chunk's entropy decoding goes to the
+// device.
+func (c *ntcCodec) deviceEntropy(ch *ntcChunk, mode StageMode) bool {
+	return mode == StageAuto && ch.version >= 5 && len(ch.slices) > 0
+}
+
+func (c *ntcCodec) stageSize(ch *ntcChunk, mode StageMode) int {
+	l := c.layout
+	rows := ch.n*l.Prefix + ch.nout
+	if c.deviceEntropy(ch, mode) {
+		_, _, _, size := ntcStreamsLayout(l, ch)
+		return size
 	}
 	entries := 0
 	if len(c.blocks) > 0 && c.k > 0 {
-		entries = c.devicePlan(code).Entries
+		entries = c.devicePlan(ch.stepCode).Entries
 	}
-	_, _, size := ntcStageLayout(l, n, entries, n*l.Prefix+nout)
-	return size, nil
+	_, _, size := ntcStageLayout(l, ch.n, entries, rows)
+	return size
 }
 
-// Stage implements Stager: it decodes the symbols.
-func (c *ntcCodec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
+// ntcStreamsLayout returns the offsets of the sections of a chunk staged
+// with its coefficient streams, and its size.
+func ntcStreamsLayout(l Layout, ch *ntcChunk) (sliceOff, streamOff, rowOff, size int) {
+	align := func(v int) int { return (v + 15) &^ 15 }
+	sliceOff = 16 + ntcBuckets*4*4
+	streamOff = align(sliceOff + 16*len(ch.slices))
+	n := 0
+	for _, sl := range ch.slices {
+		n += len(sl.rans) + len(sl.bits)
+	}
+	rowOff = align(streamOff + n)
+	size = rowOff + (ch.n*l.Prefix+ch.nout)*(4+2+l.Dim)
+	return
+}
+
+// stageHeader writes the header and reconstruction table of a staged
+// chunk.
+func stageHeader(dst []byte, ch *ntcChunk, count, rows, perSlice uint32) {
+	binary.LittleEndian.PutUint32(dst[0:], math.Float32bits(ch.step))
+	binary.LittleEndian.PutUint32(dst[4:], count)
+	binary.LittleEndian.PutUint32(dst[8:], rows)
+	binary.LittleEndian.PutUint32(dst[12:], perSlice)
+	for b := range ntcBuckets {
+		for j := range 4 {
+			binary.LittleEndian.PutUint32(dst[16+(b*4+j)*4:], math.Float32bits(ch.recon[b][j]))
+		}
+	}
+}
+
+// stageRows writes the chunk's int8 rows at off: token indices, then rows.
+func stageRows(dst []byte, l Layout, ch *ntcChunk, off int) {
+	rows := ch.n*l.Prefix + ch.nout
+	idx := dst[off:]
+	for i := range ch.n * l.Prefix {
+		binary.LittleEndian.PutUint32(idx[4*i:], uint32(i/l.Prefix*l.Tokens+i%l.Prefix))
+	}
+	copy(idx[4*ch.n*l.Prefix:], ch.outIdx)
+	r := dst[off+4*rows:]
+	copy(r, ch.prefix)
+	copy(r[len(ch.prefix):], ch.outRows)
+}
+
+// stageStreams stages a chunk with its coefficient streams, for the
+// device to entropy-decode.
+func (c *ntcCodec) stageStreams(dst []byte, ch *ntcChunk) Staged {
 	l := c.layout
-	size, err := c.StageSize(payload, n)
-	if err != nil {
-		return Staged{}, err
+	st := NTCStaged{Model: c.DeviceModel(), Plan: c.devicePlan(ch.stepCode), Rows: ch.n*l.Prefix + ch.nout, Slices: len(ch.slices), PerSlice: ch.perSlice}
+	var size int
+	st.SliceOff, st.StreamOff, st.RowOff, size = ntcStreamsLayout(l, ch)
+	clear(dst[:size])
+	stageHeader(dst, ch, uint32(len(ch.slices)), uint32(st.Rows), uint32(ch.perSlice))
+	p := st.StreamOff
+	for i, sl := range ch.slices {
+		e := dst[st.SliceOff+16*i:]
+		binary.LittleEndian.PutUint32(e[0:], uint32(p))
+		binary.LittleEndian.PutUint32(e[4:], uint32(len(sl.rans)))
+		p += copy(dst[p:], sl.rans)
+		binary.LittleEndian.PutUint32(e[8:], uint32(p))
+		binary.LittleEndian.PutUint32(e[12:], uint32(len(sl.bits)))
+		p += copy(dst[p:], sl.bits)
 	}
-	if err := checkStageDst(dst, size); err != nil {
-		return Staged{}, err
-	}
+	stageRows(dst, l, ch, st.RowOff)
+	return Staged{Kind: DeviceNTCStreams, N: ch.n, Size: size, NTC: st}
+}
+
+// Stage implements Stager: it copies the coefficient streams or decodes
+// the symbols (see StageMode).
+func (c *ntcCodec) Stage(dst []byte, payload []byte, n int, mode StageMode) (Staged, error) {
+	l := c.layout
 	ch, err := c.parse(payload, n)
 	if err != nil {
 		return Staged{}, err
+	}
+	if err := checkStageDst(dst, c.stageSize(&ch, mode)); err != nil {
+		return Staged{}, err
+	}
+	if c.deviceEntropy(&ch, mode) {
+		return c.stageStreams(dst, &ch), nil
 	}
 	st := NTCStaged{Model: c.DeviceModel(), Rows: n*l.Prefix + ch.nout}
 	entries := 0
@@ -445,25 +562,9 @@ func (c *ntcCodec) Stage(dst []byte, payload []byte, n int) (Staged, error) {
 	if staged.Size > len(dst) {
 		return staged, fmt.Errorf("%w: %d symbols beyond int16 need %d bytes of staging, have %d", ErrShortBuffer, st.Exceptions, staged.Size, len(dst))
 	}
-	hdr := dst[:16]
-	binary.LittleEndian.PutUint32(hdr[0:], math.Float32bits(ch.step))
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(st.Exceptions))
-	binary.LittleEndian.PutUint32(hdr[8:], uint32(st.Rows))
-	binary.LittleEndian.PutUint32(hdr[12:], 0)
-	for b := range ntcBuckets {
-		for j := range 4 {
-			binary.LittleEndian.PutUint32(dst[16+(b*4+j)*4:], math.Float32bits(ch.recon[b][j]))
-		}
-	}
+	stageHeader(dst, &ch, uint32(st.Exceptions), uint32(st.Rows), 0)
 	clear(dst[st.QOff+2*n*entries : st.RowOff])
-	idx := dst[st.RowOff:]
-	rows := dst[st.RowOff+4*st.Rows : st.ExcOff]
-	for i := range n * l.Prefix {
-		binary.LittleEndian.PutUint32(idx[4*i:], uint32(i/l.Prefix*l.Tokens+i%l.Prefix))
-	}
-	copy(idx[4*n*l.Prefix:], ch.outIdx)
-	copy(rows, ch.prefix)
-	copy(rows[len(ch.prefix):], ch.outRows)
-	clear(rows[len(ch.prefix)+len(ch.outRows):])
+	clear(dst[st.RowOff:st.ExcOff])
+	stageRows(dst, l, &ch, st.RowOff)
 	return staged, nil
 }

@@ -27,8 +27,8 @@ func Finish(dst []float32, l Layout, st Staged, data []byte) error {
 		}
 	case DeviceFixed:
 		refFixed(out, l, st.Fixed, data)
-	case DeviceNTC:
-		refNTC(out, l, st, data)
+	case DeviceNTC, DeviceNTCStreams:
+		return refNTC(out, l, st, data)
 	default:
 		return fmt.Errorf("%w: device kind %d", ErrBadLayout, st.Kind)
 	}
@@ -68,8 +68,8 @@ func refFixed(out []float32, l Layout, fd FixedDevice, data []byte) {
 	}
 }
 
-// refNTC is the DeviceNTC program.
-func refNTC(out []float32, l Layout, st Staged, data []byte) {
+// refNTC is the DeviceNTC and DeviceNTCStreams program.
+func refNTC(out []float32, l Layout, st Staged, data []byte) error {
 	m, pl := st.NTC.Model, st.NTC.Plan
 	K, KP, D := m.K, m.KPad, l.Dim
 	G := l.GridH * l.GridW
@@ -79,22 +79,31 @@ func refNTC(out []float32, l Layout, st Staged, data []byte) {
 	recon := func(b, j int) float32 {
 		return math.Float32frombits(binary.LittleEndian.Uint32(data[16+(b*4+j)*4:]))
 	}
-	symbol := func(i int) int32 {
-		v := int32(int16(binary.LittleEndian.Uint16(data[st.NTC.QOff+2*i:])))
-		if v != NTCEscape {
-			return v
+	var symbol func(i int) int32
+	if st.Kind == DeviceNTCStreams {
+		q, err := refEntropy(st, data)
+		if err != nil {
+			return err
 		}
-		// Binary search of the exception list, as the kernel does.
-		lo, hi := 0, nexc
-		for lo < hi {
-			mid := (lo + hi) / 2
-			if int(binary.LittleEndian.Uint32(data[st.NTC.ExcOff+8*mid:])) < i {
-				lo = mid + 1
-			} else {
-				hi = mid
+		symbol = func(i int) int32 { return q[i] }
+	} else {
+		symbol = func(i int) int32 {
+			v := int32(int16(binary.LittleEndian.Uint16(data[st.NTC.QOff+2*i:])))
+			if v != NTCEscape {
+				return v
 			}
+			// Binary search of the exception list, as the kernel does.
+			lo, hi := 0, nexc
+			for lo < hi {
+				mid := (lo + hi) / 2
+				if int(binary.LittleEndian.Uint32(data[st.NTC.ExcOff+8*mid:])) < i {
+					lo = mid + 1
+				} else {
+					hi = mid
+				}
+			}
+			return int32(binary.LittleEndian.Uint32(data[st.NTC.ExcOff+8*lo+4:]))
 		}
-		return int32(binary.LittleEndian.Uint32(data[st.NTC.ExcOff+8*lo+4:]))
 	}
 	dct := func(n, f, p int) float32 { return m.DCT[(n*4+f)*4+p] }
 	nb := len(m.Blocks) / 20
@@ -198,4 +207,88 @@ func refNTC(out []float32, l Layout, st Staged, data []byte) {
 			out[tk*D+d] = float32(int8(row[2+d])) * scale
 		}
 	}
+	return nil
+}
+
+// refEntropy is the first step of the DeviceNTCStreams program: it decodes
+// every slice's symbols into an int32 array laid out as DeviceNTC's int16
+// symbols. Each slice is decoded by itself, as one GPU thread does.
+func refEntropy(st Staged, data []byte) ([]int32, error) {
+	m, pl := st.NTC.Model, st.NTC.Plan
+	le := binary.LittleEndian
+	nb := len(m.Blocks) / 20
+	q := make([]int32, st.N*pl.Entries)
+	for si := range st.NTC.Slices {
+		e := data[st.NTC.SliceOff+16*si:]
+		ro, rl := int(le.Uint32(e)), int(le.Uint32(e[4:]))
+		bo, bl := int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
+		rs := data[ro : ro+rl]
+		bs := data[bo : bo+bl]
+		// Reads past the end of a stream give zeros.
+		word := func(p int) uint32 {
+			if p+2 <= len(rs) {
+				return uint32(le.Uint16(rs[p:]))
+			}
+			return 0
+		}
+		bitAt := func(p int) uint64 {
+			if p < len(bs) {
+				return uint64(bs[p])
+			}
+			return 0
+		}
+		x0, x1 := le.Uint32(rs), le.Uint32(rs[4:])
+		pos := 8
+		bp := 0 // bits consumed
+		take := func(n uint) uint32 {
+			var v uint64
+			for i := range n {
+				v |= (bitAt((bp+int(i))>>3) >> ((bp + int(i)) & 7) & 1) << i
+			}
+			bp += int(n)
+			return uint32(v)
+		}
+		from := si * st.NTC.PerSlice
+		for gb := from; gb < min(st.N*nb, from+st.NTC.PerSlice); gb++ {
+			smp, bi := gb/nb, gb%nb
+			sh := pl.Shape[bi]
+			if sh < 0 {
+				continue
+			}
+			order := pl.Order[pl.OrderStart[sh]:pl.OrderStart[sh+1]]
+			base := smp*pl.Entries + int(pl.Start[bi])
+			K16 := blockSize * m.K
+			for j, off := range order {
+				b := uint32(pl.Bucket[int(sh)*K16+int(off)])
+				v := m.LUT[b<<ransBits|x0&(ransM-1)]
+				x0 = (v&0xfff)*(x0>>ransBits) + (v>>12)&0x7ff
+				if x0 < ransL {
+					x0 = x0<<16 | word(pos)
+					pos += 2
+				}
+				t := v >> 23
+				if t == ransEsc {
+					nz := uint(0)
+					for take(1) == 0 {
+						if nz++; nz > 24 {
+							return nil, fmt.Errorf("%w: ntc coefficient escape too long in slice %d", ErrCorrupt, si)
+						}
+					}
+					t += (1<<nz | take(nz)) - 1
+				}
+				r := uint(lowBits(int(b)))
+				mag := t<<r | take(r)
+				qv := int32(mag)
+				if mag != 0 && take(1) == 1 {
+					qv = -qv
+				}
+				q[base+j] = qv
+				x0, x1 = x1, x0
+			}
+		}
+		if x0 != ransL || x1 != ransL || pos != len(rs) || (bp+7)/8 != len(bs) {
+			return nil, fmt.Errorf("%w: ntc slice %d does not end where it should", ErrCorrupt, si)
+		}
+	}
+	return q, nil
 }

@@ -32,7 +32,7 @@ func relErr(a, b []float32) float64 {
 
 // stageAndFinish stages every payload and runs the reference device
 // program on it.
-func stageAndFinish(t *testing.T, c Codec, ps [][]byte, n, chunk int) ([]float32, int) {
+func stageAndFinish(t *testing.T, c Codec, ps [][]byte, n, chunk int, mode StageMode) ([]float32, int) {
 	t.Helper()
 	sg, ok := c.(Stager)
 	if !ok {
@@ -44,7 +44,7 @@ func stageAndFinish(t *testing.T, c Codec, ps [][]byte, n, chunk int) ([]float32
 	for i, p := range ps {
 		s := i * chunk
 		m := min(chunk, n-s)
-		size, err := sg.StageSize(p, m)
+		size, err := sg.StageSize(p, m, mode)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,13 +53,13 @@ func stageAndFinish(t *testing.T, c Codec, ps [][]byte, n, chunk int) ([]float32
 		for j := range buf {
 			buf[j] = byte(j*131 + 7)
 		}
-		st, err := sg.Stage(buf, p, m)
+		st, err := sg.Stage(buf, p, m, mode)
 		if errors.Is(err, ErrShortBuffer) {
 			if st.Size <= len(buf) {
 				t.Fatalf("short buffer of %d bytes, but staging asks for %d", len(buf), st.Size)
 			}
 			buf = make([]byte, st.Size)
-			st, err = sg.Stage(buf, p, m)
+			st, err = sg.Stage(buf, p, m, mode)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +85,7 @@ func TestStageFixedExact(t *testing.T) {
 			}
 			ps := encodeChunks(t, c, src, n, chunk)
 			want := decodeChunks(t, c, ps, n, chunk)
-			got, _ := stageAndFinish(t, c, ps, n, chunk)
+			got, _ := stageAndFinish(t, c, ps, n, chunk, StageAuto)
 			for i := range want {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 					t.Fatalf("%s %+v: value %d: staged %g, Decode %g", name, l, i, got[i], want[i])
@@ -114,11 +114,13 @@ func TestStageNTC(t *testing.T) {
 			}
 			ps := encodeChunks(t, c, src, n, chunk)
 			want := decodeChunks(t, c, ps, n, chunk)
-			got, exc := stageAndFinish(t, c, ps, n, chunk)
-			t.Logf("%+v %gx: rel err %.3g, %d exceptions", l, ratio, relErr(got, want), exc)
-			// float16 inputs to the product: errors of a few 1e-4.
-			if e := relErr(got, want); e > 1e-3 {
-				t.Errorf("%+v at %gx: staged decode differs from Decode by %.2g (relative)", l, ratio, e)
+			for _, mode := range []StageMode{StageAuto, StageHostEntropy} {
+				got, exc := stageAndFinish(t, c, ps, n, chunk, mode)
+				t.Logf("%+v %gx mode %d: rel err %.3g, %d exceptions", l, ratio, mode, relErr(got, want), exc)
+				// float16 inputs to the product: errors of a few 1e-4.
+				if e := relErr(got, want); e > 1e-3 {
+					t.Errorf("%+v at %gx, mode %d: staged decode differs from Decode by %.2g (relative)", l, ratio, mode, e)
+				}
 			}
 		}
 	}
@@ -138,7 +140,7 @@ func TestStageNTCExceptions(t *testing.T) {
 	}
 	ps := encodeChunks(t, c, src, n, n)
 	want := decodeChunks(t, c, ps, n, n)
-	got, exc := stageAndFinish(t, c, ps, n, n)
+	got, exc := stageAndFinish(t, c, ps, n, n, StageHostEntropy)
 	if exc == 0 {
 		t.Fatal("no symbol beyond int16: the test does not test exceptions")
 	}
@@ -157,29 +159,39 @@ func TestStageRejects(t *testing.T) {
 	}
 	p := encodeChunks(t, c, src, n, n)[0]
 	sg := c.(Stager)
-	size, err := sg.StageSize(p, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, size)
-	// Every payload Decode rejects, Stage rejects.
-	for i := range len(p) {
-		bad := append([]byte(nil), p...)
-		bad[i] ^= 0x5a
-		errD := c.Decode(make([]float32, n*l.Values()), bad, n)
-		_, errS := sg.Stage(buf, bad, n)
-		if sz, err := sg.StageSize(bad, n); err == nil && sz > len(buf) {
-			_, errS = sg.Stage(make([]byte, sz), bad, n)
+	// Every payload Decode rejects, staging with the host's entropy
+	// decoding rejects; staging for the device's rejects all but those
+	// whose coefficient streams are bad, which the device reports, and
+	// refEntropy, its reference, rejects them all.
+	for _, mode := range []StageMode{StageHostEntropy, StageAuto} {
+		size, err := sg.StageSize(p, n, mode)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if (errD == nil) != (errS == nil) {
-			t.Fatalf("byte %d flipped: Decode says %v, Stage says %v", i, errD, errS)
+		for i := range len(p) {
+			bad := append([]byte(nil), p...)
+			bad[i] ^= 0x5a
+			errD := c.Decode(make([]float32, n*l.Values()), bad, n)
+			var errS error
+			if sz, err := sg.StageSize(bad, n, mode); err != nil {
+				errS = err
+			} else {
+				buf := make([]byte, sz)
+				var st Staged
+				if st, errS = sg.Stage(buf, bad, n, mode); errS == nil {
+					errS = Finish(make([]float32, n*l.Values()), l, st, buf)
+				}
+			}
+			if (errD == nil) != (errS == nil) {
+				t.Fatalf("mode %d, byte %d flipped: Decode says %v, staging says %v", mode, i, errD, errS)
+			}
 		}
-	}
-	if _, err := sg.Stage(buf[:size-1], p, n); !errors.Is(err, ErrBadLayout) {
-		t.Fatalf("short buffer: %v", err)
-	}
-	if _, err := sg.StageSize(p[:10], n); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("short payload: %v", err)
+		if _, err := sg.Stage(make([]byte, size-1), p, n, mode); !errors.Is(err, ErrBadLayout) {
+			t.Fatalf("short buffer: %v", err)
+		}
+		if _, err := sg.StageSize(p[:10], n, mode); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("short payload: %v", err)
+		}
 	}
 }
 
@@ -193,10 +205,12 @@ func TestStageNTCReal(t *testing.T) {
 	}
 	ps := encodeChunks(t, c, data, n, 16)
 	want := decodeChunks(t, c, ps, n, 16)
-	got, exc := stageAndFinish(t, c, ps, n, 16)
-	e := relErr(got, want)
-	t.Logf("block10, %d samples at 8x: relative difference %.3g, %d exceptions", n, e, exc)
-	if e > 1e-3 {
-		t.Errorf("staged decode differs from Decode by %.2g", e)
+	for _, mode := range []StageMode{StageAuto, StageHostEntropy} {
+		got, exc := stageAndFinish(t, c, ps, n, 16, mode)
+		e := relErr(got, want)
+		t.Logf("block10, %d samples at 8x, mode %d: relative difference %.3g, %d exceptions", n, mode, e, exc)
+		if e > 1e-3 {
+			t.Errorf("staged decode (mode %d) differs from Decode by %.2g", mode, e)
+		}
 	}
 }

@@ -74,123 +74,99 @@ func Bench(ctx context.Context, dev *Device, ntcbPath, npyPath string, opts Benc
 		return nil, err
 	}
 
-	// The host part alone, and the staged chunks for the kernel timing.
-	var stagedMu sync.Mutex
-	staged := make([]codec.Staged, nChunks)
-	hostBufs := make([][]byte, nChunks)
+	sampleBytes := dec.OutputBytes(l, 1)
 	names := map[string]bool{}
-	stage := func() (time.Duration, error) {
-		t0 := time.Now()
-		var wg sync.WaitGroup
-		var first error
-		next := make(chan int)
-		workers := opts.Decoder.Workers
-		if workers <= 0 {
-			workers = runtime.GOMAXPROCS(0)
-		}
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var raw []byte
-				for i := range next {
-					st, buf, rw, err := r.StageChunk(i, raw, func(size int) ([]byte, error) {
-						if cap(hostBufs[i]) < size {
-							hostBufs[i] = make([]byte, size)
-						}
-						return hostBufs[i][:size], nil
-					})
-					raw = rw
-					stagedMu.Lock()
-					if err != nil && first == nil {
-						first = err
-					}
-					staged[i], hostBufs[i] = st, buf
-					stagedMu.Unlock()
-				}
-			}()
-		}
-		for i := range nChunks {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		return time.Since(t0), first
-	}
-	var stageTimes []time.Duration
-	for range opts.Repeats {
-		d, err := stage()
-		if err != nil {
-			return nil, err
-		}
-		stageTimes = append(stageTimes, d)
-	}
-	res.StageSeconds = median(stageTimes)
-	for i, st := range staged {
-		res.StagedBytes += int64(st.Size)
+	for i := range nChunks {
 		if spec, err := codec.LookupID(c.Chunk(i).Codec); err == nil {
 			names[spec.Name] = true
 		}
 	}
 	res.Codecs = strings.Join(slices.Sorted(mapKeys(names)), ",")
-
-	// Kernel only: the staged chunks in device memory, the device
-	// programs timed with events on one stream.
-	devStaged := make([]DevPtr, nChunks)
-	defer func() {
-		for _, p := range devStaged {
-			if p != 0 {
-				dev.Free(p)
-			}
-		}
-	}()
-	for i, st := range staged {
-		if devStaged[i], err = dev.Alloc(int64(max(st.Size, 16))); err != nil {
-			return nil, err
-		}
-		if err := dev.CopyHtoD(devStaged[i], hostBufs[i][:st.Size], nil); err != nil {
-			return nil, err
-		}
-	}
 	ln := g.lanes[0]
-	sampleBytes := dec.OutputBytes(l, 1)
-	kernels := func() error {
-		pos := int64(0)
-		for i, st := range staged {
-			if err := g.run(ln, l, st, devStaged[i], out+DevPtr(pos*sampleBytes)); err != nil {
-				return err
-			}
-			pos += int64(st.N)
-		}
-		return nil
-	}
-	kt, err := timeEvents(dev, ln.s, opts.Repeats, kernels)
-	if err != nil {
-		return nil, err
-	}
-	res.KernelSeconds = kt
 	ct, err := timeEvents(dev, ln.s, opts.Repeats, func() error { return dev.CopyDtoD(out2, out, res.OutputBytes, ln.s) })
 	if err != nil {
 		return nil, err
 	}
 	res.CopySeconds = ct
 
-	// End to end from the .ntcb: open, read, stage, copy, finish.
-	var e2e []time.Duration
-	for range opts.Repeats {
-		t0 := time.Now()
-		f2, err := ntcb.Open(ntcbPath)
+	// measure times, with the entropy decoding on the device or on the
+	// host: staging alone, the device part alone, and end to end.
+	measure := func(mode codec.StageMode) (m benchMode, err error) {
+		staged, hostBufs, st, err := stageChunks(r, nChunks, mode, opts.Decoder.Workers, opts.Repeats)
 		if err != nil {
-			return nil, err
+			return m, err
 		}
-		err = dec.DecodeSamples(ctx, f2.Reader, samples, out)
-		f2.Close()
+		m.stage = st
+		devStaged := make([]DevPtr, nChunks)
+		defer func() {
+			for _, p := range devStaged {
+				if p != 0 {
+					dev.Free(p)
+				}
+			}
+		}()
+		for i, st := range staged {
+			m.staged += int64(st.Size)
+			if devStaged[i], err = dev.Alloc(int64(max(st.Size, 16))); err != nil {
+				return m, err
+			}
+			if err := dev.CopyHtoD(devStaged[i], hostBufs[i][:st.Size], nil); err != nil {
+				return m, err
+			}
+		}
+		m.kernel, err = timeEvents(dev, ln.s, opts.Repeats, func() error {
+			pos := int64(0)
+			for i, st := range staged {
+				if err := g.run(ln, i, l, st, devStaged[i], out+DevPtr(pos*sampleBytes)); err != nil {
+					return err
+				}
+				pos += int64(st.N)
+			}
+			return nil
+		})
+		if err == nil {
+			err = g.check()
+		}
 		if err != nil {
-			return nil, err
+			return m, err
 		}
-		e2e = append(e2e, time.Since(t0))
+		dopts := opts.Decoder
+		dopts.HostEntropy = mode == codec.StageHostEntropy
+		d2, err := NewDecoder(dev, dopts)
+		if err != nil {
+			return m, err
+		}
+		defer d2.Close()
+		if err := d2.DecodeSamples(ctx, r, samples, out); err != nil { // warm up
+			return m, err
+		}
+		var e2e []time.Duration
+		for range opts.Repeats {
+			t0 := time.Now()
+			f2, err := ntcb.Open(ntcbPath)
+			if err != nil {
+				return m, err
+			}
+			err = d2.DecodeSamples(ctx, f2.Reader, samples, out)
+			f2.Close()
+			if err != nil {
+				return m, err
+			}
+			e2e = append(e2e, time.Since(t0))
+		}
+		m.e2e = median(e2e)
+		return m, nil
 	}
-	res.E2ESeconds = median(e2e)
+	dm, err := measure(codec.StageAuto)
+	if err != nil {
+		return nil, err
+	}
+	hm, err := measure(codec.StageHostEntropy)
+	if err != nil {
+		return nil, err
+	}
+	res.StageSeconds, res.DeviceSeconds, res.E2ESeconds, res.StagedBytes = dm.stage, dm.kernel, dm.e2e, dm.staged
+	res.StageHostSeconds, res.KernelSeconds, res.E2EHostSeconds, res.StagedHostBytes = hm.stage, hm.kernel, hm.e2e, hm.staged
 
 	// End to end from the .npy.
 	if res.NPYSeconds, res.NPYBytes, err = benchNPY(dev, npyPath, out, dec.OutputBytes(l, n)/int64(dec.be.elemSize())*2, opts.Repeats); err != nil {
@@ -198,13 +174,74 @@ func Bench(ctx context.Context, dev *Device, ntcbPath, npyPath string, opts Benc
 	}
 	gb := float64(res.OutputBytes) / 1e9
 	res.KernelGBps = gb / res.KernelSeconds
+	res.DeviceGBps = gb / res.DeviceSeconds
 	res.CopyGBps = gb / res.CopySeconds
 	res.KernelVsCopy = res.CopySeconds / res.KernelSeconds
+	res.DeviceVsCopy = res.CopySeconds / res.DeviceSeconds
 	res.StageGBps = gb / res.StageSeconds
+	res.StageHostGBps = gb / res.StageHostSeconds
 	res.E2EGBps = gb / res.E2ESeconds
+	res.E2EHostGBps = gb / res.E2EHostSeconds
 	res.NPYGBps = gb / res.NPYSeconds
 	res.Speedup = res.NPYSeconds / res.E2ESeconds
+	res.SpeedupHost = res.NPYSeconds / res.E2EHostSeconds
 	return res, nil
+}
+
+// benchMode holds the times of one way of splitting the work, in seconds.
+type benchMode struct {
+	stage, kernel, e2e float64
+	staged             int64
+}
+
+// stageChunks stages the first n chunks of r on workers goroutines,
+// repeats times, and returns them with the median time in seconds.
+func stageChunks(r *ntcb.Reader, n int, mode codec.StageMode, workers, repeats int) ([]codec.Staged, [][]byte, float64, error) {
+	staged := make([]codec.Staged, n)
+	bufs := make([][]byte, n)
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var times []time.Duration
+	for range repeats {
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var first error
+		next := make(chan int)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var raw []byte
+				for i := range next {
+					st, buf, rw, err := r.StageChunk(i, raw, mode, func(size int) ([]byte, error) {
+						if cap(bufs[i]) < size {
+							bufs[i] = make([]byte, size)
+						}
+						return bufs[i][:size], nil
+					})
+					raw = rw
+					mu.Lock()
+					if err != nil && first == nil {
+						first = err
+					}
+					staged[i], bufs[i] = st, buf
+					mu.Unlock()
+				}
+			}()
+		}
+		for i := range n {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		if first != nil {
+			return nil, nil, 0, first
+		}
+		times = append(times, time.Since(t0))
+	}
+	return staged, bufs, median(times), nil
 }
 
 func mapKeys(m map[string]bool) func(func(string) bool) {

@@ -27,6 +27,10 @@ type DecoderOptions struct {
 	// Lanes is the number of CUDA streams that copy and decode chunks at
 	// once; 0 means 2.
 	Lanes int
+	// HostEntropy makes the CPU entropy-decode the learned codec's
+	// chunks, as it must for payloads without slices (version 4); by
+	// default the GPU does it.
+	HostEntropy bool
 }
 
 // backend is the device side of the pipeline.
@@ -37,8 +41,8 @@ type backend interface {
 	allocHost(n int) ([]byte, error)
 	freeHost(b []byte) error
 	// finish enqueues on lane the copy of host[:st.Size] to the device
-	// and the program that finishes the chunk into out.
-	finish(lane int, l codec.Layout, st codec.Staged, host []byte, out DevPtr) error
+	// and the program that finishes chunk into out.
+	finish(lane, chunk int, l codec.Layout, st codec.Staged, host []byte, out DevPtr) error
 	// scratch returns lane's output buffer of at least n bytes, for chunks
 	// of which only some samples are wanted.
 	scratch(lane int, n int64) (DevPtr, error)
@@ -46,6 +50,9 @@ type backend interface {
 	copy(lane int, dst, src DevPtr, n int64) error
 	// wait blocks until the work enqueued on lane is done.
 	wait(lane int) error
+	// check reports the errors that the device found in the data of
+	// the chunks finished since the last check (after a wait).
+	check() error
 }
 
 // chunkJob is one chunk to decode: which of its samples go where.
@@ -166,7 +173,7 @@ func (p *hostPool) close() error {
 }
 
 // decodeSamples decodes samples[i] of r into output position i of out.
-func decodeSamples(ctx context.Context, be backend, pool *hostPool, lanes, workers int, r *ntcb.Reader, samples []int, out DevPtr) error {
+func decodeSamples(ctx context.Context, be backend, pool *hostPool, lanes, workers int, mode codec.StageMode, r *ntcb.Reader, samples []int, out DevPtr) error {
 	jobs, err := planChunks(r, samples)
 	if err != nil {
 		return err
@@ -200,7 +207,7 @@ func decodeSamples(ctx context.Context, be backend, pool *hostPool, lanes, worke
 			for job := range todo {
 				var s staged
 				s.job = job
-				s.st, s.buf, raw, s.err = r.StageChunk(job.chunk, raw, func(n int) ([]byte, error) {
+				s.st, s.buf, raw, s.err = r.StageChunk(job.chunk, raw, mode, func(n int) ([]byte, error) {
 					if s.buf != nil { // a retry with a larger size
 						pool.put(s.buf)
 					}
@@ -261,6 +268,9 @@ func decodeSamples(ctx context.Context, be backend, pool *hostPool, lanes, worke
 			pool.put(inFlight[i])
 		}
 	}
+	if cerr := be.check(); cerr != nil && err == nil {
+		err = cerr
+	}
 	return err
 }
 
@@ -268,13 +278,13 @@ func decodeSamples(ctx context.Context, be backend, pool *hostPool, lanes, worke
 func enqueueChunk(be backend, lane int, l codec.Layout, s staged, out DevPtr, sampleBytes int64) error {
 	job := s.job
 	if job.direct {
-		return be.finish(lane, l, s.st, s.buf, out+DevPtr(int64(job.runs[0].out)*sampleBytes))
+		return be.finish(lane, job.chunk, l, s.st, s.buf, out+DevPtr(int64(job.runs[0].out)*sampleBytes))
 	}
 	tmp, err := be.scratch(lane, int64(s.st.N)*sampleBytes)
 	if err != nil {
 		return err
 	}
-	if err := be.finish(lane, l, s.st, s.buf, tmp); err != nil {
+	if err := be.finish(lane, job.chunk, l, s.st, s.buf, tmp); err != nil {
 		return err
 	}
 	for _, rn := range job.runs {
@@ -334,7 +344,11 @@ func (d *Decoder) DecodeSamples(ctx context.Context, r *ntcb.Reader, samples []i
 	if d.be == nil {
 		return fmt.Errorf("cuda: decoder is closed")
 	}
-	return decodeSamples(ctx, d.be, d.pool, d.opts.Lanes, d.opts.Workers, r, samples, out)
+	mode := codec.StageAuto
+	if d.opts.HostEntropy {
+		mode = codec.StageHostEntropy
+	}
+	return decodeSamples(ctx, d.be, d.pool, d.opts.Lanes, d.opts.Workers, mode, r, samples, out)
 }
 
 // DecodeFile decodes every sample of r into out.

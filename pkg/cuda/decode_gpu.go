@@ -54,7 +54,9 @@ type gpuLane struct {
 	s       *Stream
 	staged  devBuf // the chunk's staged data
 	y       devBuf // the learned codec's coefficient matrix
+	q       devBuf // the learned codec's symbols, decoded on the device
 	scratch devBuf // output of chunks of which some samples are wanted
+	err     DevPtr // int32: the highest chunk+1 whose streams failed to decode
 }
 
 type devBuf struct {
@@ -84,12 +86,12 @@ func (b *devBuf) ensure(d *Device, n int64) error {
 
 // gpuModel and gpuPlan are the learned codec's tables in device memory.
 type gpuModel struct {
-	weights, blocks, groups, dct DevPtr
-	nGroups                      int
+	weights, blocks, groups, dct, lut DevPtr
+	nGroups                           int
 }
 
 type gpuPlan struct {
-	start, index, shape, bucket DevPtr
+	start, index, shape, bucket, order, orderStart DevPtr
 }
 
 func newGPU(dev *Device, opts DecoderOptions) (*gpu, error) {
@@ -98,7 +100,7 @@ func newGPU(dev *Device, opts DecoderOptions) (*gpu, error) {
 	if g.mod, err = dev.LoadPTX(kernelsPTX); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"f16_unshuffle", "fixed_dequant", "ntc_synth", "ntc_rows"} {
+	for _, name := range []string{"f16_unshuffle", "fixed_dequant", "ntc_synth", "ntc_synth32", "ntc_entropy", "ntc_rows"} {
 		if g.fns[name], err = g.mod.Function(name); err != nil {
 			g.close()
 			return nil, err
@@ -118,7 +120,15 @@ func newGPU(dev *Device, opts DecoderOptions) (*gpu, error) {
 			g.close()
 			return nil, err
 		}
-		g.lanes = append(g.lanes, &gpuLane{s: s})
+		ln := &gpuLane{s: s}
+		g.lanes = append(g.lanes, ln)
+		if ln.err, err = dev.Alloc(4); err == nil {
+			err = dev.Memset(ln.err, 4, nil)
+		}
+		if err != nil {
+			g.close()
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -133,7 +143,7 @@ func (g *gpu) close() error {
 	}
 	for _, l := range g.lanes {
 		keep(l.s.Synchronize())
-		for _, b := range []devBuf{l.staged, l.y, l.scratch} {
+		for _, b := range []devBuf{l.staged, l.y, l.q, l.scratch, {p: l.err}} {
 			if b.p != 0 {
 				keep(g.dev.Free(b.p))
 			}
@@ -142,12 +152,14 @@ func (g *gpu) close() error {
 	}
 	g.lanes = nil
 	for _, m := range g.models {
-		for _, p := range []DevPtr{m.weights, m.blocks, m.groups, m.dct} {
-			keep(g.dev.Free(p))
+		for _, p := range []DevPtr{m.weights, m.blocks, m.groups, m.dct, m.lut} {
+			if p != 0 {
+				keep(g.dev.Free(p))
+			}
 		}
 	}
 	for _, p := range g.plans {
-		for _, q := range []DevPtr{p.start, p.index, p.shape, p.bucket} {
+		for _, q := range []DevPtr{p.start, p.index, p.shape, p.bucket, p.order, p.orderStart} {
 			if q != 0 {
 				keep(g.dev.Free(q))
 			}
@@ -176,6 +188,27 @@ func (g *gpu) allocHost(n int) ([]byte, error) { return g.dev.AllocHost(n) }
 func (g *gpu) freeHost(b []byte) error         { return g.dev.FreeHost(b) }
 func (g *gpu) wait(lane int) error             { return g.lanes[lane].s.Synchronize() }
 
+// check reads and clears the lanes' error words.
+func (g *gpu) check() error {
+	var bad int32
+	for _, ln := range g.lanes {
+		var w [4]byte
+		if err := g.dev.CopyDtoH(w[:], ln.err, 4, nil); err != nil {
+			return err
+		}
+		if v := int32(binary.LittleEndian.Uint32(w[:])); v > 0 {
+			bad = max(bad, v)
+			if err := g.dev.Memset(ln.err, 4, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("chunk %d: %w: ntc coefficient streams do not decode to their end on the GPU", bad-1, codec.ErrCorrupt)
+	}
+	return nil
+}
+
 func (g *gpu) scratch(lane int, n int64) (DevPtr, error) {
 	l := g.lanes[lane]
 	if err := l.scratch.ensure(g.dev, n); err != nil {
@@ -190,7 +223,7 @@ func (g *gpu) copy(lane int, dst, src DevPtr, n int64) error {
 
 // finish copies the staged chunk to the lane's device buffer and runs its
 // program.
-func (g *gpu) finish(lane int, l codec.Layout, st codec.Staged, host []byte, out DevPtr) error {
+func (g *gpu) finish(lane, chunk int, l codec.Layout, st codec.Staged, host []byte, out DevPtr) error {
 	ln := g.lanes[lane]
 	if err := ln.staged.ensure(g.dev, int64(st.Size)); err != nil {
 		return err
@@ -198,7 +231,7 @@ func (g *gpu) finish(lane int, l codec.Layout, st codec.Staged, host []byte, out
 	if err := g.dev.CopyHtoD(ln.staged.p, host[:st.Size], ln.s); err != nil {
 		return err
 	}
-	return g.run(ln, l, st, ln.staged.p, out)
+	return g.run(ln, chunk, l, st, ln.staged.p, out)
 }
 
 // gridFor returns a grid-stride launch width for n items.
@@ -206,7 +239,7 @@ func gridFor(n int64) int { return int(max(1, min((n+threads-1)/threads, maxBloc
 
 // run enqueues the device program of a staged chunk whose data is at
 // data on the device.
-func (g *gpu) run(ln *gpuLane, l codec.Layout, st codec.Staged, data, out DevPtr) error {
+func (g *gpu) run(ln *gpuLane, chunk int, l codec.Layout, st codec.Staged, data, out DevPtr) error {
 	f32 := int64(0)
 	if g.f32 {
 		f32 = 1
@@ -219,13 +252,13 @@ func (g *gpu) run(ln *gpuLane, l codec.Layout, st codec.Staged, data, out DevPtr
 		fd := st.Fixed
 		return g.fns["fixed_dequant"].Launch(Dim3{X: gridFor(nv)}, Dim3{X: threads}, 0, ln.s,
 			data, out, int64(st.N)*int64(l.Tokens), int64(l.Dim), int64(fd.Group), int64(fd.TokenBytes), int64(fd.Format), f32)
-	case codec.DeviceNTC:
-		return g.runNTC(ln, l, st, data, out, f32)
+	case codec.DeviceNTC, codec.DeviceNTCStreams:
+		return g.runNTC(ln, chunk, l, st, data, out, f32)
 	}
 	return fmt.Errorf("cuda: unknown device program %d", st.Kind)
 }
 
-func (g *gpu) runNTC(ln *gpuLane, l codec.Layout, st codec.Staged, data, out DevPtr, f32 int64) error {
+func (g *gpu) runNTC(ln *gpuLane, chunk int, l codec.Layout, st codec.Staged, data, out DevPtr, f32 int64) error {
 	ns := st.NTC
 	m, err := g.model(ns.Model)
 	if err != nil {
@@ -247,9 +280,24 @@ func (g *gpu) runNTC(ln *gpuLane, l codec.Layout, st codec.Staged, data, out Dev
 			return err
 		}
 		grid := Dim3{X: m.nGroups, Y: st.N, Z: (KP + synthKT - 1) / synthKT}
-		if err := g.fns["ntc_synth"].Launch(grid, Dim3{X: synthThread}, 0, ln.s,
-			data, m.blocks, m.groups, m.dct, p.start, p.index, p.shape, p.bucket, ln.y.p,
-			int64(K), int64(KP), int64(entries), int64(G), int64(ns.QOff), int64(ns.ExcOff)); err != nil {
+		if st.Kind == codec.DeviceNTCStreams {
+			if err := ln.q.ensure(g.dev, int64(st.N)*int64(entries)*4); err != nil {
+				return err
+			}
+			if err := g.fns["ntc_entropy"].Launch(Dim3{X: (ns.Slices + 127) / 128}, Dim3{X: 128}, 0, ln.s,
+				data, ln.q.p, m.lut, p.start, p.shape, p.order, p.orderStart, p.bucket, ln.err,
+				int64(K), int64(entries), int64(len(ns.Model.Blocks)/20), int64(st.N), int64(chunk)); err != nil {
+				return err
+			}
+			err = g.fns["ntc_synth32"].Launch(grid, Dim3{X: synthThread}, 0, ln.s,
+				data, ln.q.p, m.blocks, m.groups, m.dct, p.start, p.index, p.shape, p.bucket, ln.y.p,
+				int64(K), int64(KP), int64(entries), int64(G))
+		} else {
+			err = g.fns["ntc_synth"].Launch(grid, Dim3{X: synthThread}, 0, ln.s,
+				data, m.blocks, m.groups, m.dct, p.start, p.index, p.shape, p.bucket, ln.y.p,
+				int64(K), int64(KP), int64(entries), int64(G), int64(ns.QOff), int64(ns.ExcOff))
+		}
+		if err != nil {
 			return err
 		}
 		elem := int64(g.elemSize())
@@ -305,7 +353,9 @@ func (g *gpu) model(m *codec.NTCModel) (*gpuModel, error) {
 	if dm.weights, err = upload(g.dev, m.Weights); err == nil {
 		if dm.blocks, err = upload(g.dev, m.Blocks); err == nil {
 			if dm.groups, err = upload(g.dev, m.Groups); err == nil {
-				dm.dct, err = upload(g.dev, dct)
+				if dm.dct, err = upload(g.dev, dct); err == nil {
+					dm.lut, err = upload(g.dev, m.LUT)
+				}
 			}
 		}
 	}
@@ -328,7 +378,11 @@ func (g *gpu) plan(p *codec.NTCPlan) (*gpuPlan, error) {
 	if dp.start, err = upload(g.dev, p.Start); err == nil {
 		if dp.index, err = upload(g.dev, p.Index); err == nil {
 			if dp.shape, err = upload(g.dev, p.Shape); err == nil {
-				dp.bucket, err = upload(g.dev, p.Bucket)
+				if dp.bucket, err = upload(g.dev, p.Bucket); err == nil {
+					if dp.order, err = upload(g.dev, p.Order); err == nil {
+						dp.orderStart, err = upload(g.dev, p.OrderStart)
+					}
+				}
 			}
 		}
 	}

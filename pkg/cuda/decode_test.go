@@ -52,11 +52,13 @@ func (b *cpuBackend) bytesAt(p DevPtr, n int64) ([]byte, error) {
 	return b.mem[off : off+n], nil
 }
 
-func (b *cpuBackend) finish(lane int, l codec.Layout, st codec.Staged, host []byte, out DevPtr) error {
+func (b *cpuBackend) check() error { return nil }
+
+func (b *cpuBackend) finish(lane, chunk int, l codec.Layout, st codec.Staged, host []byte, out DevPtr) error {
 	b.queued[lane] = append(b.queued[lane], func() error {
 		vals := make([]float32, st.N*l.Values())
 		if err := codec.Finish(vals, l, st, host); err != nil {
-			return err
+			return fmt.Errorf("chunk %d: %w", chunk, err)
 		}
 		dst, err := b.bytesAt(out, int64(len(vals)*b.elemSize()))
 		if err != nil {
@@ -243,7 +245,7 @@ func TestPipelineCPU(t *testing.T) {
 				outBytes := int64(len(samples) * l.Values() * elem)
 				for _, lanes := range []int{1, 3} {
 					be := newCPUBackend(outBytes+int64(lanes+1)*int64(f.r.Len()*l.Values()*elem)+64, lanes, f32)
-					dec := newDecoder(be, DecoderOptions{F32: f32, Workers: 2, Lanes: lanes}, nil)
+					dec := newDecoder(be, DecoderOptions{F32: f32, Workers: 2, Lanes: lanes, HostEntropy: lanes == 1}, nil)
 					if err := dec.DecodeSamples(context.Background(), f.r, samples, cpuBase); err != nil {
 						t.Fatalf("%s: %v", f.name, err)
 					}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ntc-project/ntc/internal/sample"
@@ -146,23 +147,9 @@ func TestGoldenCodecs(t *testing.T) {
 			if *update {
 				writeGoldenCodec(t, spec, ntcbPath, npyPath)
 			}
-			got, r := decodeGolden(t, ntcbPath)
+			r := checkGolden(t, ntcbPath, npyPath)
 			if r.Meta().Codec != name {
 				t.Fatalf("%s holds codec %q", ntcbPath, r.Meta().Codec)
-			}
-			want, shape, dt, err := tensorio.ReadAll(npyPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l := r.Layout()
-			if dt != tensorio.Float32 || !slices.Equal(shape, []int{r.Len(), l.Tokens, l.Dim}) {
-				t.Fatalf("%s: %v %v, want float32 [%d %d %d]", npyPath, dt, shape, r.Len(), l.Tokens, l.Dim)
-			}
-			for i := range got {
-				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-					t.Fatalf("%s decodes to %g at value %d, %s holds %g; if the format changed on purpose, run with -update",
-						ntcbPath, got[i], i, npyPath, want[i])
-				}
 			}
 			for _, p := range []string{ntcbPath, npyPath} {
 				if fi, err := os.Stat(p); err != nil {
@@ -172,5 +159,39 @@ func TestGoldenCodecs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkGolden decodes a golden file and compares it, bit for bit, with the
+// values stored next to it.
+func checkGolden(t *testing.T, ntcbPath, npyPath string) *File {
+	t.Helper()
+	got, r := decodeGolden(t, ntcbPath)
+	want, shape, dt, err := tensorio.ReadAll(npyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := r.Layout()
+	if dt != tensorio.Float32 || !slices.Equal(shape, []int{r.Len(), l.Tokens, l.Dim}) {
+		t.Fatalf("%s: %v %v, want float32 [%d %d %d]", npyPath, dt, shape, r.Len(), l.Tokens, l.Dim)
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s decodes to %g at value %d, %s holds %g; if the format changed on purpose, run with -update",
+				ntcbPath, got[i], i, npyPath, want[i])
+		}
+	}
+	return r
+}
+
+// TestGoldenCompat checks that files of earlier payload versions, kept in
+// testdata/golden/compat, still decode to what they did.
+func TestGoldenCompat(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(goldenCodecsDir, "compat", "*.ntcb"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no compat golden files: %v", err)
+	}
+	for _, f := range files {
+		checkGolden(t, f, strings.TrimSuffix(f, ".ntcb")+".decoded.npy")
 	}
 }

@@ -8,12 +8,12 @@ import (
 )
 
 // StageChunk reads chunk i, checks its checksum, and does the host part of
-// decoding it for a device decoder (codec.Stager) into a buffer that get
+// decoding it for a device decoder (codec.Stager, with mode) into a buffer that get
 // returns for a size; get is called again, with a larger size, in the rare
 // case that the first buffer is too small. It returns the staged chunk and
 // the buffer that holds it, and raw, the buffer the payload was read into,
 // for reuse. Calls may run concurrently.
-func (r *Reader) StageChunk(i int, raw []byte, get func(size int) ([]byte, error)) (codec.Staged, []byte, []byte, error) {
+func (r *Reader) StageChunk(i int, raw []byte, mode codec.StageMode, get func(size int) ([]byte, error)) (codec.Staged, []byte, []byte, error) {
 	if i < 0 || i >= r.c.NumChunks() {
 		return codec.Staged{}, nil, raw, fmt.Errorf("chunk %d out of range [0, %d)", i, r.c.NumChunks())
 	}
@@ -31,14 +31,14 @@ func (r *Reader) StageChunk(i int, raw []byte, get func(size int) ([]byte, error
 		return codec.Staged{}, nil, raw, err
 	}
 	raw = payload[:0]
-	size, err := sg.StageSize(payload, ch.Count)
+	size, err := sg.StageSize(payload, ch.Count, mode)
 	for err == nil {
 		var buf []byte
 		if buf, err = get(size); err != nil {
 			return codec.Staged{}, nil, raw, err
 		}
 		var st codec.Staged
-		st, err = sg.Stage(buf, payload, ch.Count)
+		st, err = sg.Stage(buf, payload, ch.Count, mode)
 		if err == nil {
 			return st, buf, raw, nil
 		}

@@ -1,17 +1,22 @@
 """Decoder of the learned codec "ntc" (codec id 5), ported from
 pkg/codec/ntc.go and pkg/codec/rans.go.
 
-Ported version: model version 4, payload version 4 (ntcModelVersion and
-ntcPayloadVersion in ntc.go): a 22-byte model header (H, the basis rows
-stored as float16, the other K-H rows int8 with a float16 scale; the outlier
-threshold), 32 sigma classes per component, outlier grid tokens coded like
-prefix tokens and written over the grid; 4x4 block DCT whose DC
-coefficients go through a second 2-D DCT per group of up to 4x4 blocks, two interleaved rANS states with static per-bucket
-frequency tables (11-bit precision, 16 symbols, escape 15) coding the
-magnitude without its lowBits(bucket) low bits, and a raw LSB-first bit
-stream for Exp-Golomb escapes, those low bits and the signs of nonzero
-values. Files of other versions are
-refused with CorruptError.
+Ported version: model version 4, payload versions 5 and 4 (ntcModelVersion
+and ntcPayloadVersion in ntc.go; the Go encoder writes payload version 5, and
+its reader, like this one, still reads 4): a 22-byte model header (H, the
+basis rows stored as float16, the other K-H rows int8 with a float16 scale;
+the outlier threshold), 32 sigma classes per component, outlier grid tokens
+coded like prefix tokens and written over the grid; 4x4 block DCT whose DC
+coefficients go through a second 2-D DCT per group of up to 4x4 blocks, two
+interleaved rANS states with static per-bucket frequency tables (11-bit
+precision, 16 symbols, escape 15) coding the magnitude without its
+lowBits(bucket) low bits, and a raw LSB-first bit stream for Exp-Golomb
+escapes, those low bits and the signs of nonzero values. Payload version 5
+splits the coded blocks into slices of B blocks in coding order (a slice
+table after the outlier tokens: B, the slice count, each slice's rANS and
+raw-bit stream lengths), each slice decoded by itself; version 4 has one rANS
+stream (its length first) and the raw bits (the rest) for all blocks. Files
+of other versions are refused with CorruptError.
 
 Entropy decoding is a pure-Python loop over the coded symbols (about a
 microsecond each); the inverse transform is vectorized with numpy, or runs
@@ -30,7 +35,8 @@ from .codecs import Codec, Layout, f16_to_f32
 from .errors import CorruptError
 
 MODEL_VERSION = 4
-PAYLOAD_VERSION = 4
+PAYLOAD_VERSION = 5  # what the Go encoder writes
+PAYLOAD_VERSIONS = (4, 5)  # what this reader reads (version 4 has no slices)
 MODEL_HEADER = 22
 BUCKET_SHIFT = 6
 BUCKETS = 14 << (8 - BUCKET_SHIFT)  # 56
@@ -218,11 +224,13 @@ class NTC(Codec):
         payload = bytes(payload)
         D, P = l.dim, l.prefix
         prefix_bytes = n * P * (2 + D)
-        if len(payload) < PAYLOAD_HEADER + prefix_bytes + 4 + 4 + 8:
+        if len(payload) < PAYLOAD_HEADER + prefix_bytes + 4 + 8:
             raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
-        if payload[0] != PAYLOAD_VERSION or payload[1] != 0:
+        version = payload[0]
+        if version not in PAYLOAD_VERSIONS or payload[1] != 0:
             raise CorruptError(
-                f"ntc payload version {payload[0]} flags {payload[1]} (this reader reads version {PAYLOAD_VERSION})"
+                f"ntc payload version {payload[0]} flags {payload[1]} (this reader reads versions "
+                f"{', '.join(map(str, PAYLOAD_VERSIONS))})"
             )
         (step_code,) = struct.unpack_from("<i", payload, 2)
         if not -STEP_CODE_MAX <= step_code <= STEP_CODE_MAX:
@@ -260,101 +268,156 @@ class NTC(Codec):
             raise CorruptError(f"ntc outlier scale {int(osc[np.argmax(bad)]):#06x}")
         outliers = (out_idx, orows[:, 2:].view(np.int8).astype(np.float32) * f16_to_f32(osc)[:, None])
         p += nout * (6 + D)
-        if len(payload) - p < 4:
-            raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
-        (rlen,) = struct.unpack_from("<I", payload, p)
-        p += 4
-        if rlen < 8 or rlen > len(payload) - p:
-            raise CorruptError(f"ntc rANS stream of {rlen} bytes, {len(payload) - p} left")
         nb = len(self.blocks)
+        coded = nb > 0 and self.k > 0
+        if version == 4:
+            per_slice, slices = self._parse_v4(payload, p, n, coded)
+        else:
+            per_slice, slices = self._parse_slices(payload, p, n, coded)
         coef = np.zeros((n, nb, BLOCK_SIZE, self.k), dtype=np.float32)
-        if nb == 0 or self.k == 0:
-            if rlen != 8 or p + rlen != len(payload):
-                raise CorruptError(f"ntc payload has {len(payload) - p - 8} bytes of coefficients, want none")
+        if not coded:
             return {"prefix": prefix, "coef": coef, "outliers": outliers}
         us, ks, bs, sh, shapes = self._plan(step_code)
-        rans = payload[p : p + rlen] + bytes(RANS_PAD)
-        bits = payload[p + rlen :] + bytes(RANS_PAD + 8)
-        end = rlen
-        bend = len(payload) - p - rlen
-        x = [struct.unpack_from("<I", rans, 0)[0], struct.unpack_from("<I", rans, 4)[0]]
-        if x[0] < RANS_L or x[1] < RANS_L:
-            raise CorruptError("ntc rANS state")
-        pos, acc, nacc, bpos, par = 8, 0, 0, 0, 0
-        F, B, S = self._freq, self._bias, self._sym
+        plan = (us, ks, bs, sh, [shapes[(bh, bw, gpos)] for bh, bw, _, gpos in self.blocks])
         # Decoded symbols: flat index into coef, signed magnitude, bucket.
         at, mags, bks = [], [], []
-        K = self.k
-        blk_idx = [shapes[(bh, bw, gpos)] for bh, bw, _, gpos in self.blocks]
-        for smp in range(n):
-            for bi in range(nb):
-                base = (smp * nb + bi) * BLOCK_SIZE * K
-                for i in blk_idx[bi]:
-                    if pos > end or bpos > bend + 8:
-                        raise CorruptError("ntc coefficient stream truncated")
-                    b = bs[i]
-                    st = x[par]
-                    j = (b << RANS_BITS) | (st & (RANS_M - 1))
-                    st = F[j] * (st >> RANS_BITS) + B[j]
-                    if st < RANS_L:
-                        st = (st << 16) | rans[pos] | (rans[pos + 1] << 8)
-                        pos += 2
-                    x[par] = st
-                    par ^= 1
-                    if nacc < 32:
-                        acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
-                        bpos += 4
-                        nacc += 32
-                    t = S[j]
-                    if t == RANS_ESC:  # Exp-Golomb excess in the raw bits
-                        nbits = 0
-                        while True:
-                            if nacc < 32:
-                                acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
-                                bpos += 4
-                                nacc += 32
-                            one = acc & 1
-                            acc >>= 1
-                            nacc -= 1
-                            if one:
-                                break
-                            nbits += 1
-                            if nbits > 24:
-                                raise CorruptError("ntc coefficient escape too long")
-                        if nacc < 32:
-                            acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
-                            bpos += 4
-                            nacc += 32
-                        v = acc & ((1 << nbits) - 1)
-                        acc >>= nbits
-                        nacc -= nbits
-                        t = (t + ((1 << nbits) | v) - 1) & 0xFFFFFFFF
-                        if nacc < 32:
-                            acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
-                            bpos += 4
-                            nacc += 32
-                    r = sh[i]  # low bits of the magnitude, raw
-                    mag = ((t << r) | (acc & ((1 << r) - 1))) & 0xFFFFFFFF
-                    acc >>= r
-                    nacc -= r
-                    if mag == 0:
-                        continue
-                    nz = ((-mag) & 0xFFFFFFFF) >> 31  # as Go's uint32: 1 for 0 < mag < 2^31
-                    neg = acc & nz
-                    acc >>= nz
-                    nacc -= nz
-                    at.append(base + us[i] * K + ks[i])
-                    mags.append(-mag if neg else mag)
-                    bks.append(b)
-        used = bpos * 8 - nacc
-        if x[0] != RANS_L or x[1] != RANS_L or pos != end or (used + 7) // 8 != bend:
-            raise CorruptError("ntc coefficient streams do not end where they should")
+        for si, (rans, bits) in enumerate(slices):
+            try:
+                self._slice_symbols(plan, rans, bits, si * per_slice, min(n * nb, (si + 1) * per_slice), at, mags, bks)
+            except CorruptError as e:
+                raise CorruptError(f"slice {si}: {e.detail}") from None
         if at:
             m = np.asarray(mags, dtype=np.int64)
             a = np.abs(m)
             r = (a.astype(np.float32) + recon[np.asarray(bks), np.minimum(a, 3)]).astype(np.float32) * step
             coef.reshape(-1)[np.asarray(at)] = np.where(m < 0, -r, r)
         return {"prefix": prefix, "coef": coef, "outliers": outliers}
+
+    def _parse_v4(self, payload: bytes, p: int, n: int, coded: bool):
+        """Locates the single coefficient stream of a version 4 payload, whose
+        rest starts at p: (blocks per slice, [(rans, bits)]) (parseV4)."""
+        if len(payload) - p < 4:
+            raise CorruptError(f"ntc payload too short for {n} samples")
+        (rlen,) = struct.unpack_from("<I", payload, p)
+        p += 4
+        left = len(payload) - p
+        if rlen < 8 or rlen > left:
+            raise CorruptError(f"ntc rANS stream of {rlen} bytes, {left} left")
+        if not coded:
+            if rlen != 8 or rlen != left:
+                raise CorruptError(f"ntc payload has {left - 8} bytes of coefficients, want none")
+            return 0, []
+        return n * len(self.blocks), [(payload[p : p + rlen], payload[p + rlen :])]
+
+    def _parse_slices(self, payload: bytes, p: int, n: int, coded: bool):
+        """Locates the slices of a version 5 payload, whose slice table starts
+        at p: (blocks per slice, [(rans, bits)] per slice) (parse)."""
+        if len(payload) - p < 8:
+            raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
+        per_slice, ns = struct.unpack_from("<II", payload, p)
+        p += 8
+        want = 0
+        if coded:
+            if per_slice < 1:
+                raise CorruptError(f"ntc slices of {per_slice} blocks")
+            want = -(-n * len(self.blocks) // per_slice)
+        if ns != want or 8 * ns > len(payload) - p:
+            raise CorruptError(f"ntc payload has {ns} slices, want {want}")
+        table = struct.unpack_from(f"<{2 * ns}I", payload, p)
+        p += 8 * ns
+        slices = []
+        for i in range(ns):
+            rl, bl = table[2 * i], table[2 * i + 1]
+            if rl < 8 or rl + bl > len(payload) - p:
+                raise CorruptError(f"ntc slice {i} of {rl}+{bl} bytes, {len(payload) - p} left")
+            slices.append((payload[p : p + rl], payload[p + rl : p + rl + bl]))
+            p += rl + bl
+        if p != len(payload):
+            raise CorruptError(f"ntc payload has {len(payload) - p} bytes after its slices")
+        return per_slice, slices
+
+    def _slice_symbols(self, plan, rans: bytes, bits: bytes, start: int, stop: int, at: list, mags: list,
+                       bks: list) -> None:
+        """Decodes one slice, the blocks [start, stop) of the chunk in coding
+        order (sample by sample, the blocks of a sample in order), with a
+        fresh decoder (sliceSymbols). plan is _plan's lists with, per block,
+        the plan indices it codes. Appends every nonzero symbol's flat index
+        into the coefficients [n, blocks, 16, K], its signed magnitude and its
+        bucket to at, mags and bks."""
+        us, ks, bs, sh, blk_idx = plan
+        end = len(rans)
+        bend = len(bits)
+        rans = rans + bytes(RANS_PAD)
+        bits = bits + bytes(RANS_PAD + 8)
+        x = [struct.unpack_from("<I", rans, 0)[0], struct.unpack_from("<I", rans, 4)[0]]
+        if x[0] < RANS_L or x[1] < RANS_L:
+            raise CorruptError("ntc rANS state")
+        pos, acc, nacc, bpos, par = 8, 0, 0, 0, 0
+        F, B, S = self._freq, self._bias, self._sym
+        K = self.k
+        nb = len(self.blocks)
+        for gb in range(start, stop):
+            base = gb * BLOCK_SIZE * K
+            for i in blk_idx[gb % nb]:
+                if pos > end or bpos > bend + 8:
+                    raise CorruptError("ntc coefficient stream truncated")
+                b = bs[i]
+                st = x[par]
+                j = (b << RANS_BITS) | (st & (RANS_M - 1))
+                st = F[j] * (st >> RANS_BITS) + B[j]
+                if st < RANS_L:
+                    st = (st << 16) | rans[pos] | (rans[pos + 1] << 8)
+                    pos += 2
+                x[par] = st
+                par ^= 1
+                if nacc < 32:
+                    acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
+                    bpos += 4
+                    nacc += 32
+                t = S[j]
+                if t == RANS_ESC:  # Exp-Golomb excess in the raw bits
+                    nbits = 0
+                    while True:
+                        if nacc < 32:
+                            acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
+                            bpos += 4
+                            nacc += 32
+                        one = acc & 1
+                        acc >>= 1
+                        nacc -= 1
+                        if one:
+                            break
+                        nbits += 1
+                        if nbits > 24:
+                            raise CorruptError("ntc coefficient escape too long")
+                    if nacc < 32:
+                        acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
+                        bpos += 4
+                        nacc += 32
+                    v = acc & ((1 << nbits) - 1)
+                    acc >>= nbits
+                    nacc -= nbits
+                    t = (t + ((1 << nbits) | v) - 1) & 0xFFFFFFFF
+                    if nacc < 32:
+                        acc |= int.from_bytes(bits[bpos : bpos + 4], "little") << nacc
+                        bpos += 4
+                        nacc += 32
+                r = sh[i]  # low bits of the magnitude, raw
+                mag = ((t << r) | (acc & ((1 << r) - 1))) & 0xFFFFFFFF
+                acc >>= r
+                nacc -= r
+                if mag == 0:
+                    continue
+                nz = ((-mag) & 0xFFFFFFFF) >> 31  # as Go's uint32: 1 for 0 < mag < 2^31
+                neg = acc & nz
+                acc >>= nz
+                nacc -= nz
+                at.append(base + us[i] * K + ks[i])
+                mags.append(-mag if neg else mag)
+                bks.append(b)
+        used = bpos * 8 - nacc
+        if x[0] != RANS_L or x[1] != RANS_L or pos != end or (used + 7) // 8 != bend:
+            raise CorruptError("ntc coefficient streams do not end where they should")
 
     # -- inverse transform --------------------------------------------------
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import ntcb
+from ntcb import _ntc
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SAMPLE = os.path.join(ROOT, "internal", "sample", "deit_tiny_block10_8.npy")
@@ -65,7 +66,8 @@ def test_every_go_codec_decodes_like_go(ntc_bin, tmp_path):
 def test_ntc_large_grid_decodes_like_go(ntc_bin, tmp_path):
     """A grid of several groups of 4x4 blocks, with edge blocks and edge
     groups (18x21 patches: 5x6 blocks in groups of 4x4, 4x2, 1x4 and 1x2),
-    and outlier tokens."""
+    and outlier tokens. Its 30 blocks per sample are not a multiple of the
+    4 blocks per slice of payload version 5: slices span two samples."""
     rng = np.random.default_rng(5)
     n, gh, gw, d = 6, 18, 21, 24
     yy, xx = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
@@ -88,6 +90,7 @@ def test_ntc_large_grid_decodes_like_go(ntc_bin, tmp_path):
         assert r.layout.grid_h == gh and r.layout.grid_w == gw and r.num_chunks > 1
         got = r.read(range(len(r)))
         dec = r._codec(5)
+        assert {r._c.read_chunk(i)[0] for i in range(r.num_chunks)} == {_ntc.PAYLOAD_VERSION}
         outliers = sum(len(dec.decode_coefficients(r._c.read_chunk(i), r._c.chunks[i].count)["outliers"][0])
                        for i in range(r.num_chunks))
     assert outliers > 0

@@ -2,7 +2,8 @@
 
 testdata/golden/<codec>.ntcb is written by pkg/ntcb's TestGoldenCodecs
 (go test ./pkg/ntcb -run TestGoldenCodecs -update) and <codec>.decoded.npy
-holds what the Go reader decodes it to (float32).
+holds what the Go reader decodes it to (float32). testdata/golden/compat
+holds files of older payload versions that the Go reader still reads.
 """
 
 import glob
@@ -17,6 +18,8 @@ from ntcb import codecs
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 GOLDEN = os.path.join(ROOT, "testdata", "golden")
+# Files of older formats the Go reader still reads (not one per codec).
+COMPAT = os.path.join(GOLDEN, "compat")
 GOLDEN_FILES = sorted(glob.glob(os.path.join(GOLDEN, "*.ntcb")))
 GO_CODECS = [os.path.basename(p)[: -len(".ntcb")] for p in GOLDEN_FILES]
 
@@ -56,13 +59,44 @@ def test_decodes_like_go(name):
     if name in EXACT:
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
         return
-    # Float arithmetic in another order (Go may fuse multiply-adds): compare
-    # per token, relative to the token's norm.
+    assert_close_to_go(name, got, want)
+
+
+def assert_close_to_go(name, got, want):
+    """Float arithmetic in another order (Go may fuse multiply-adds): compares
+    per token, relative to the token's norm."""
     err = np.abs(got - want).max(axis=-1)
     norm = np.linalg.norm(want, axis=-1) + 1e-6
     rel = (err / norm).max()
     print(f"{name}: max |python - go| = {np.abs(got - want).max():.3g}, max relative to the token norm = {rel:.3g}")
     assert rel < 1e-3
+
+
+def ntc_payload_versions(path):
+    with ntcb.open(path) as r:
+        return [r._c.read_chunk(i)[0] for i in range(r.num_chunks)]
+
+
+def test_ntc_golden_is_payload_v5():
+    """The ntc golden file is what the Go encoder writes now: payload version 5 (slices)."""
+    if "ntc" not in GO_CODECS:
+        pytest.skip("no ntc golden file")
+    assert set(ntc_payload_versions(golden("ntc"))) == {5}
+
+
+def test_ntc_payload_v4_compat():
+    """testdata/golden/compat/ntc_payload_v4.ntcb, written by the Go encoder
+    before payload version 5 (one coefficient stream per chunk, no slices),
+    decodes to what the Go reader decodes it to."""
+    path = os.path.join(COMPAT, "ntc_payload_v4.ntcb")
+    want = np.load(os.path.join(COMPAT, "ntc_payload_v4.decoded.npy"))
+    assert set(ntc_payload_versions(path)) == {4}
+    with ntcb.open(path) as r:
+        assert r.codec == "ntc" and r.shape == want.shape
+        r.verify()
+        got = r.read(range(len(r)))
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert_close_to_go("ntc (payload v4)", got, want)
 
 
 @pytest.mark.parametrize("name", sorted(EXACT))

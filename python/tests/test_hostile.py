@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ntcb
-from ntcb import _crc32c, container
+from ntcb import _crc32c, _ntc, container
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 GOLDEN = os.path.join(ROOT, "testdata", "golden")
@@ -270,3 +270,138 @@ def test_mutated_payloads_with_valid_crc(name):
         except ntcb.NtcbError:
             errors += 1
     assert errors > 0
+
+
+def ntc_chunk(path, i=0):
+    """Chunk i of an ntc file: (codec, payload, sample count, offset of the
+    part after the outlier tokens: v5's slice table, v4's rANS length)."""
+    r = ntcb.open(path)
+    ch = r._c.chunks[i]
+    dec = r._codec(ch.codec)
+    payload = r._c.read_chunk(i)
+    lay = r.layout
+    p = _ntc.PAYLOAD_HEADER + ch.count * lay.prefix * (2 + lay.dim)
+    (nout,) = struct.unpack_from("<I", payload, p)
+    return dec, payload, ch.count, p + 4 + nout * (6 + lay.dim)
+
+
+def test_ntc_slice_table_checked():
+    """A payload v5 whose slice table does not match its slices is refused
+    with CorruptError before any coefficient is decoded (or, where the
+    lengths add up but split the streams wrongly, by the streams' end
+    checks)."""
+    path = os.path.join(GOLDEN, "ntc.ntcb")
+    if not os.path.exists(path) or "ntc" not in ntcb.codec_names():
+        pytest.skip("no ntc golden file or port")
+    dec, good, n, p = ntc_chunk(path)
+    assert good[0] == 5
+    per, ns = struct.unpack_from("<II", good, p)
+    nb = n * len(dec.blocks)
+    assert dec.k > 0 and per >= 1 and ns == -(-nb // per) >= 2
+    table = list(struct.unpack_from(f"<{2 * ns}I", good, p + 8))
+    assert p + 8 + 8 * ns + sum(table) == len(good)
+    dec.decode_coefficients(good, n)
+
+    streams = good[p + 8 + 8 * ns :]
+
+    def with_table(per=per, count=ns, lengths=table, tail=b""):
+        """The payload with another slice table before the same streams."""
+        return good[:p] + struct.pack(f"<II{len(lengths)}I", per, count, *lengths) + streams + tail
+
+    assert with_table() == good
+
+    def bad(payload, match):
+        with pytest.raises(ntcb.CorruptError, match=match):
+            dec.decode_coefficients(payload, n)
+
+    # The slice count: one more or one fewer than ceil(blocks / per slice),
+    # with or without a table to match, and one past the end.
+    bad(with_table(count=ns + 1), "slices, want")
+    bad(with_table(count=ns + 1, lengths=table + [8, 0]), "slices, want")
+    bad(with_table(count=ns - 1), "slices, want")
+    bad(with_table(count=ns - 1, lengths=table[:-2]), "slices, want")
+    bad(with_table(count=0, lengths=[]), "slices, want")
+    bad(with_table(count=0xFFFFFFFF), "slices, want")
+    # Blocks per slice: zero, or a count the slice count does not fit.
+    bad(with_table(per=0), "slices of 0 blocks")
+    other = next(b for b in range(1, nb + 2) if -(-nb // b) != ns)
+    bad(with_table(per=other), "slices, want")
+    # Lengths: a rANS stream under 8 bytes (the lengths still adding up),
+    # and streams past the end of the payload.
+    bad(with_table(lengths=[7, table[1] + table[0] - 7] + table[2:]), "slice 0 of 7")
+    bad(with_table(lengths=[table[0] + 1] + table[1:]), f"slice {ns - 1} of")  # the slices shift: the last overruns
+    bad(with_table(lengths=table[:-1] + [table[-1] + 1]), f"slice {ns - 1} of")
+    bad(with_table(lengths=[0xFFFFFFFF] + table[1:]), "slice 0 of")
+    bad(with_table(lengths=table[:-1] + [0xFFFFFFFF]), f"slice {ns - 1} of")
+    # Bytes left after the last slice: appended, or left by a short length.
+    bad(with_table(tail=b"\0"), "1 bytes after its slices")
+    bad(with_table(lengths=table[:-2] + [table[-2] - 1, table[-1]]), "1 bytes after its slices")
+    # Lengths that add up but move a byte from one slice's stream to the
+    # next: every slice is decoded by itself and must end exactly.
+    bad(with_table(lengths=[table[0] - 1, table[1] + 1] + table[2:]), "slice 0: .*end where they should|truncated")
+    bad(with_table(lengths=[table[0], table[1] + 1, table[2] - 1] + table[3:]), "slice 0: .*end where they should")
+    # Cut short inside the table.
+    bad(good[: p + 8 + 4], "slices, want")
+    bad(good[: p + 4], "ntc payload of")
+    # The first two slices swapped, in the table and the streams: with both
+    # full they decode, into each other's blocks (a slice does not carry its
+    # position; each is decoded by itself).
+    if 2 * per <= nb:
+        s0 = streams[: table[0] + table[1]]
+        s1 = streams[len(s0) :][: table[2] + table[3]]
+        swapped = (good[:p] + struct.pack(f"<II{2 * ns}I", per, ns, *(table[2:4] + table[0:2] + table[4:]))
+                   + s1 + s0 + streams[len(s0) + len(s1) :])
+        got = dec.decode_coefficients(swapped, n)["coef"].reshape(nb, -1)
+        want = dec.decode_coefficients(good, n)["coef"].reshape(nb, -1)
+        np.testing.assert_array_equal(got[:per], want[per : 2 * per])
+        np.testing.assert_array_equal(got[per : 2 * per], want[:per])
+        np.testing.assert_array_equal(got[2 * per :], want[2 * per :])
+
+
+def test_ntc_slice_table_checked_in_file():
+    """The same through a file whose CRCs match: a CorruptError naming the file."""
+    path = os.path.join(GOLDEN, "ntc.ntcb")
+    if not os.path.exists(path) or "ntc" not in ntcb.codec_names():
+        pytest.skip("no ntc golden file or port")
+    good = golden_bytes("ntc")
+    c = ntcb.Reader.from_bytes(good)._c
+    for i in range(len(c.chunks)):
+        _, payload, n, p = ntc_chunk(path, i)
+        per, ns = struct.unpack_from("<II", payload, p)
+        at = c.chunks[i].offset + 8 + p
+        for field, value in [(0, per + 1), (4, ns + 1), (4, ns - 1), (8, 0xFFFF), (8 + 8 * ns - 4, 0)]:
+            b = bytearray(good)
+            old = struct.unpack_from("<I", b, at + field)[0]
+            if value == old:
+                continue
+            struct.pack_into("<I", b, at + field, value)
+            recrc_block(b, c.chunks[i].offset)
+            with pytest.raises(ntcb.CorruptError) as e:
+                read_all(bytes(b))
+            assert "ntc" in str(e.value) and f"chunk {i}" in str(e.value), str(e.value)
+
+
+def test_ntc_payload_v4_checked():
+    """The version 4 layout (one stream, the raw bits running to the end) keeps its checks."""
+    path = os.path.join(GOLDEN, "compat", "ntc_payload_v4.ntcb")
+    dec, good, n, p = ntc_chunk(path)
+    assert good[0] == 4
+    dec.decode_coefficients(good, n)
+
+    def bad(payload, match):
+        with pytest.raises(ntcb.CorruptError, match=match):
+            dec.decode_coefficients(payload, n)
+
+    for v in (7, len(good) - p - 4 + 1, 0xFFFFFFFF):
+        b = bytearray(good)
+        struct.pack_into("<I", b, p, v)
+        bad(bytes(b), "rANS stream of")
+    bad(good + b"\0", "end where they should")
+    bad(good[:-1], "end where they should|truncated")
+    # Read as the other version, or as one this reader does not know.
+    for v in (5, 3, 6):
+        with pytest.raises(ntcb.CorruptError):
+            dec.decode_coefficients(bytes([v]) + good[1:], n)
+    _, v5, n5, _ = ntc_chunk(os.path.join(GOLDEN, "ntc.ntcb"))
+    with pytest.raises(ntcb.CorruptError):
+        dec.decode_coefficients(bytes([4]) + v5[1:], n5)

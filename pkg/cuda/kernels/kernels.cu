@@ -53,6 +53,8 @@ __device__ static inline float __int_as_float(int i) {
   return f;
 }
 
+__device__ static inline int atomicMax(int *p, int v) { return __nvvm_atom_max_gen_i(p, v); }
+
 __device__ static inline u16 ld16(const u8 *p) { return (u16)(p[0] | p[1] << 8); }
 
 __device__ static inline void store(void *out, i64 i, float v, i64 f32) {
@@ -133,15 +135,17 @@ __device__ static int exception(const u8 *exc, int n, i64 e) {
   return lo < n ? (int)p[2 * lo + 1] : 0;
 }
 
-// ntc_synth: the first part of DeviceNTC. One block per (group of blocks,
-// sample, tile of ntcKT columns of the coefficient matrix): dequantize the
-// group's symbols, inverse DCT of the DCs across the group, inverse DCT of
-// every block, and write the grid tokens' coefficients (then a 1 for the
-// mean, then zeros up to KP) as float16 rows of y, G rows per sample.
-extern "C" __global__ void ntc_synth(const u8 *st, const int *blocks, const int *groups, const float *dct,
-                                     const int *start, const int *index, const int *shape,
-                                     const u8 *bucket, u16 *y, i64 K, i64 KP, i64 entries, i64 G,
-                                     i64 qoff, i64 excoff) {
+// synth: the step of DeviceNTC (and DeviceNTCStreams) after the symbols.
+// One block per (group of blocks, sample, tile of ntcKT columns of the
+// coefficient matrix): dequantize the group's symbols, inverse DCT of the
+// DCs across the group, inverse DCT of every block, and write the grid
+// tokens' coefficients (then a 1 for the mean, then zeros up to KP) as
+// float16 rows of y, G rows per sample. The symbols are the staged int16
+// ones with their exceptions, or (wide) the int32 ones ntc_entropy wrote.
+template <bool wide>
+__device__ static void synth(const u8 *st, const int *q32, const int *blocks, const int *groups, const float *dct,
+                             const int *start, const int *index, const int *shape, const u8 *bucket, u16 *y, i64 K,
+                             i64 KP, i64 entries, i64 G, i64 qoff, i64 excoff) {
   __shared__ float c[16 * 16 * ntcKT]; // [position in group][u][column]
   const int *gr = groups + (i64)bidx() * 18;
   const i64 s = bidy(), k0 = (i64)bidz() * ntcKT;
@@ -165,9 +169,14 @@ extern "C" __global__ void ntc_synth(const u8 *st, const int *blocks, const int 
         int j = index[mi];
         if (j >= 0) {
           i64 e = s * entries + start[b] + j;
-          int qv = q[e];
-          if (qv == -32768)
-            qv = exception(st + excoff, nexc, e);
+          int qv;
+          if (wide) {
+            qv = q32[e];
+          } else {
+            qv = q[e];
+            if (qv == -32768)
+              qv = exception(st + excoff, nexc, e);
+          }
           int mag = qv < 0 ? -qv : qv;
           v = mul_rn(add_rn((float)mag, recon[bucket[mi] * 4 + (mag < 3 ? mag : 3)]), step);
           if (qv < 0)
@@ -225,6 +234,126 @@ extern "C" __global__ void ntc_synth(const u8 *st, const int *blocks, const int 
     }
     y[(s * G + tok) * KP + k] = f2h(v);
   }
+}
+
+extern "C" __global__ void ntc_synth(const u8 *st, const int *blocks, const int *groups, const float *dct,
+                                     const int *start, const int *index, const int *shape, const u8 *bucket,
+                                     u16 *y, i64 K, i64 KP, i64 entries, i64 G, i64 qoff, i64 excoff) {
+  synth<false>(st, 0, blocks, groups, dct, start, index, shape, bucket, y, K, KP, entries, G, qoff, excoff);
+}
+
+extern "C" __global__ void ntc_synth32(const u8 *st, const int *q32, const int *blocks, const int *groups,
+                                       const float *dct, const int *start, const int *index, const int *shape,
+                                       const u8 *bucket, u16 *y, i64 K, i64 KP, i64 entries, i64 G) {
+  synth<true>(st, q32, blocks, groups, dct, start, index, shape, bucket, y, K, KP, entries, G, 0, 0);
+}
+
+// ntc_entropy: the first step of DeviceNTCStreams. One thread per slice
+// decodes the symbols of its perSlice blocks into q32 (sample by sample,
+// block by block, Plan order), as pkg/codec's rANS decoder does: two
+// interleaved rANS states over 16-bit words, then for each symbol its
+// escape, low bits and sign from the raw bit stream. A slice that does not
+// decode to its exact end sets *err to at least chunk+1.
+extern "C" __global__ void ntc_entropy(const u8 *st, int *q32, const unsigned *lut, const int *start,
+                                       const int *shape, const int *order, const int *orderStart,
+                                       const u8 *bucket, int *err, i64 K, i64 entries, i64 nblocks,
+                                       i64 nsamples, i64 chunk) {
+  const i64 si = (i64)bidx() * ntid() + tid();
+  const i64 nslices = *(const unsigned *)(st + 4);
+  if (si >= nslices)
+    return;
+  const i64 per = *(const unsigned *)(st + 12);
+  const unsigned *e = (const unsigned *)(st + 16 + 56 * 16) + 4 * si;
+  const u8 *rs = st + e[0], *bs = st + e[2];
+  const i64 rl = e[1], bl = e[3];
+  unsigned x0 = rs[0] | rs[1] << 8 | rs[2] << 16 | (unsigned)rs[3] << 24;
+  unsigned x1 = rs[4] | rs[5] << 8 | rs[6] << 16 | (unsigned)rs[7] << 24;
+  i64 pos = 8;     // next rANS byte
+  i64 bp = 0;      // raw bits consumed
+  unsigned long long acc = 0; // raw bits from bit bp on
+  int nacc = 0;
+  i64 bnext = 0; // next raw byte to load
+  bool bad = false;
+  const i64 K16 = 16 * K;
+  const i64 total = nblocks * nsamples;
+  for (i64 gb = si * per; gb < total && gb < (si + 1) * per && !bad; gb++) {
+    i64 smp = gb / nblocks, bi = gb - smp * nblocks;
+    int sh = shape[bi];
+    if (sh < 0)
+      continue;
+    const int *ord = order + orderStart[sh];
+    int cnt = orderStart[sh + 1] - orderStart[sh];
+    int *q = q32 + smp * entries + start[bi];
+    for (int j = 0; j < cnt; j++) {
+      int off = ord[j];
+      unsigned b = bucket[(i64)sh * K16 + off];
+      unsigned v = lut[(b << 11) | (x0 & 2047)];
+      x0 = (v & 0xfff) * (x0 >> 11) + ((v >> 12) & 0x7ff);
+      if (x0 < (1u << 16)) {
+        unsigned w = pos + 1 < rl ? (rs[pos] | rs[pos + 1] << 8) : 0;
+        x0 = x0 << 16 | w;
+        pos += 2;
+      }
+      // Keep at least 57 raw bits at hand: an escape's code is at most
+      // 2*24+1 bits, the low bits at most 10, the sign 1.
+      while (nacc <= 56) {
+        unsigned long long byte = bnext < bl ? bs[bnext] : 0;
+        acc |= byte << nacc;
+        nacc += 8;
+        bnext++;
+      }
+      unsigned t = v >> 23;
+      if (t == 15) {
+        int nz = 0;
+        while (!(acc & 1)) {
+          acc >>= 1;
+          nacc--;
+          bp++;
+          if (++nz > 24) {
+            bad = true;
+            break;
+          }
+        }
+        if (bad)
+          break;
+        acc >>= 1;
+        nacc--;
+        bp++;
+        while (nacc <= 56) {
+          unsigned long long byte = bnext < bl ? bs[bnext] : 0;
+          acc |= byte << nacc;
+          nacc += 8;
+          bnext++;
+        }
+        unsigned xv = (unsigned)(acc & ((1ull << nz) - 1));
+        acc >>= nz;
+        nacc -= nz;
+        bp += nz;
+        t += ((1u << nz) | xv) - 1;
+      }
+      int r = (int)(b >> 2) - 3;
+      if (r < 0)
+        r = 0;
+      unsigned mag = t << r | (unsigned)(acc & ((1ull << r) - 1));
+      acc >>= r;
+      nacc -= r;
+      bp += r;
+      int qv = (int)mag;
+      if (mag != 0) {
+        if (acc & 1)
+          qv = -qv;
+        acc >>= 1;
+        nacc--;
+        bp++;
+      }
+      q[j] = qv;
+      unsigned tmp = x0;
+      x0 = x1;
+      x1 = tmp;
+    }
+  }
+  if (bad || x0 != (1u << 16) || x1 != (1u << 16) || pos != rl || (bp + 7) / 8 != bl)
+    atomicMax(err, (int)(chunk + 1));
 }
 
 // ntc_rows: the last part of DeviceNTC. One block per int8 row (prefix and
