@@ -3,6 +3,7 @@
 # machine without a GPU or CUDA install:
 #   bin/ntc-cuda    ntc (./cmd/ntc) with CUDA support
 #   bin/cuda.test   the tests of pkg/cuda, to run on the GPU machine
+#   bin/synth       synthetic tokens for scripts/gpu-check.sh
 # Both need only libcuda.so.1 (the NVIDIA driver), libcublas.so.13 (CUDA 13)
 # and glibc where they run; there, for example:
 #   export LD_LIBRARY_PATH=/usr/local/cuda/targets/x86_64-linux/lib
@@ -41,6 +42,8 @@ echo "build-cuda: go build -tags $tags -o $out/ntc-cuda ./cmd/ntc" >&2
 go build -tags "$tags" -o "$out/ntc-cuda" ./cmd/ntc
 echo "build-cuda: go test -c -tags $tags -o $out/cuda.test ./pkg/cuda" >&2
 go test -c -tags "$tags" -o "$out/cuda.test" ./pkg/cuda
+# The synthetic token generator, which scripts/gpu-check.sh runs.
+CGO_ENABLED=0 go build -o "$out/synth" ./scripts/synth
 if [ "$check" -eq 1 ]; then
   echo "build-cuda: go vet -tags $tags ./..." >&2
   go vet -tags "$tags" ./...

@@ -30,10 +30,17 @@ type benchOptions struct {
 	recommend   bool
 	minCos      float64
 	maxDecodeMs float64
+	ntcbPath    string
+	gpu         int
+	samples     int
 	dataFlags
 
 	// Parsed in PreRunE.
 	plotFormat string
+	// With --device cuda: the target ratio, and the timed runs (0: the
+	// cuda package's default unless --repeat is given).
+	cudaRatio  float64
+	cudaRepeat int
 	// Flags given explicitly, repeated in a recommended command.
 	extraFlags []string
 }
@@ -68,20 +75,47 @@ plus one encoded file at a time: give it a sample of your tokens; a few
 hundred samples are enough.
 
 --recommend with --min-cos or --max-decode-ms picks the highest ratio that
-meets the target on this data and prints the 'ntc encode' command to use.`,
+meets the target on this data and prints the 'ntc encode' command to use.
+
+--device cuda measures decoding into GPU memory instead, on ONE token file
+(or the embedded sample; or with --ntcb alone, the tokens that file holds,
+decoded on the CPU), with ntc built with CUDA support
+(scripts/build-cuda.sh). It writes a float16 .npy copy of the input to a
+temporary folder unless the input is one, encodes that with the learned codec
+(or the one codec of --codecs) at the first of --ratios (default 8) unless
+--ntcb names a .ntcb of the same tokens, and reports, in GB (10^9 bytes) of
+float16 output tokens per second:
+
+  kernel decode     device work alone: kernels and GEMM over staged chunks
+  D2D copy          a device-to-device copy of the same bytes (the roofline)
+  kernel/copy       kernel decode speed over copy speed
+  host staging      reading, checking and staging chunks on the CPU
+  e2e .ntcb->GPU    from the .ntcb in the page cache to tokens on the GPU
+  e2e .npy->GPU     from the float16 .npy in the page cache to the GPU
+  speedup           e2e .ntcb->GPU over e2e .npy->GPU
+
+and the largest relative error of GPU against CPU decoding. Each figure is the
+median of --repeat timed runs (default 5); --samples decodes only the chunks
+that hold the first N samples; --gpu picks the GPU; --workers also sets the
+goroutines that stage chunks. The input, its float16 copy and the .ntcb
+should fit in the page cache, and the decoded tokens in GPU memory (twice).`,
 		Example: examples(
 			"ntc bench",
 			"ntc bench tokens.npy --ratios 4,8,16 --plot rd.svg",
 			"ntc bench tokens.npy --codecs int8,ntc --json | jq '.rows[] | {codec, ratio, cos_mean}'",
 			"ntc bench tokens.npy --recommend --min-cos 0.995",
+			"ntc bench tokens.npy --device cuda --ratios 8 --json",
 		),
 		Args: cobra.ArbitraryArgs,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
-			return o.validate(cmd)
+			return o.validate(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), o, args)
+			}
+			if o.device == bench.DeviceCUDA {
+				return runBenchCUDA(cmd.Context(), g, o, args)
 			}
 			return runBench(cmd.Context(), g, o, args)
 		},
@@ -93,12 +127,16 @@ meets the target on this data and prints the 'ntc encode' command to use.`,
 	f.BoolVar(&o.json, "json", false, "print the input's description and the rows as JSON")
 	f.BoolVar(&o.csv, "csv", false, "print the rows as CSV")
 	f.StringVar(&o.plot, "plot", "", "write a rate-distortion chart to FILE.svg or FILE.png")
-	f.IntVar(&o.repeat, "repeat", bench.DefaultRepeat, "timed decode passes over every chunk, after one warm-up pass")
+	f.IntVar(&o.repeat, "repeat", bench.DefaultRepeat, "timed decode passes over every chunk, after one warm-up pass (with --device cuda: timed runs of each measurement, default 5)")
 	f.BoolVar(&o.recommend, "recommend", false, "print the encode command with the highest ratio that meets --min-cos or --max-decode-ms")
 	f.Float64Var(&o.minCos, "min-cos", 0, "with --recommend: lowest acceptable mean per-token cosine")
 	f.Float64Var(&o.maxDecodeMs, "max-decode-ms", 0, "with --recommend: highest acceptable decode latency per chunk (p99, ms)")
+	f.StringVar(&o.ntcbPath, "ntcb", "", "with --device cuda: a .ntcb file of the input's tokens to decode, instead of encoding them")
+	f.IntVar(&o.gpu, "gpu", 0, "with --device cuda: the GPU's ordinal")
+	f.IntVar(&o.samples, "samples", 0, "with --device cuda: decode only the chunks that hold the first N samples (0: all)")
 	o.dataFlags.addFlags(f)
 	_ = cmd.MarkFlagFilename("plot", "svg", "png")
+	_ = cmd.MarkFlagFilename("ntcb", "ntcb")
 	_ = cmd.RegisterFlagCompletionFunc("codecs", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return codec.Names(), cobra.ShellCompDirectiveNoFileComp
 	})
@@ -108,7 +146,7 @@ meets the target on this data and prints the 'ntc encode' command to use.`,
 	return cmd
 }
 
-func (o *benchOptions) validate(cmd *cobra.Command) error {
+func (o *benchOptions) validate(cmd *cobra.Command, args []string) error {
 	var err error
 	if o.json && o.csv {
 		return usagef("give --json or --csv, not both")
@@ -154,6 +192,9 @@ func (o *benchOptions) validate(cmd *cobra.Command) error {
 		return usagef("--min-cos and --max-decode-ms go with --recommend")
 	}
 	if err := o.dataFlags.parse(); err != nil {
+		return err
+	}
+	if err := o.validateCUDA(cmd, args); err != nil {
 		return err
 	}
 	o.extraFlags = nil

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ntc-project/ntc/internal/sample"
 	"github.com/ntc-project/ntc/pkg/bench"
+	"github.com/ntc-project/ntc/pkg/cuda"
+	"github.com/ntc-project/ntc/pkg/tensorio"
 )
 
 func TestBenchJSON(t *testing.T) {
@@ -102,6 +106,13 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--ratios", "0.5"}, exitUsage, "at least 1"},
 		{[]string{"--repeat", "0"}, exitUsage, "--repeat"},
 		{[]string{"--device", "cuda", "--codecs", "fp16"}, exitError, "without CUDA support"},
+		{[]string{"--device", "cuda", "--csv"}, exitUsage, "not with --device cuda"},
+		{[]string{"--device", "cuda", "--codecs", "int8,ntc"}, exitUsage, "one codec"},
+		{[]string{"--device", "cuda", "a.npy", "b.npy"}, exitUsage, "one token file"},
+		{[]string{"--device", "cuda", "--ntcb", "x.ntcb", "--ratios", "4"}, exitUsage, "--ntcb"},
+		{[]string{"--device", "cuda", "--samples", "-1"}, exitUsage, "--samples"},
+		{[]string{"--ntcb", "x.ntcb"}, exitUsage, "--device cuda"},
+		{[]string{"--samples", "3"}, exitUsage, "--device cuda"},
 		{[]string{"no-such-file.npy"}, exitError, "no-such-file"},
 	} {
 		code, _, errs := ntc(t, append([]string{"bench"}, tc.args...)...)
@@ -146,5 +157,124 @@ func TestEncodeCommand(t *testing.T) {
 	}
 	if got := encodeCommand([]string{"a.npy"}, bench.Row{Codec: "int8"}, nil); got != "ntc encode a.npy -o a.ntcb --codec int8" {
 		t.Errorf("fixed: %s", got)
+	}
+}
+
+// TestBenchCUDAPrepare checks the host side of bench --device cuda: the
+// float16 .npy and the .ntcb it hands to cuda.Bench, and its report.
+func TestBenchCUDAPrepare(t *testing.T) {
+	dir := t.TempDir()
+	in, err := sample.WriteTo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same tokens as float32 in a .safetensors file.
+	data, shape, _, err := tensorio.ReadAll(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := filepath.Join(dir, "tokens.safetensors")
+	w, err := tensorio.Create(st, tensorio.Float32, shape[0], shape[1], shape[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := shape[1] * shape[2]
+	for i := range shape[0] {
+		if err := w.WriteSample(data[i*per : (i+1)*per]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g := &globals{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, quiet: true}
+	parse := func(args ...string) *benchOptions {
+		t.Helper()
+		var got *benchOptions
+		cmd := newBenchCmd(g, func(_ context.Context, o *benchOptions, _ []string) error { got = o; return nil })
+		cmd.SetArgs(append([]string{"--device", "cuda"}, args...))
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	ctx := context.Background()
+
+	// A float16 .npy is used as it is; the learned codec gets ratio 8.
+	o := parse(in)
+	if o.cudaRatio != defaultCUDARatio || o.cudaRepeat != 0 {
+		t.Errorf("defaults: ratio %g, repeat %d", o.cudaRatio, o.cudaRepeat)
+	}
+	work := t.TempDir()
+	got, err := o.prepareCUDA(ctx, g, work, []string{in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.npy != in || got.label != in || got.target != 8 || filepath.Dir(got.ntcb) != work {
+		t.Errorf("float16 .npy: %+v", got)
+	}
+	if r, err := fileRatio(got.ntcb); err != nil || r < 4 {
+		t.Errorf("ratio %g, %v", r, err)
+	}
+
+	// Anything else is copied to a float16 .npy; a fixed-rate codec takes
+	// no ratio.
+	o = parse(st, "--codecs", "int8", "--ratios", "4", "--repeat", "2", "--prefix-tokens", "1")
+	if o.cudaRatio != 4 || o.cudaRepeat != 2 {
+		t.Errorf("flags: ratio %g, repeat %d", o.cudaRatio, o.cudaRepeat)
+	}
+	work = t.TempDir()
+	got, err = o.prepareCUDA(ctx, g, work, []string{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(got.npy) != work || got.target != 0 {
+		t.Errorf("safetensors: %+v", got)
+	}
+	a, _ := os.ReadFile(in)
+	b, _ := os.ReadFile(got.npy)
+	if !bytes.Equal(a, b) {
+		t.Error("the float16 copy differs from the float16 original")
+	}
+
+	// --ntcb alone: the .npy is the file's tokens, decoded on the CPU.
+	ntcbPath := got.ntcb
+	o = parse("--ntcb", ntcbPath)
+	work = t.TempDir()
+	got, err = o.prepareCUDA(ctx, g, work, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ntcb != ntcbPath || got.target != 0 || filepath.Dir(got.npy) != work {
+		t.Errorf("--ntcb: %+v", got)
+	}
+	if _, shape2, dt, err := tensorio.ReadAll(got.npy); err != nil || !slices.Equal(shape2, shape) || dt != tensorio.Float16 {
+		t.Errorf("--ntcb .npy: %v %v %v", shape2, dt, err)
+	}
+
+	// The report: JSON holds cuda.Bench's fields and the ratio; the table
+	// has a row per measurement.
+	rep := cudaBenchReport{BenchResult: &cuda.BenchResult{Device: "GPU", Samples: 8, Tokens: 197, Dim: 192, OutputType: "float16",
+		KernelGBps: 900, CopyGBps: 1000, KernelVsCopy: 0.9, Speedup: 3.5, Codecs: "ntc"}, Input: "x.npy", Ratio: 7.9, TargetRatio: 8}
+	var buf bytes.Buffer
+	if err := writeJSON(&globals{stdout: &buf}, rep); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"device", "kernel_gbps", "copy_gbps", "kernel_vs_copy", "e2e_ntcb_gbps", "e2e_npy_gbps", "speedup_vs_npy", "max_rel_err", "ratio", "input"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %q: %s", k, buf.String())
+		}
+	}
+	buf.Reset()
+	printBenchCUDA(&buf, rep)
+	for _, s := range []string{"GPU: 8 x 197 x 192", "ratio 7.90x (target 8)", "kernel decode", "D2D copy", "kernel/copy", "0.90x",
+		"host staging", "e2e .ntcb->GPU", "e2e .npy->GPU", "speedup", "3.50x"} {
+		if !strings.Contains(buf.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, buf.String())
+		}
 	}
 }

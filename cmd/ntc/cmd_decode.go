@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ntc-project/ntc/internal/f16"
+	"github.com/ntc-project/ntc/pkg/bench"
+	"github.com/ntc-project/ntc/pkg/cuda"
 	"github.com/ntc-project/ntc/pkg/ntcb"
 	"github.com/ntc-project/ntc/pkg/tensorio"
 )
@@ -18,7 +23,13 @@ type decodeOptions struct {
 	keys    []string
 	dtype   string
 	workers int
+	device  string
+	gpu     int
 }
+
+// cudaBatchBytes bounds the decoded output that decode --device cuda holds
+// in device memory (and in host memory on its way to the file) at once.
+const cudaBatchBytes = 1 << 30
 
 func newDecodeCmd(g *globals, runF func(context.Context, *decodeOptions, []string) error) *cobra.Command {
 	o := &decodeOptions{}
@@ -29,14 +40,21 @@ func newDecodeCmd(g *globals, runF func(context.Context, *decodeOptions, []strin
 .safetensors format (by the output's extension), in the input's dtype unless
 --dtype says otherwise. Select samples by index (--samples) or key (--keys);
 by default all are written, in file order. The output appears only when
-complete.`,
+complete.
+
+With --device cuda the chunks are decoded on a GPU (--gpu picks which), in
+batches of at most 1 GiB of output, copied back and written as the CPU
+would write them. It needs ntc built with CUDA support
+(scripts/build-cuda.sh); float16 output is decoded as float16 on the GPU,
+any other dtype as float32 and converted on the host.`,
 		Example: examples(
 			"ntc decode train.ntcb -o train.npy",
 			"ntc decode train.ntcb -o some.safetensors --samples 0,5,10-20",
 			"ntc decode train.ntcb -o one.npy --keys shards/a#3 --dtype float32",
+			"ntc decode train.ntcb -o train.npy --device cuda --gpu 1",
 		),
 		Args: exactArgs(1),
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if o.output == "" {
 				return usagef("--output (-o) is required")
 			}
@@ -50,6 +68,15 @@ complete.`,
 				if _, err := tensorio.ParseDType(o.dtype); err != nil {
 					return usageError{err}
 				}
+			}
+			if o.device != bench.DeviceCPU && o.device != bench.DeviceCUDA {
+				return usagef("--device %q: want %s or %s", o.device, bench.DeviceCPU, bench.DeviceCUDA)
+			}
+			if o.gpu < 0 {
+				return usagef("--gpu must be >= 0")
+			}
+			if cmd.Flags().Changed("gpu") && o.device != bench.DeviceCUDA {
+				return usagef("--gpu goes with --device cuda")
 			}
 			return nil
 		},
@@ -65,7 +92,12 @@ complete.`,
 	f.StringVar(&o.samples, "samples", "", "sample indices and inclusive ranges, e.g. 0,5,10-20")
 	f.StringSliceVar(&o.keys, "keys", nil, "sample keys, comma-separated")
 	f.StringVar(&o.dtype, "dtype", "", "output dtype: float16, bfloat16, float32 or float64 (default: the input's)")
-	f.IntVar(&o.workers, "workers", 0, "chunks decoded in parallel (0: one per CPU)")
+	f.IntVar(&o.workers, "workers", 0, "chunks decoded (with cuda: staged) in parallel (0: one per CPU)")
+	f.StringVar(&o.device, "device", bench.DeviceCPU, "where to decode: cpu or cuda")
+	f.IntVar(&o.gpu, "gpu", 0, "with --device cuda: the GPU's ordinal")
+	_ = cmd.RegisterFlagCompletionFunc("device", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{bench.DeviceCPU, bench.DeviceCUDA}, cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
 }
 
@@ -117,6 +149,17 @@ func (o *decodeOptions) selectSamples(r *ntcb.Reader) ([]int, error) {
 }
 
 func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) error {
+	// The device comes first: a binary without CUDA support fails before
+	// it reads or writes anything.
+	var dev *cuda.Device
+	if o.device == bench.DeviceCUDA {
+		d, err := cuda.Open(o.gpu)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		dev = d
+	}
 	r, err := ntcb.Open(in)
 	if err != nil {
 		return err
@@ -141,7 +184,13 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 	}
 	defer w.Abort()
 	bar := g.newProgress(len(idx), "decode")
-	err = ntcb.Export(ctx, r.Reader, idx, w, bar, o.workers)
+	where := ""
+	if dev != nil {
+		err = exportCUDA(ctx, dev, r.Reader, idx, w, bar, dt != tensorio.Float16, o.workers)
+		where = ", decoded on " + dev.Name()
+	} else {
+		err = ntcb.Export(ctx, r.Reader, idx, w, bar, o.workers)
+	}
 	bar.Done()
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
@@ -149,6 +198,71 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 	if err := w.Close(); err != nil {
 		return err
 	}
-	g.summary("%s: %d samples of %dx%d %s", o.output, len(idx), l.Tokens, l.Dim, dt)
+	g.summary("%s: %d samples of %dx%d %s%s", o.output, len(idx), l.Tokens, l.Dim, dt, where)
+	return nil
+}
+
+// exportCUDA is ntcb.Export on a GPU: it decodes the samples with the
+// given indices, in that order, into device memory, in batches of at most
+// cudaBatchBytes, copies each batch back and writes it to w. The GPU
+// writes float32 when f32 is set, float16 otherwise.
+func exportCUDA(ctx context.Context, dev *cuda.Device, r *ntcb.Reader, idx []int, w tensorio.Writer, p ntcb.Progress, f32 bool, workers int) (err error) {
+	if len(idx) == 0 {
+		return nil
+	}
+	dec, err := cuda.NewDecoder(dev, cuda.DecoderOptions{F32: f32, Workers: workers})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := dec.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	l := r.Layout()
+	per := dec.OutputBytes(l, 1)
+	batch := int(min(max(1, cudaBatchBytes/per), int64(len(idx))))
+	out, err := dev.Alloc(per * int64(batch))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if ferr := dev.Free(out); err == nil {
+			err = ferr
+		}
+	}()
+	host := make([]byte, per*int64(batch))
+	vals := make([]float32, l.Values())
+	for lo := 0; lo < len(idx); lo += batch {
+		hi := min(lo+batch, len(idx))
+		if err := dec.DecodeSamples(ctx, r, idx[lo:hi], out); err != nil {
+			return err
+		}
+		n := per * int64(hi-lo)
+		if err := dev.CopyDtoH(host[:n], out, n, nil); err != nil {
+			return err
+		}
+		for s := range hi - lo {
+			sample := host[int64(s)*per : int64(s+1)*per]
+			if f32 {
+				for i := range vals {
+					vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(sample[4*i:]))
+				}
+			} else {
+				for i := range vals {
+					vals[i] = f16.ToFloat32(binary.LittleEndian.Uint16(sample[2*i:]))
+				}
+			}
+			if err := w.WriteSample(vals); err != nil {
+				return err
+			}
+		}
+		if p != nil {
+			p.Add(hi - lo)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 	return nil
 }

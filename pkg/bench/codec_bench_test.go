@@ -68,7 +68,7 @@ func benchCodecs(b *testing.B, vals []float32, n int, l codec.Layout) []benchCas
 			b.Fatal(err)
 		}
 		ratios, label := []float64{0}, func(float64) string { return name }
-		if rateControlled(spec, l, benchRatios[0]) {
+		if RateControlled(spec, l, benchRatios[0]) {
 			ratios, label = benchRatios, func(r float64) string { return fmt.Sprintf("%s/r%g", name, r) }
 		}
 		for _, r := range ratios {

@@ -274,10 +274,11 @@ func (ds *dataset) measureRaw(ctx context.Context, o *Options) (Row, error) {
 	return row, chk.finish(&row)
 }
 
-// rateControlled reports whether the codec takes a target ratio: fixed
-// formats refuse one with codec.ErrOption (and accept nil training data,
-// as the Spec contract says, so the probe costs nothing).
-func rateControlled(spec codec.Spec, l codec.Layout, ratio float64) bool {
+// RateControlled reports whether the codec takes a target ratio for
+// samples of layout l: fixed formats refuse one with codec.ErrOption (and
+// accept nil training data, as the Spec contract says, so the probe costs
+// nothing).
+func RateControlled(spec codec.Spec, l codec.Layout, ratio float64) bool {
 	if spec.Learned {
 		return true
 	}
@@ -294,7 +295,7 @@ func (ds *dataset) measureCodec(ctx context.Context, name string, o *Options) ([
 		return nil, nil, err
 	}
 	targets := []float64{0}
-	if rateControlled(spec, ds.layout, o.Ratios[0]) {
+	if RateControlled(spec, ds.layout, o.Ratios[0]) {
 		targets = o.Ratios
 	}
 	var rows []Row
