@@ -18,14 +18,6 @@ import (
 //go:embed kernels.ptx
 var kernelsPTX string
 
-// Launch shapes the kernels expect.
-const (
-	threads     = 256
-	synthKT     = 32  // columns per ntc_synth block (ntcKT in kernels.cu)
-	synthThread = 256 // ntc_synth's block size (ntcThreads in kernels.cu)
-	maxBlocks   = 65535 * 16
-)
-
 // NewDecoder makes a decoder that decodes on dev.
 func NewDecoder(dev *Device, opts DecoderOptions) (*Decoder, error) {
 	g, err := newGPU(dev, opts)
@@ -87,7 +79,6 @@ func (b *devBuf) ensure(d *Device, n int64) error {
 // gpuModel and gpuPlan are the learned codec's tables in device memory.
 type gpuModel struct {
 	weights, blocks, groups, dct, lut DevPtr
-	nGroups                           int
 }
 
 type gpuPlan struct {
@@ -234,86 +225,64 @@ func (g *gpu) finish(lane, chunk int, l codec.Layout, st codec.Staged, host []by
 	return g.run(ln, chunk, l, st, ln.staged.p, out)
 }
 
-// gridFor returns a grid-stride launch width for n items.
-func gridFor(n int64) int { return int(max(1, min((n+threads-1)/threads, maxBlocks))) }
-
 // run enqueues the device program of a staged chunk whose data is at
-// data on the device.
+// data on the device (chunkProgram, in program.go).
 func (g *gpu) run(ln *gpuLane, chunk int, l codec.Layout, st codec.Staged, data, out DevPtr) error {
-	f32 := int64(0)
-	if g.f32 {
-		f32 = 1
-	}
-	nv := int64(st.N) * int64(l.Values())
-	switch st.Kind {
-	case codec.DeviceF16:
-		return g.fns["f16_unshuffle"].Launch(Dim3{X: gridFor(nv)}, Dim3{X: threads}, 0, ln.s, data, out, nv, f32)
-	case codec.DeviceFixed:
-		fd := st.Fixed
-		return g.fns["fixed_dequant"].Launch(Dim3{X: gridFor(nv)}, Dim3{X: threads}, 0, ln.s,
-			data, out, int64(st.N)*int64(l.Tokens), int64(l.Dim), int64(fd.Group), int64(fd.TokenBytes), int64(fd.Format), f32)
-	case codec.DeviceNTC, codec.DeviceNTCStreams:
-		return g.runNTC(ln, chunk, l, st, data, out, f32)
-	}
-	return fmt.Errorf("cuda: unknown device program %d", st.Kind)
-}
-
-func (g *gpu) runNTC(ln *gpuLane, chunk int, l codec.Layout, st codec.Staged, data, out DevPtr, f32 int64) error {
-	ns := st.NTC
-	m, err := g.model(ns.Model)
+	prog, err := chunkProgram(chunk, l, st, g.f32)
 	if err != nil {
 		return err
 	}
-	G := l.GridH * l.GridW
-	K, KP, D := ns.Model.K, ns.Model.KPad, l.Dim
-	if G > 0 {
-		var p gpuPlan
-		entries := 0
-		if ns.Plan != nil {
-			pp, err := g.plan(ns.Plan)
+	var m gpuModel
+	var p gpuPlan
+	if st.Kind == codec.DeviceNTC || st.Kind == codec.DeviceNTCStreams {
+		dm, err := g.model(st.NTC.Model)
+		if err != nil {
+			return err
+		}
+		m = *dm
+		if st.NTC.Plan != nil {
+			dp, err := g.plan(st.NTC.Plan)
 			if err != nil {
 				return err
 			}
-			p, entries = *pp, ns.Plan.Entries
-		}
-		if err := ln.y.ensure(g.dev, int64(st.N)*int64(G)*int64(KP)*2); err != nil {
-			return err
-		}
-		grid := Dim3{X: m.nGroups, Y: st.N, Z: (KP + synthKT - 1) / synthKT}
-		if st.Kind == codec.DeviceNTCStreams {
-			if err := ln.q.ensure(g.dev, int64(st.N)*int64(entries)*4); err != nil {
-				return err
-			}
-			if err := g.fns["ntc_entropy"].Launch(Dim3{X: (ns.Slices + 127) / 128}, Dim3{X: 128}, 0, ln.s,
-				data, ln.q.p, m.lut, p.start, p.shape, p.order, p.orderStart, p.bucket, ln.err,
-				int64(K), int64(entries), int64(len(ns.Model.Blocks)/20), int64(st.N), int64(chunk)); err != nil {
-				return err
-			}
-			err = g.fns["ntc_synth32"].Launch(grid, Dim3{X: synthThread}, 0, ln.s,
-				data, ln.q.p, m.blocks, m.groups, m.dct, p.start, p.index, p.shape, p.bucket, ln.y.p,
-				int64(K), int64(KP), int64(entries), int64(G))
-		} else {
-			err = g.fns["ntc_synth"].Launch(grid, Dim3{X: synthThread}, 0, ln.s,
-				data, m.blocks, m.groups, m.dct, p.start, p.index, p.shape, p.bucket, ln.y.p,
-				int64(K), int64(KP), int64(entries), int64(G), int64(ns.QOff), int64(ns.ExcOff))
-		}
-		if err != nil {
-			return err
-		}
-		elem := int64(g.elemSize())
-		if l.Prefix == 0 {
-			err = g.blas.GemmF16(ln.s, st.N*G, D, KP, ln.y.p, KP, 0, m.weights, D, 0, out, D, 0, 1, g.f32)
-		} else {
-			err = g.blas.GemmF16(ln.s, G, D, KP, ln.y.p, KP, int64(G)*int64(KP), m.weights, D, 0,
-				out+DevPtr(int64(l.Prefix)*int64(D)*elem), D, int64(l.Tokens)*int64(D), st.N, g.f32)
-		}
-		if err != nil {
-			return err
+			p = *dp
 		}
 	}
-	if ns.Rows > 0 {
-		return g.fns["ntc_rows"].Launch(Dim3{X: min(ns.Rows, maxBlocks)}, Dim3{X: 128}, 0, ln.s,
-			data, out, int64(ns.RowOff), int64(ns.Rows), int64(D), f32)
+	if err := ln.y.ensure(g.dev, prog.yBytes); err != nil {
+		return err
+	}
+	if err := ln.q.ensure(g.dev, prog.qBytes); err != nil {
+		return err
+	}
+	bases := [numBuffers]DevPtr{
+		bufStaged: data, bufOut: out, bufY: ln.y.p, bufQ: ln.q.p, bufErr: ln.err,
+		bufWeights: m.weights, bufBlocks: m.blocks, bufGroups: m.groups, bufDCT: m.dct, bufLUT: m.lut,
+		bufStart: p.start, bufIndex: p.index, bufShape: p.shape, bufBucket: p.bucket, bufOrder: p.order, bufOrderStart: p.orderStart,
+	}
+	addr := func(a devAddr) DevPtr {
+		if a.buf >= numBuffers || bases[a.buf] == 0 {
+			return 0
+		}
+		return bases[a.buf] + DevPtr(a.off)
+	}
+	for _, s := range prog.steps {
+		if c := s.gemm; c != nil {
+			err = g.blas.GemmF16(ln.s, c.m, c.n, c.k, addr(c.a), c.lda, c.strideA, addr(c.b), c.ldb, c.strideB,
+				addr(c.c), c.ldc, c.strideC, c.batch, c.outF32)
+		} else {
+			args := make([]any, len(s.args))
+			for i, a := range s.args {
+				if da, ok := a.(devAddr); ok {
+					args[i] = addr(da)
+				} else {
+					args[i] = a
+				}
+			}
+			err = g.fns[s.kernel].Launch(s.grid, s.block, 0, ln.s, args...)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -344,7 +313,7 @@ func (g *gpu) model(m *codec.NTCModel) (*gpuModel, error) {
 	if dm, ok := g.models[m]; ok {
 		return dm, nil
 	}
-	dm := &gpuModel{nGroups: len(m.Groups) / 18}
+	dm := &gpuModel{}
 	var err error
 	dct := make([]uint32, len(m.DCT))
 	for i, v := range m.DCT {

@@ -5,14 +5,21 @@
 // headers: the few builtins needed are defined below. Every kernel
 // parameter is 64 bits wide (a pointer or a long long), so that each fills
 // exactly one 8-byte launch slot.
-
-#define __global__ __attribute__((global))
-#define __device__ __attribute__((device))
-#define __shared__ __attribute__((shared))
+//
+// With NTC_HOST defined, the file compiles as host C++ instead, with the
+// builtins of host.h: the kernel emulator (emu/emu.cpp, run by
+// scripts/kernel-emu.sh) runs the kernels on the CPU that way.
 
 typedef unsigned char u8;
 typedef unsigned short u16;
 typedef long long i64;
+
+#ifdef NTC_HOST
+#include "host.h"
+#else
+#define __global__ __attribute__((global))
+#define __device__ __attribute__((device))
+#define __shared__ __attribute__((shared))
 
 __device__ static inline int tid() { return __nvvm_read_ptx_sreg_tid_x(); }
 __device__ static inline int ntid() { return __nvvm_read_ptx_sreg_ntid_x(); }
@@ -20,6 +27,7 @@ __device__ static inline int bidx() { return __nvvm_read_ptx_sreg_ctaid_x(); }
 __device__ static inline int bidy() { return __nvvm_read_ptx_sreg_ctaid_y(); }
 __device__ static inline int bidz() { return __nvvm_read_ptx_sreg_ctaid_z(); }
 __device__ static inline int nbidx() { return __nvvm_read_ptx_sreg_nctaid_x(); }
+__device__ static inline int nbidy() { return __nvvm_read_ptx_sreg_nctaid_y(); }
 
 __device__ static inline float h2f(u16 h) {
   float f;
@@ -54,6 +62,7 @@ __device__ static inline float __int_as_float(int i) {
 }
 
 __device__ static inline int atomicMax(int *p, int v) { return __nvvm_atom_max_gen_i(p, v); }
+#endif
 
 __device__ static inline u16 ld16(const u8 *p) { return (u16)(p[0] | p[1] << 8); }
 
@@ -136,19 +145,21 @@ __device__ static int exception(const u8 *exc, int n, i64 e) {
 }
 
 // synth: the step of DeviceNTC (and DeviceNTCStreams) after the symbols.
-// One block per (group of blocks, sample, tile of ntcKT columns of the
-// coefficient matrix): dequantize the group's symbols, inverse DCT of the
-// DCs across the group, inverse DCT of every block, and write the grid
-// tokens' coefficients (then a 1 for the mean, then zeros up to KP) as
-// float16 rows of y, G rows per sample. The symbols are the staged int16
-// ones with their exceptions, or (wide) the int32 ones ntc_entropy wrote.
+// One block per (group of blocks, samples, tile of ntcKT columns of the
+// coefficient matrix): for each of the N samples bidy(), bidy()+nbidy(),
+// ... (a grid has at most 65535 blocks in y), dequantize the group's
+// symbols, inverse DCT of the DCs across the group, inverse DCT of every
+// block, and write the grid tokens' coefficients (then a 1 for the mean,
+// then zeros up to KP) as float16 rows of y, G rows per sample. The
+// symbols are the staged int16 ones with their exceptions, or (wide) the
+// int32 ones ntc_entropy wrote.
 template <bool wide>
 __device__ static void synth(const u8 *st, const int *q32, const int *blocks, const int *groups, const float *dct,
                              const int *start, const int *index, const int *shape, const u8 *bucket, u16 *y, i64 K,
-                             i64 KP, i64 entries, i64 G, i64 qoff, i64 excoff) {
+                             i64 KP, i64 entries, i64 G, i64 N, i64 qoff, i64 excoff) {
   __shared__ float c[16 * 16 * ntcKT]; // [position in group][u][column]
   const int *gr = groups + (i64)bidx() * 18;
-  const i64 s = bidy(), k0 = (i64)bidz() * ntcKT;
+  const i64 k0 = (i64)bidz() * ntcKT;
   const int gh = gr[0], gw = gr[1];
   const float step = *(const float *)st;
   const int nexc = *(const int *)(st + 4);
@@ -156,96 +167,102 @@ __device__ static void synth(const u8 *st, const int *q32, const int *blocks, co
   const short *q = (const short *)(st + qoff);
   const int nt = ntcThreads;
 
-  // Dequantize.
-  for (int i = tid(); i < 16 * 16 * ntcKT; i += nt) {
-    int kk = i % ntcKT, u = (i / ntcKT) % 16, p = i / (16 * ntcKT);
-    i64 k = k0 + kk;
-    float v = 0.0f;
-    int b = gr[2 + p];
-    if (b >= 0 && k < K) {
-      int sh = shape[b];
-      if (sh >= 0) {
-        i64 mi = ((i64)sh * 16 + u) * K + k;
-        int j = index[mi];
-        if (j >= 0) {
-          i64 e = s * entries + start[b] + j;
-          int qv;
-          if (wide) {
-            qv = q32[e];
-          } else {
-            qv = q[e];
-            if (qv == -32768)
-              qv = exception(st + excoff, nexc, e);
+  // The same samples for all the block's threads: they all reach every
+  // __syncthreads.
+  for (i64 s = bidy(); s < N; s += nbidy()) {
+    // Dequantize.
+    for (int i = tid(); i < 16 * 16 * ntcKT; i += nt) {
+      int kk = i % ntcKT, u = (i / ntcKT) % 16, p = i / (16 * ntcKT);
+      i64 k = k0 + kk;
+      float v = 0.0f;
+      int b = gr[2 + p];
+      if (b >= 0 && k < K) {
+        int sh = shape[b];
+        if (sh >= 0) {
+          i64 mi = ((i64)sh * 16 + u) * K + k;
+          int j = index[mi];
+          if (j >= 0) {
+            i64 e = s * entries + start[b] + j;
+            int qv;
+            if (wide) {
+              qv = q32[e];
+            } else {
+              qv = q[e];
+              if (qv == -32768)
+                qv = exception(st + excoff, nexc, e);
+            }
+            int mag = qv < 0 ? -qv : qv;
+            v = mul_rn(add_rn((float)mag, recon[bucket[mi] * 4 + (mag < 3 ? mag : 3)]), step);
+            if (qv < 0)
+              v = -v;
           }
-          int mag = qv < 0 ? -qv : qv;
-          v = mul_rn(add_rn((float)mag, recon[bucket[mi] * 4 + (mag < 3 ? mag : 3)]), step);
-          if (qv < 0)
-            v = -v;
         }
       }
+      c[i] = v;
     }
-    c[i] = v;
-  }
-  __syncthreads();
+    __syncthreads();
 
-  // Inverse DCT of the DC coefficients (u = 0) across the group: each
-  // thread computes ntcPer values, then all write them back.
-  float r[ntcPer];
+    // Inverse DCT of the DC coefficients (u = 0) across the group: each
+    // thread computes ntcPer values, then all write them back.
+    float r[ntcPer];
 #pragma unroll
-  for (int t = 0; t < ntcPer; t++) {
-    int i = tid() + t * ntcThreads;
-    int kk = i % ntcKT, p = i / ntcKT, a = p / 4, bb = p % 4;
-    float v = 0.0f;
-    if (a < gh && bb < gw) {
-      for (int ii = 0; ii < gh; ii++)
-        for (int jj = 0; jj < gw; jj++)
-          v += dct[(gh * 4 + ii) * 4 + a] * dct[(gw * 4 + jj) * 4 + bb] * c[((ii * 4 + jj) * 16) * ntcKT + kk];
+    for (int t = 0; t < ntcPer; t++) {
+      int i = tid() + t * ntcThreads;
+      int kk = i % ntcKT, p = i / ntcKT, a = p / 4, bb = p % 4;
+      float v = 0.0f;
+      if (a < gh && bb < gw) {
+        for (int ii = 0; ii < gh; ii++)
+          for (int jj = 0; jj < gw; jj++)
+            v += dct[(gh * 4 + ii) * 4 + a] * dct[(gw * 4 + jj) * 4 + bb] * c[((ii * 4 + jj) * 16) * ntcKT + kk];
+      }
+      r[t] = v;
     }
-    r[t] = v;
-  }
-  __syncthreads();
+    __syncthreads();
 #pragma unroll
-  for (int t = 0; t < ntcPer; t++) {
-    int i = tid() + t * ntcThreads;
-    c[((i / ntcKT) * 16) * ntcKT + i % ntcKT] = r[t];
-  }
-  __syncthreads();
+    for (int t = 0; t < ntcPer; t++) {
+      int i = tid() + t * ntcThreads;
+      c[((i / ntcKT) * 16) * ntcKT + i % ntcKT] = r[t];
+    }
+    __syncthreads();
 
-  // Inverse DCT of every block, written as rows of y.
-  for (int i = tid(); i < 16 * 16 * ntcKT; i += nt) {
-    int kk = i % ntcKT, pos = (i / ntcKT) % 16, p = i / (16 * ntcKT);
-    i64 k = k0 + kk;
-    int b = gr[2 + p];
-    if (b < 0 || k >= KP)
-      continue;
-    const int *bl = blocks + (i64)b * 20;
-    int tok = bl[4 + pos];
-    if (tok < 0)
-      continue;
-    float v;
-    if (k < K) {
-      int bh = bl[0], bw = bl[1], py = pos / 4, px = pos % 4;
-      v = 0.0f;
-      for (int fy = 0; fy < bh; fy++)
-        for (int fx = 0; fx < bw; fx++)
-          v += dct[(bh * 4 + fy) * 4 + py] * dct[(bw * 4 + fx) * 4 + px] * c[(p * 16 + fy * 4 + fx) * ntcKT + kk];
-    } else {
-      v = k == K ? 1.0f : 0.0f;
+    // Inverse DCT of every block, written as rows of y.
+    for (int i = tid(); i < 16 * 16 * ntcKT; i += nt) {
+      int kk = i % ntcKT, pos = (i / ntcKT) % 16, p = i / (16 * ntcKT);
+      i64 k = k0 + kk;
+      int b = gr[2 + p];
+      if (b < 0 || k >= KP)
+        continue;
+      const int *bl = blocks + (i64)b * 20;
+      int tok = bl[4 + pos];
+      if (tok < 0)
+        continue;
+      float v;
+      if (k < K) {
+        int bh = bl[0], bw = bl[1], py = pos / 4, px = pos % 4;
+        v = 0.0f;
+        for (int fy = 0; fy < bh; fy++)
+          for (int fx = 0; fx < bw; fx++)
+            v += dct[(bh * 4 + fy) * 4 + py] * dct[(bw * 4 + fx) * 4 + px] * c[(p * 16 + fy * 4 + fx) * ntcKT + kk];
+      } else {
+        v = k == K ? 1.0f : 0.0f;
+      }
+      y[(s * G + tok) * KP + k] = f2h(v);
     }
-    y[(s * G + tok) * KP + k] = f2h(v);
+    // The next sample's dequantization overwrites c.
+    __syncthreads();
   }
 }
 
 extern "C" __global__ void ntc_synth(const u8 *st, const int *blocks, const int *groups, const float *dct,
                                      const int *start, const int *index, const int *shape, const u8 *bucket,
-                                     u16 *y, i64 K, i64 KP, i64 entries, i64 G, i64 qoff, i64 excoff) {
-  synth<false>(st, 0, blocks, groups, dct, start, index, shape, bucket, y, K, KP, entries, G, qoff, excoff);
+                                     u16 *y, i64 K, i64 KP, i64 entries, i64 G, i64 N, i64 qoff, i64 excoff) {
+  synth<false>(st, 0, blocks, groups, dct, start, index, shape, bucket, y, K, KP, entries, G, N, qoff, excoff);
 }
 
 extern "C" __global__ void ntc_synth32(const u8 *st, const int *q32, const int *blocks, const int *groups,
                                        const float *dct, const int *start, const int *index, const int *shape,
-                                       const u8 *bucket, u16 *y, i64 K, i64 KP, i64 entries, i64 G) {
-  synth<true>(st, q32, blocks, groups, dct, start, index, shape, bucket, y, K, KP, entries, G, 0, 0);
+                                       const u8 *bucket, u16 *y, i64 K, i64 KP, i64 entries, i64 G, i64 N) {
+  synth<true>(st, q32, blocks, groups, dct, start, index, shape, bucket, y, K, KP, entries, G, N, 0, 0);
 }
 
 // ntc_entropy: the first step of DeviceNTCStreams. One thread per slice
