@@ -19,7 +19,7 @@ func TestDecodeGPU(t *testing.T) {
 	}
 	defer dev.Close()
 	t.Logf("device: %s", dev.Name())
-	for _, f := range testFiles(t) {
+	for _, f := range append(testFiles(t), outlierFile(t)) {
 		for _, f32 := range []bool{false, true} {
 			dec, err := NewDecoder(dev, DecoderOptions{F32: f32, Workers: 4, Lanes: 2})
 			if err != nil {

@@ -187,6 +187,49 @@ func testFiles(t *testing.T) []testFile {
 	return files
 }
 
+// outlierFile encodes, with the learned codec, tokens of which some are
+// far from the mean: the codec stores those as int8 rows written over the
+// grid (testFiles have none).
+func outlierFile(t *testing.T) testFile {
+	t.Helper()
+	const n, prefix, gh, gw, d = 6, 1, 9, 10, 24
+	tk := prefix + gh*gw
+	src := smoothTokens(7, n, tk, d)
+	for s := range n {
+		for tok := prefix; tok < tk; tok++ {
+			if (s*7+tok)%23 == 0 {
+				for c := range d {
+					src[(s*tk+tok)*d+c] = f16.Round(40 * src[(s*tk+tok)*d+c])
+				}
+			}
+		}
+	}
+	m := &ntcb.Memory{Data: src, N: n, Tokens: tk, Dim: d}
+	opts := ntcb.Options{Codec: "ntc", ChunkBytes: 2 * tk * d * 3, Prefix: prefix, GridH: gh, GridW: gw, Workers: 1}
+	opts.CodecOptions.Ratio = 6
+	var buf bytes.Buffer
+	w, err := container.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ntcb.Encode(context.Background(), w, m, opts); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ntcb.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := testFile{name: fmt.Sprintf("ntc-outliers/%dx%dx%d", n, tk, d), data: buf.Bytes(), r: r, tol: 1e-3}
+	for s := range n {
+		v, err := r.ReadSample(s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.want = append(f.want, v)
+	}
+	return f
+}
+
 // sampleSets are the sample selections every test decodes: all, a
 // permutation with repeats, and one sample.
 func sampleSets(n int) [][]int {
@@ -236,7 +279,7 @@ func checkDecoded(t *testing.T, f testFile, samples []int, got []byte, f32 bool)
 // TestPipelineCPU runs the decoder's host logic against the CPU model of
 // the device.
 func TestPipelineCPU(t *testing.T) {
-	for _, f := range testFiles(t) {
+	for _, f := range append(testFiles(t), outlierFile(t)) {
 		for _, f32 := range []bool{false, true} {
 			for _, samples := range sampleSets(f.r.Len()) {
 				l := f.r.Layout()

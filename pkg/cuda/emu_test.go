@@ -10,7 +10,6 @@ package cuda
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,8 +24,6 @@ import (
 
 	"github.com/ntc-project/ntc/internal/f16"
 	"github.com/ntc-project/ntc/pkg/codec"
-	"github.com/ntc-project/ntc/pkg/container"
-	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
 // emuCXXFlags are the emulator's compiler flags. Its two builds add
@@ -551,41 +548,8 @@ func TestEmuLaunchLimits(t *testing.T) {
 // large ones (the output must match codec.Finish's).
 func TestEmuOutliersExceptions(t *testing.T) {
 	emuBinary(t, emuAddress)
-	const n, prefix, gh, gw, d = 6, 1, 9, 10, 24
-	tk := prefix + gh*gw
-	src := smoothTokens(7, n, tk, d)
-	for s := range n {
-		for tok := prefix; tok < tk; tok++ {
-			if (s*7+tok)%23 == 0 {
-				for c := range d {
-					src[(s*tk+tok)*d+c] = f16.Round(40 * src[(s*tk+tok)*d+c])
-				}
-			}
-		}
-	}
-	m := &ntcb.Memory{Data: src, N: n, Tokens: tk, Dim: d}
-	opts := ntcb.Options{Codec: "ntc", ChunkBytes: 2 * tk * d * 3, Prefix: prefix, GridH: gh, GridW: gw, Workers: 1}
-	opts.CodecOptions.Ratio = 6
-	var buf bytes.Buffer
-	w, err := container.NewWriter(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ntcb.Encode(context.Background(), w, m, opts); err != nil {
-		t.Fatal(err)
-	}
-	r, err := ntcb.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := testFile{name: fmt.Sprintf("ntc-outliers/%dx%dx%d", n, tk, d), data: buf.Bytes(), r: r, tol: 1e-3}
-	for s := range n {
-		v, err := r.ReadSample(s, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.want = append(f.want, v)
-	}
+	f := outlierFile(t)
+	r := f.r
 	l := r.Layout()
 	le := binary.LittleEndian
 	dir := jobDir(t, "outliers")
@@ -658,7 +622,7 @@ func TestEmuOutliersExceptions(t *testing.T) {
 						t.Fatal(err)
 					}
 					changed := false
-					want.want = make([][]float32, n)
+					want.want = make([][]float32, r.Len())
 					for k, s := range samples {
 						want.want[s] = vals[k*l.Values() : (k+1)*l.Values()]
 						for j, v := range want.want[s] {
