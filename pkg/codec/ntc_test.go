@@ -247,11 +247,33 @@ func FuzzDecode(f *testing.F) {
 	f.Add(p, uint8(2))
 	f.Add(p[:len(p)/2], uint8(2))
 	f.Add([]byte{1, 0, 0, 0, 0, 0}, uint8(1))
+	sg := c.(Stager)
 	f.Fuzz(func(t *testing.T, payload []byte, n uint8) {
 		m := int(n%4) + 1
 		got := make([]float32, m*l.Values())
-		if err := c.Decode(got, payload, m); err != nil && !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("unexpected error class: %v", err)
+		errD := c.Decode(got, payload, m)
+		if errD != nil && !errors.Is(errD, ErrCorrupt) {
+			t.Fatalf("unexpected error class: %v", errD)
+		}
+		// Staging, and the reference of the device programs, accept what
+		// Decode accepts and nothing else.
+		for _, mode := range []StageMode{StageAuto, StageHostEntropy} {
+			size, err := sg.StageSize(payload, m, mode)
+			if err == nil {
+				buf := make([]byte, size)
+				var st Staged
+				st, err = sg.Stage(buf, payload, m, mode)
+				if errors.Is(err, ErrShortBuffer) {
+					buf = make([]byte, st.Size)
+					st, err = sg.Stage(buf, payload, m, mode)
+				}
+				if err == nil {
+					err = Finish(make([]float32, m*l.Values()), l, st, buf)
+				}
+			}
+			if (err == nil) != (errD == nil) {
+				t.Fatalf("mode %d: Decode says %v, staging says %v", mode, errD, err)
+			}
 		}
 	})
 }
