@@ -21,6 +21,12 @@
 # Each is encoded with the learned codec at ratio 8 (D=192: also by 'ntc
 # encode', to check --ntcb and decode --device cuda).
 #
+# With the project's device tool, from a checkout on the build machine:
+#   scripts/build-cuda.sh
+#   mkdir -p .gpu && cp ../shared/data/tokens/deit_tiny_block10_dev.npy .gpu/
+#   run: command 'REAL_NPY=.gpu/deit_tiny_block10_dev.npy scripts/gpu-check.sh',
+#        carry ["bin", ".gpu"] (both are ignored by git), timeout about 540 s
+#
 # Environment: OUT (logs and JSON; default /tmp/gpu-check), WORK (token
 # files, .ntcb files and decoded outputs, which are large; default
 # /tmp/gpu-check-work), REAL_NPY, PYTHON (default python3), GPU (ordinal,

@@ -203,8 +203,8 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 }
 
 // exportCUDA is ntcb.Export on a GPU: it decodes the samples with the
-// given indices, in that order, into device memory, in batches of at most
-// cudaBatchBytes, copies each batch back and writes it to w. The GPU
+// given indices, in that order, through device memory in batches of at
+// most cudaBatchBytes (cuda.Decoder.DecodeToHost) and writes them to w. The GPU
 // writes float32 when f32 is set, float16 otherwise.
 func exportCUDA(ctx context.Context, dev *cuda.Device, r *ntcb.Reader, idx []int, w tensorio.Writer, p ntcb.Progress, f32 bool, workers int) (err error) {
 	if len(idx) == 0 {
@@ -219,50 +219,23 @@ func exportCUDA(ctx context.Context, dev *cuda.Device, r *ntcb.Reader, idx []int
 			err = cerr
 		}
 	}()
-	l := r.Layout()
-	per := dec.OutputBytes(l, 1)
-	batch := int(min(max(1, cudaBatchBytes/per), int64(len(idx))))
-	out, err := dev.Alloc(per * int64(batch))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if ferr := dev.Free(out); err == nil {
-			err = ferr
-		}
-	}()
-	host := make([]byte, per*int64(batch))
-	vals := make([]float32, l.Values())
-	for lo := 0; lo < len(idx); lo += batch {
-		hi := min(lo+batch, len(idx))
-		if err := dec.DecodeSamples(ctx, r, idx[lo:hi], out); err != nil {
-			return err
-		}
-		n := per * int64(hi-lo)
-		if err := dev.CopyDtoH(host[:n], out, n, nil); err != nil {
-			return err
-		}
-		for s := range hi - lo {
-			sample := host[int64(s)*per : int64(s+1)*per]
-			if f32 {
-				for i := range vals {
-					vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(sample[4*i:]))
-				}
-			} else {
-				for i := range vals {
-					vals[i] = f16.ToFloat32(binary.LittleEndian.Uint16(sample[2*i:]))
-				}
+	vals := make([]float32, r.Layout().Values())
+	return dec.DecodeToHost(ctx, r, idx, cudaBatchBytes, func(_ int, sample []byte) error {
+		if f32 {
+			for j := range vals {
+				vals[j] = math.Float32frombits(binary.LittleEndian.Uint32(sample[4*j:]))
 			}
-			if err := w.WriteSample(vals); err != nil {
-				return err
+		} else {
+			for j := range vals {
+				vals[j] = f16.ToFloat32(binary.LittleEndian.Uint16(sample[2*j:]))
 			}
+		}
+		if err := w.WriteSample(vals); err != nil {
+			return err
 		}
 		if p != nil {
-			p.Add(hi - lo)
+			p.Add(1)
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
+		return ctx.Err()
+	})
 }

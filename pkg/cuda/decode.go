@@ -53,6 +53,11 @@ type backend interface {
 	// check reports the errors that the device found in the data of
 	// the chunks finished since the last check (after a wait).
 	check() error
+	// allocOut, freeOut and toHost manage and read back the device
+	// buffer of DecodeToHost.
+	allocOut(n int64) (DevPtr, error)
+	freeOut(p DevPtr) error
+	toHost(dst []byte, src DevPtr) error
 }
 
 // chunkJob is one chunk to decode: which of its samples go where.
@@ -349,6 +354,50 @@ func (d *Decoder) DecodeSamples(ctx context.Context, r *ntcb.Reader, samples []i
 		mode = codec.StageHostEntropy
 	}
 	return decodeSamples(ctx, d.be, d.pool, d.opts.Lanes, d.opts.Workers, mode, r, samples, out)
+}
+
+// DecodeToHost decodes sample samples[i] of r and calls emit(i, data)
+// with its tokens (float16 or float32 bytes, [Tokens, Dim]), in order. It
+// decodes through a device buffer of at most batchBytes (at least one
+// sample), copied back batch by batch; data is valid only during the call.
+func (d *Decoder) DecodeToHost(ctx context.Context, r *ntcb.Reader, samples []int, batchBytes int64, emit func(i int, data []byte) error) (err error) {
+	if len(samples) == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	be := d.be
+	d.mu.Unlock()
+	if be == nil {
+		return fmt.Errorf("cuda: decoder is closed")
+	}
+	per := d.OutputBytes(r.Layout(), 1)
+	batch := int(min(max(1, batchBytes/per), int64(len(samples))))
+	out, err := be.allocOut(per * int64(batch))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if ferr := be.freeOut(out); err == nil {
+			err = ferr
+		}
+	}()
+	host := make([]byte, per*int64(batch))
+	for lo := 0; lo < len(samples); lo += batch {
+		hi := min(lo+batch, len(samples))
+		if err := d.DecodeSamples(ctx, r, samples[lo:hi], out); err != nil {
+			return err
+		}
+		n := per * int64(hi-lo)
+		if err := be.toHost(host[:n], out); err != nil {
+			return err
+		}
+		for i := lo; i < hi; i++ {
+			if err := emit(i, host[int64(i-lo)*per:int64(i-lo+1)*per]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // DecodeFile decodes every sample of r into out.

@@ -175,9 +175,14 @@ func (g *gpu) elemSize() int {
 	return 2
 }
 
-func (g *gpu) allocHost(n int) ([]byte, error) { return g.dev.AllocHost(n) }
-func (g *gpu) freeHost(b []byte) error         { return g.dev.FreeHost(b) }
-func (g *gpu) wait(lane int) error             { return g.lanes[lane].s.Synchronize() }
+func (g *gpu) allocHost(n int) ([]byte, error)  { return g.dev.AllocHost(n) }
+func (g *gpu) allocOut(n int64) (DevPtr, error) { return g.dev.Alloc(n) }
+func (g *gpu) freeOut(p DevPtr) error           { return g.dev.Free(p) }
+func (g *gpu) toHost(dst []byte, src DevPtr) error {
+	return g.dev.CopyDtoH(dst, src, int64(len(dst)), nil)
+}
+func (g *gpu) freeHost(b []byte) error { return g.dev.FreeHost(b) }
+func (g *gpu) wait(lane int) error     { return g.lanes[lane].s.Synchronize() }
 
 // check reads and clears the lanes' error words.
 func (g *gpu) check() error {

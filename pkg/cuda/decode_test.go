@@ -54,6 +54,21 @@ func (b *cpuBackend) bytesAt(p DevPtr, n int64) ([]byte, error) {
 
 func (b *cpuBackend) check() error { return nil }
 
+// allocOut hands out the bottom of memory, where DecodeSamples' tests put
+// their output.
+func (b *cpuBackend) allocOut(n int64) (DevPtr, error) {
+	if n > int64(len(b.mem))/2 {
+		return 0, fmt.Errorf("cpu model: %d bytes of device memory wanted", n)
+	}
+	return cpuBase, nil
+}
+func (b *cpuBackend) freeOut(DevPtr) error { return nil }
+func (b *cpuBackend) toHost(dst []byte, src DevPtr) error {
+	s, err := b.bytesAt(src, int64(len(dst)))
+	copy(dst, s)
+	return err
+}
+
 func (b *cpuBackend) finish(lane, chunk int, l codec.Layout, st codec.Staged, host []byte, out DevPtr) error {
 	b.queued[lane] = append(b.queued[lane], func() error {
 		vals := make([]float32, st.N*l.Values())
@@ -303,6 +318,35 @@ func TestPipelineCPU(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestDecodeToHost decodes in batches of a few samples through the CPU
+// model and compares with the CPU decoder.
+func TestDecodeToHost(t *testing.T) {
+	files := testFiles(t)
+	for _, f := range []testFile{files[2], files[len(files)-2]} {
+		l := f.r.Layout()
+		samples := sampleSets(f.r.Len())[1]
+		be := newCPUBackend(int64(f.r.Len()*l.Values()*4)*6, 2, true)
+		dec := newDecoder(be, DecoderOptions{F32: true, Workers: 2, Lanes: 2}, nil)
+		got := make([]byte, 0, len(samples)*l.Values()*4)
+		next := 0
+		err := dec.DecodeToHost(context.Background(), f.r, samples, 3*int64(l.Values()*4), func(i int, data []byte) error {
+			if i != next {
+				return fmt.Errorf("sample %d emitted, want %d", i, next)
+			}
+			next++
+			got = append(got, data...)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		checkDecoded(t, f, samples, got, true)
+		if err := dec.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
