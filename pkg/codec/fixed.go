@@ -136,25 +136,40 @@ func (c *fixedCodec) Decode(dst []float32, payload []byte, n int) error {
 	if len(dst) != nv {
 		return fmt.Errorf("%w: output holds %d values, want %d", ErrBadLayout, len(dst), nv)
 	}
-	if want := c.payloadSize(n); len(payload) != want {
-		return fmt.Errorf("%w: %s payload has %d bytes, want %d", ErrCorrupt, c.f.name, len(payload), want)
-	}
-	if payload[0] != fixedVersion {
-		return fmt.Errorf("%w: %s payload version %d", ErrCorrupt, c.f.name, payload[0])
+	if err := c.check(payload, n); err != nil {
+		return err
 	}
 	p := 1
 	d := c.layout.Dim
 	for t := 0; t < nv; t += d {
 		for off := 0; off < d; off += c.group {
 			g := dst[t+off : t+min(off+c.group, d)]
+			scale := f16.ToFloat32(uint16(payload[p]) | uint16(payload[p+1])<<8)
+			nb := c.f.bytesFor(len(g))
+			c.f.unpack(g, payload[p+2:p+2+nb], scale)
+			p += 2 + nb
+		}
+	}
+	return nil
+}
+
+// check checks a payload of n samples: its size, version and scales (every
+// one finite and not negative).
+func (c *fixedCodec) check(payload []byte, n int) error {
+	if want := c.payloadSize(n); len(payload) != want {
+		return fmt.Errorf("%w: %s payload has %d bytes, want %d", ErrCorrupt, c.f.name, len(payload), want)
+	}
+	if payload[0] != fixedVersion {
+		return fmt.Errorf("%w: %s payload version %d", ErrCorrupt, c.f.name, payload[0])
+	}
+	d := c.layout.Dim
+	for p := 1; p < len(payload); {
+		for off := 0; off < d; off += c.group {
 			h := uint16(payload[p]) | uint16(payload[p+1])<<8
 			if !f16.IsFinite16(h) || h&0x8000 != 0 {
 				return fmt.Errorf("%w: %s scale %#04x at byte %d", ErrCorrupt, c.f.name, h, p)
 			}
-			p += 2
-			nb := c.f.bytesFor(len(g))
-			c.f.unpack(g, payload[p:p+nb], f16.ToFloat32(h))
-			p += nb
+			p += 2 + c.f.bytesFor(min(c.group, d-off))
 		}
 	}
 	return nil

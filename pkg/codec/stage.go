@@ -159,21 +159,8 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stag
 	if err := checkStageDst(dst, size); err != nil {
 		return Staged{}, err
 	}
-	if len(payload) != size {
-		return Staged{}, fmt.Errorf("%w: %s payload has %d bytes, want %d", ErrCorrupt, c.f.name, len(payload), size)
-	}
-	if payload[0] != fixedVersion {
-		return Staged{}, fmt.Errorf("%w: %s payload version %d", ErrCorrupt, c.f.name, payload[0])
-	}
-	d := c.layout.Dim
-	for p := 1; p < size; {
-		for off := 0; off < d; off += c.group {
-			h := uint16(payload[p]) | uint16(payload[p+1])<<8
-			if !f16.IsFinite16(h) || h&0x8000 != 0 {
-				return Staged{}, fmt.Errorf("%w: %s scale %#04x at byte %d", ErrCorrupt, c.f.name, h, p)
-			}
-			p += 2 + c.f.bytesFor(min(c.group, d-off))
-		}
+	if err := c.check(payload, n); err != nil {
+		return Staged{}, err
 	}
 	copy(dst, payload)
 	return Staged{Kind: DeviceFixed, N: n, Size: size, Fixed: FixedDevice{Format: c.f.device, Group: c.group, TokenBytes: c.tokenBytes()}}, nil

@@ -114,13 +114,11 @@ type staged struct {
 // hostPool recycles host staging buffers, growing them as chunks need.
 type hostPool struct {
 	be   backend
-	free chan []byte
-	mu   sync.Mutex
-	all  map[*byte]bool // every buffer the pool owns, by its start
+	free chan []byte // n slots: buffers, or nil for a slot without one yet
 }
 
 func newHostPool(be backend, n int) *hostPool {
-	p := &hostPool{be: be, free: make(chan []byte, n), all: map[*byte]bool{}}
+	p := &hostPool{be: be, free: make(chan []byte, n)}
 	for range n {
 		p.free <- nil
 	}
@@ -139,29 +137,18 @@ func (p *hostPool) get(ctx context.Context, n int) ([]byte, error) {
 		return b[:n], nil
 	}
 	if b != nil {
-		p.drop(b)
+		_ = p.be.freeHost(b[:cap(b)])
 	}
 	nb, err := p.be.allocHost(n + n/8) // room to grow a little
 	if err != nil {
 		p.free <- nil
 		return nil, err
 	}
-	p.mu.Lock()
-	p.all[&nb[:1][0]] = true
-	p.mu.Unlock()
 	return nb[:n], nil
 }
 
 // put returns a buffer from get, or nil for a buffer that was dropped.
 func (p *hostPool) put(b []byte) { p.free <- b }
-
-func (p *hostPool) drop(b []byte) {
-	b = b[:cap(b)]
-	p.mu.Lock()
-	delete(p.all, &b[0])
-	p.mu.Unlock()
-	_ = p.be.freeHost(b)
-}
 
 // close frees every buffer; no get or put may run.
 func (p *hostPool) close() error {
@@ -173,7 +160,6 @@ func (p *hostPool) close() error {
 			}
 		}
 	}
-	p.all = map[*byte]bool{}
 	return first
 }
 
