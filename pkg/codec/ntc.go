@@ -528,8 +528,8 @@ type ntcChunk struct {
 	recon    [ntcBuckets][4]float32
 	prefix   []byte // n*Prefix rows of 2+D bytes: float16 scale, D int8
 	nout     int
-	outIdx   []byte // nout uint32 token indices
-	outRows  []byte // nout rows as prefix
+	outTok   []int32 // nout outlier token indices (s*Tokens+t)
+	outRows  []byte  // nout rows as prefix
 	version  uint8
 	perSlice int        // blocks per slice
 	slices   []ntcSlice // the coefficient streams
@@ -594,15 +594,16 @@ func (c *ntcCodec) parse(payload []byte, n int) (ch ntcChunk, err error) {
 		return ch, fmt.Errorf("%w: ntc payload claims %d outlier tokens", ErrCorrupt, nout)
 	}
 	ch.nout = nout
-	ch.outIdx = payload[p : p+4*nout]
+	ch.outTok = make([]int32, nout)
 	ch.outRows = payload[p+4*nout : p+nout*(6+l.Dim)]
 	prev := -1
 	for i := range nout {
-		t := int(binary.LittleEndian.Uint32(ch.outIdx[4*i:]))
+		t := int(binary.LittleEndian.Uint32(payload[p+4*i:]))
 		if t <= prev || t >= n*l.Tokens || t%l.Tokens < l.Prefix {
 			return ch, fmt.Errorf("%w: ntc outlier token index %d", ErrCorrupt, t)
 		}
 		prev = t
+		ch.outTok[i] = int32(t)
 		if _, err := rowScale(ch.outRows[i*(2+l.Dim):], "outlier"); err != nil {
 			return ch, err
 		}
@@ -737,7 +738,7 @@ func (c *ntcCodec) Decode(dst []float32, payload []byte, n int) error {
 				copy(out[t*l.Dim:], c.mean)
 			}
 		}
-		unpackTokenRows(dst, l, &ch)
+		c.unpackTokenRows(dst, &ch)
 		return nil
 	}
 	s := c.scratch()
@@ -758,24 +759,15 @@ func (c *ntcCodec) Decode(dst []float32, payload []byte, n int) error {
 		return err
 	}
 	c.synthesize(dst[last*l.Tokens*l.Dim:][:l.Tokens*l.Dim], s)
-	unpackTokenRows(dst, l, &ch)
+	c.unpackTokenRows(dst, &ch)
 	return nil
 }
 
 // unpackTokenRows writes the chunk's int8 rows, prefix tokens and then
 // outliers over the grid, into dst.
-func unpackTokenRows(dst []float32, l Layout, ch *ntcChunk) {
-	row := 2 + l.Dim
-	for i := range ch.n * l.Prefix {
-		t := i/l.Prefix*l.Tokens + i%l.Prefix
-		r := ch.prefix[i*row:][:row]
-		int8Format.unpack(dst[t*l.Dim:][:l.Dim], r[2:], f16.ToFloat32(uint16(r[0])|uint16(r[1])<<8))
-	}
-	for i := range ch.nout {
-		t := int(binary.LittleEndian.Uint32(ch.outIdx[4*i:]))
-		r := ch.outRows[i*row:][:row]
-		int8Format.unpack(dst[t*l.Dim:][:l.Dim], r[2:], f16.ToFloat32(uint16(r[0])|uint16(r[1])<<8))
-	}
+func (c *ntcCodec) unpackTokenRows(dst []float32, ch *ntcChunk) {
+	unpackRows(dst, c.layout.Dim, c.prefixIndex(ch.n), ch.prefix)
+	unpackRows(dst, c.layout.Dim, ch.outTok, ch.outRows)
 }
 
 // synthesize turns one sample's coefficients (s.coef, per block

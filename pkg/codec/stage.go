@@ -393,10 +393,12 @@ func (c *ntcCodec) devicePlan(stepCode int32) *NTCPlan {
 	return p
 }
 
+// align rounds a staged section's offset up to a multiple of 16.
+func align(v int) int { return (v + 15) &^ 15 }
+
 // ntcStageLayout returns the offsets of a staged chunk's sections and the
 // size of all but the exceptions, which go last.
 func ntcStageLayout(l Layout, n, entries, rows int) (qOff, rowOff, excOff int) {
-	align := func(v int) int { return (v + 15) &^ 15 }
 	qOff = 16 + ntcBuckets*4*4
 	rowOff = align(qOff + 2*n*entries)
 	excOff = align(rowOff + rows*(4+2+l.Dim))
@@ -438,7 +440,6 @@ func (c *ntcCodec) stageSize(ch *ntcChunk, mode StageMode) int {
 // ntcStreamsLayout returns the offsets of the sections of a chunk staged
 // with its coefficient streams, and its size.
 func ntcStreamsLayout(l Layout, ch *ntcChunk) (sliceOff, streamOff, rowOff, size int) {
-	align := func(v int) int { return (v + 15) &^ 15 }
 	sliceOff = 16 + ntcBuckets*4*4
 	streamOff = align(sliceOff + 16*len(ch.slices))
 	n := 0
@@ -465,14 +466,12 @@ func stageHeader(dst []byte, ch *ntcChunk, count, rows, perSlice uint32) {
 }
 
 // stageRows writes the chunk's int8 rows at off: token indices, then rows.
-func stageRows(dst []byte, l Layout, ch *ntcChunk, off int) {
-	rows := ch.n*l.Prefix + ch.nout
+func (c *ntcCodec) stageRows(dst []byte, ch *ntcChunk, off int) {
 	idx := dst[off:]
-	for i := range ch.n * l.Prefix {
-		binary.LittleEndian.PutUint32(idx[4*i:], uint32(i/l.Prefix*l.Tokens+i%l.Prefix))
+	for i, t := range append(c.prefixIndex(ch.n), ch.outTok...) {
+		binary.LittleEndian.PutUint32(idx[4*i:], uint32(t))
 	}
-	copy(idx[4*ch.n*l.Prefix:], ch.outIdx)
-	r := dst[off+4*rows:]
+	r := dst[off+4*(ch.n*c.layout.Prefix+ch.nout):]
 	copy(r, ch.prefix)
 	copy(r[len(ch.prefix):], ch.outRows)
 }
@@ -496,7 +495,7 @@ func (c *ntcCodec) stageStreams(dst []byte, ch *ntcChunk) Staged {
 		binary.LittleEndian.PutUint32(e[12:], uint32(len(sl.bits)))
 		p += copy(dst[p:], sl.bits)
 	}
-	stageRows(dst, l, ch, st.RowOff)
+	c.stageRows(dst, ch, st.RowOff)
 	return Staged{Kind: DeviceNTCStreams, N: ch.n, Size: size, NTC: st}
 }
 
@@ -552,6 +551,6 @@ func (c *ntcCodec) Stage(dst []byte, payload []byte, n int, mode StageMode) (Sta
 	stageHeader(dst, &ch, uint32(st.Exceptions), uint32(st.Rows), 0)
 	clear(dst[st.QOff+2*n*entries : st.RowOff])
 	clear(dst[st.RowOff:st.ExcOff])
-	stageRows(dst, l, &ch, st.RowOff)
+	c.stageRows(dst, &ch, st.RowOff)
 	return staged, nil
 }
