@@ -182,18 +182,8 @@ func (o *benchOptions) float16NPY(ctx context.Context, g *globals, spec, dir str
 	defer w.Abort()
 	bar := g.newProgress(src.Len(), "float16 copy")
 	defer bar.Done()
-	buf := make([]float32, t*d)
-	for i := range src.Len() {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		if err := src.ReadSample(i, buf); err != nil {
-			return "", err
-		}
-		if err := w.WriteSample(buf); err != nil {
-			return "", err
-		}
-		bar.Add(1)
+	if err := ntcb.Copy(ctx, src, w, bar); err != nil {
+		return "", err
 	}
 	return path, w.Close()
 }

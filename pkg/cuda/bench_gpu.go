@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"runtime"
@@ -81,7 +82,7 @@ func Bench(ctx context.Context, dev *Device, ntcbPath, npyPath string, opts Benc
 			names[spec.Name] = true
 		}
 	}
-	res.Codecs = strings.Join(slices.Sorted(mapKeys(names)), ",")
+	res.Codecs = strings.Join(slices.Sorted(maps.Keys(names)), ",")
 	ln := g.lanes[0]
 	ct, err := timeEvents(dev, ln.s, opts.Repeats, func() error { return dev.CopyDtoD(out2, out, res.OutputBytes, ln.s) })
 	if err != nil {
@@ -242,16 +243,6 @@ func stageChunks(r *ntcb.Reader, n int, mode codec.StageMode, workers, repeats i
 		times = append(times, time.Since(t0))
 	}
 	return staged, bufs, median(times), nil
-}
-
-func mapKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // benchCheck compares a few decoded samples with the CPU decoder.

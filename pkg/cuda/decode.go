@@ -227,6 +227,7 @@ func decodeSamples(ctx context.Context, be backend, pool *hostPool, lanes, worke
 	// staged, round robin over the lanes. A lane's previous buffer goes
 	// back to the pool once the lane is done with it.
 	inFlight := make([][]byte, lanes)
+	var late [][]byte
 	lane := 0
 	for s := range ready {
 		if err == nil {
@@ -243,8 +244,10 @@ func decodeSamples(ctx context.Context, be backend, pool *hostPool, lanes, worke
 		}
 		if err != nil {
 			cancel()
+			// The buffer may be under a copy that was enqueued: it goes
+			// back only after the lanes are waited for.
 			if s.buf != nil {
-				pool.put(s.buf)
+				late = append(late, s.buf)
 			}
 			continue // drain, so that the workers end
 		}
@@ -258,6 +261,9 @@ func decodeSamples(ctx context.Context, be backend, pool *hostPool, lanes, worke
 		if inFlight[i] != nil {
 			pool.put(inFlight[i])
 		}
+	}
+	for _, b := range late {
+		pool.put(b)
 	}
 	if cerr := be.check(); cerr != nil && err == nil {
 		err = cerr

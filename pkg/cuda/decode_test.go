@@ -170,33 +170,12 @@ func testFiles(t *testing.T) []testFile {
 			tk := sh.prefix + sh.gh*sh.gw
 			m := &ntcb.Memory{Data: smoothTokens(uint64(i), sh.n, tk, sh.d), N: sh.n, Tokens: tk, Dim: sh.d}
 			opts := ntcb.Options{Codec: name, ChunkBytes: 2 * tk * sh.d * sh.chunkSamples, Prefix: sh.prefix, GridH: sh.gh, GridW: sh.gw, Workers: 1}
+			tol := 0.0
 			if name == "ntc" {
 				opts.CodecOptions.Ratio = 6
+				tol = 1e-3 // float16 product
 			}
-			var buf bytes.Buffer
-			w, err := container.NewWriter(&buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ntcb.Encode(context.Background(), w, m, opts); err != nil {
-				t.Fatalf("%s %+v: %v", name, sh, err)
-			}
-			r, err := ntcb.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := testFile{name: fmt.Sprintf("%s/%dx%dx%d", name, sh.n, tk, sh.d), data: buf.Bytes(), r: r}
-			for s := range sh.n {
-				v, err := r.ReadSample(s, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				f.want = append(f.want, v)
-			}
-			if name == "ntc" {
-				f.tol = 1e-3 // float16 product
-			}
-			files = append(files, f)
+			files = append(files, encodeTestFile(t, fmt.Sprintf("%s/%dx%dx%d", name, sh.n, tk, sh.d), m, opts, tol))
 		}
 	}
 	return files
@@ -222,20 +201,28 @@ func outlierFile(t *testing.T) testFile {
 	m := &ntcb.Memory{Data: src, N: n, Tokens: tk, Dim: d}
 	opts := ntcb.Options{Codec: "ntc", ChunkBytes: 2 * tk * d * 3, Prefix: prefix, GridH: gh, GridW: gw, Workers: 1}
 	opts.CodecOptions.Ratio = 6
+	return encodeTestFile(t, fmt.Sprintf("ntc-outliers/%dx%dx%d", n, tk, d), m, opts, 1e-3)
+}
+
+// encodeTestFile encodes m into an in-memory .ntcb and reads back, with
+// the CPU decoder, the values a device decode must match within tol
+// (relative; 0 for bit for bit).
+func encodeTestFile(t *testing.T, name string, m *ntcb.Memory, opts ntcb.Options, tol float64) testFile {
+	t.Helper()
 	var buf bytes.Buffer
 	w, err := container.NewWriter(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ntcb.Encode(context.Background(), w, m, opts); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	r, err := ntcb.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := testFile{name: fmt.Sprintf("ntc-outliers/%dx%dx%d", n, tk, d), data: buf.Bytes(), r: r, tol: 1e-3}
-	for s := range n {
+	f := testFile{name: name, data: buf.Bytes(), r: r, tol: tol}
+	for s := range m.N {
 		v, err := r.ReadSample(s, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -44,3 +44,26 @@ func Export(ctx context.Context, r *Reader, indices []int, w tensorio.Writer, p 
 	}
 	return ordered(ctx, len(visits), workers, noFill, work, emit)
 }
+
+// Copy writes every sample of src, in order, to w, reporting each to p
+// when p is not nil: a dataset rewritten in another dtype or format (the
+// conversion is w's).
+func Copy(ctx context.Context, src Source, w tensorio.Writer, p Progress) error {
+	t, d := src.Shape()
+	buf := make([]float32, t*d)
+	for i := range src.Len() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := src.ReadSample(i, buf); err != nil {
+			return err
+		}
+		if err := w.WriteSample(buf); err != nil {
+			return err
+		}
+		if p != nil {
+			p.Add(1)
+		}
+	}
+	return nil
+}

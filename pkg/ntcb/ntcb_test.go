@@ -449,3 +449,36 @@ func TestRatioWithFitSubset(t *testing.T) {
 		}
 	}
 }
+
+// TestCopy rewrites a source through a writer, in order.
+func TestCopy(t *testing.T) {
+	m := &Memory{Data: tokens(8, 3, 5, 4), N: 3, Tokens: 5, Dim: 4}
+	path := filepath.Join(t.TempDir(), "c.npy")
+	w, err := tensorio.Create(path, tensorio.Float32, 3, 5, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Copy(context.Background(), m, w, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _, err := tensorio.ReadAll(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, m.Data) {
+		t.Fatal("copy differs from its source")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w2, err := tensorio.Create(filepath.Join(t.TempDir(), "d.npy"), tensorio.Float32, 3, 5, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Abort()
+	if err := Copy(ctx, m, w2, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled copy: %v", err)
+	}
+}
