@@ -312,7 +312,7 @@ func printBench(w io.Writer, rep *bench.Report) {
 	if cpu == "" {
 		cpu = "unknown CPU"
 	}
-	fmt.Fprintf(w, "  %s/%s, %s, GOMAXPROCS %d\n\n", m.OS, m.Arch, cpu, m.GOMAXPROCS)
+	fmt.Fprintf(w, "  %s/%s, %s, kernels %s, GOMAXPROCS %d\n\n", m.OS, m.Arch, cpu, m.Vector, m.GOMAXPROCS)
 
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "codec\tratio\tbits/val\tenc MB/s\tdec MB/s\tchunk p50 ms\tp99 ms\tsample p50 ms\tp99 ms\tSNR dB\tNMSE\tcos mean\tcos p1\tcos min\tmax err\tnn@1\tnn@5\t")

@@ -11,6 +11,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/ntc-project/ntc/internal/cpufeat"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -43,7 +45,7 @@ func newRootCmd(g *globals) *cobra.Command {
 with random access by sample, and decodes them back.
 
 ` + exitCodesHelp,
-		Version:       toolVersion(),
+		Version:       toolVersion() + ", kernels " + cpufeat.Describe(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,

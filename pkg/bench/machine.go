@@ -5,6 +5,8 @@ import (
 	"os"
 	"runtime"
 	"strings"
+
+	"github.com/ntc-project/ntc/internal/cpufeat"
 )
 
 // Machine describes where the figures were measured.
@@ -12,6 +14,7 @@ type Machine struct {
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
 	CPU        string `json:"cpu,omitempty"`
+	Vector     string `json:"vector"` // the kernels' vector level (cpufeat.Describe)
 	NumCPU     int    `json:"num_cpu"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	GoVersion  string `json:"go_version"`
@@ -21,7 +24,7 @@ type Machine struct {
 // comes from /proc/cpuinfo where it is readable.
 func DescribeMachine() Machine {
 	return Machine{
-		OS: runtime.GOOS, Arch: runtime.GOARCH, CPU: cpuModel(), NumCPU: runtime.NumCPU(),
+		OS: runtime.GOOS, Arch: runtime.GOARCH, CPU: cpuModel(), Vector: cpufeat.Describe(), NumCPU: runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 	}
 }

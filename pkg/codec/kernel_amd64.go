@@ -2,15 +2,14 @@
 
 package codec
 
-import "golang.org/x/sys/cpu"
+import "github.com/ntc-project/ntc/internal/cpufeat"
 
-// The vector kernels need AVX2 (and FMA for the fused one); machines
-// without them use the portable loop.
-var (
-	hasAVX2 = cpu.X86.HasAVX2
-	hasFMA  = cpu.X86.HasAVX2 && cpu.X86.HasFMA
-	has512  = hasFMA && cpu.X86.HasAVX512F
-)
+// The vector kernels need the AVX2 level (AVX2 and FMA) or the AVX-512 one;
+// below it (or with NTC_CPU=purego) the portable loops run. They read the
+// level at call time, so that tests can switch it.
+func hasAVX2() bool { return cpufeat.X86.HasAVX2 }
+func hasFMA() bool  { return cpufeat.X86.HasFMA }
+func has512() bool  { return cpufeat.X86.HasAVX512F }
 
 //go:noescape
 func axpy4FMA512(out *float32, ostride int, a *float32, astride int, na int, m *float32, stride, cols int)
@@ -35,7 +34,7 @@ func axpy4ExactAsm(out []float32, ostride int, w int, a []float32, astride, na i
 func axpy4With(kernel func(out *float32, ostride int, a *float32, astride int, na int, m *float32, stride, cols int),
 	tail func(out, a, m []float32, stride int),
 	out []float32, ostride int, w int, a []float32, astride, na int, m []float32, stride int) bool {
-	if !has512 || w < 16 || na == 0 {
+	if !has512() || w < 16 || na == 0 {
 		return false
 	}
 	_ = out[3*ostride+w-1]
@@ -62,7 +61,7 @@ func axpyFMA(out, a *float32, na int, m *float32, stride, cols int)
 
 func axpyRowsAsm(out, a, m []float32, stride int) bool {
 	w := len(out)
-	if !hasAVX2 || w < 8 {
+	if !hasAVX2() || w < 8 {
 		return false
 	}
 	cols := w &^ 7
@@ -75,10 +74,10 @@ func axpyRowsAsm(out, a, m []float32, stride int) bool {
 
 func axpyRowsFastAsm(out, a, m []float32, stride int) bool {
 	w := len(out)
-	if !hasFMA || w < 8 {
+	if !hasFMA() || w < 8 {
 		return axpyRowsAsm(out, a, m, stride)
 	}
-	if has512 && w >= 16 {
+	if has512() && w >= 16 {
 		c16 := w &^ 15
 		axpyFMA512(&out[0], &a[0], len(a), &m[0], stride, c16)
 		if c16 < w && !axpyRowsFastAsm(out[c16:], a, m[c16:], stride) {

@@ -5,6 +5,8 @@ package codec
 import (
 	"bytes"
 	"testing"
+
+	"github.com/ntc-project/ntc/internal/cpufeat"
 )
 
 // TestEncodeSameWithoutVectors checks that the encoder's output does not
@@ -26,11 +28,12 @@ func TestEncodeSameWithoutVectors(t *testing.T) {
 		return c.Model(), p
 	}
 	m1, p1 := encode()
-	old2, oldF, old5 := hasAVX2, hasFMA, has512
-	hasAVX2, hasFMA, has512 = false, false, false
-	m2, p2 := encode()
-	hasAVX2, hasFMA, has512 = old2, oldF, old5
-	if !bytes.Equal(m1, m2) || !bytes.Equal(p1, p2) {
-		t.Fatal("model or payload differs between the vector and the portable kernels")
+	defer cpufeat.SetLevel(cpufeat.SetLevel(cpufeat.Generic))
+	for _, lv := range cpufeat.Levels() {
+		cpufeat.SetLevel(lv)
+		m2, p2 := encode()
+		if !bytes.Equal(m1, m2) || !bytes.Equal(p1, p2) {
+			t.Fatalf("model or payload differs between the %v kernels and those of %v", lv, cpufeat.Detected())
+		}
 	}
 }
