@@ -114,6 +114,18 @@ func (o *encodeOptions) validate() error {
 	if o.model != "" && (o.ratio != 0 || o.quality != "") {
 		return usagef("--model fixes the codec's parameters: --ratio and --quality apply to 'ntc fit'")
 	}
+	if o.model == "" {
+		name := o.codec
+		if name == "" {
+			name = ntcb.DefaultCodec
+		}
+		if err := codec.CheckOptions(name, codec.Options{Ratio: o.ratio, Quality: o.quality}); err != nil {
+			if o.quality != "" {
+				return usagef("--quality %s: %w", o.quality, err)
+			}
+			return usagef("--ratio %g: %w", o.ratio, err)
+		}
+	}
 	return nil
 }
 

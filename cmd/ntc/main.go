@@ -7,6 +7,7 @@
 //	1    error: unreadable or unsupported input, I/O failure
 //	2    usage: bad flags or arguments
 //	3    integrity: a checksum mismatch or a damaged .ntcb file
+//	4    internal error: a bug in ntc (the message asks for a report)
 //	130  interrupted (Ctrl-C or SIGTERM); no partial output is left
 package main
 
@@ -17,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/ntc-project/ntc/pkg/codec"
@@ -30,14 +32,17 @@ const (
 	exitError       = 1
 	exitUsage       = 2
 	exitCorrupt     = 3
+	exitInternal    = 4
 	exitInterrupted = 130
 )
 
 const exitCodesHelp = `Exit codes:
   0    success
-  1    error: unreadable or unsupported input, I/O failure
+  1    error: unreadable or unsupported input (not an .ntcb file, values a
+       codec cannot hold), I/O failure
   2    usage: bad flags or arguments
   3    integrity: a checksum mismatch or a damaged .ntcb file
+  4    internal error: a bug in ntc (please report it)
   130  interrupted (Ctrl-C or SIGTERM); no partial output is left`
 
 func main() {
@@ -47,8 +52,16 @@ func main() {
 	os.Exit(code)
 }
 
-// run executes the command line and maps its error to an exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// run executes the command line and maps its error to an exit code. A
+// panic is reported as an internal error (exit 4) with its stack, never
+// as the Go runtime's exit 2, which would read as a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "ntc: internal error (a bug in ntc; please report it with this message): panic: %v\n%s", r, debug.Stack())
+			code = exitInternal
+		}
+	}()
 	root := newRootCmd(&globals{stdout: stdout, stderr: stderr})
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -57,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	code := exitCode(ctx, err)
+	code = exitCode(ctx, err)
 	fmt.Fprintf(stderr, "ntc: %v\n", err)
 	if code == exitUsage {
 		fmt.Fprintln(stderr, "Run 'ntc --help' for usage.")
@@ -78,12 +91,17 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, codec.ErrOption):
+		// Codec options come from flags.
 		return exitUsage
+	case errors.Is(err, ntcb.ErrInternal):
+		return exitInternal
 	case errors.Is(err, container.ErrChecksum), errors.Is(err, container.ErrCorrupt),
-		errors.Is(err, container.ErrBadMagic), errors.Is(err, container.ErrTruncated),
+		errors.Is(err, container.ErrTruncated),
 		errors.Is(err, ntcb.ErrCorrupt), errors.Is(err, codec.ErrCorrupt):
 		return exitCorrupt
 	}
+	// Anything else, container.ErrBadMagic (not an .ntcb file at all)
+	// included, is bad input or an I/O failure.
 	return exitError
 }

@@ -105,7 +105,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad codec", []string{"encode", "a.npy", "-o", "x", "--codec", "zip"}, exitUsage, "unknown codec"},
 		{"bad samples", []string{"decode", "x.ntcb", "-o", "y.npy", "--samples", "3-1", "--keys", "a"}, exitUsage, "not both"},
 		{"missing input file", []string{"encode", filepath.Join(dir, "none.npy"), "-o", filepath.Join(dir, "x.ntcb")}, exitError, "none.npy"},
-		{"not an ntcb", []string{"verify", "main.go"}, exitCorrupt, "main.go"},
+		{"not an ntcb", []string{"verify", "main.go"}, exitError, "main.go"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -183,7 +183,7 @@ func TestFitThenEncodeWithModel(t *testing.T) {
 	if code, out, errs := ntc(t, "verify", m); code != 0 || !strings.Contains(out, "model file") {
 		t.Fatalf("verify of a model file: %d %s %s", code, out, errs)
 	}
-	if code, _, errs := ntc(t, "encode", in, "-o", x, "--model", x); code != exitCorrupt {
+	if code, _, errs := ntc(t, "encode", in, "-o", x, "--model", x); code != exitError {
 		t.Fatalf("a data file as --model: %d %s", code, errs)
 	}
 }

@@ -122,6 +122,34 @@ type Options struct {
 	TotalSamples int
 }
 
+// MaxRatio is the highest target ratio a codec with rate control accepts.
+const MaxRatio = 1000
+
+// CheckOptions reports, wrapping ErrOption, whether opts are invalid for
+// the codec family named name, before any data is read: a ratio or quality
+// target for a codec without rate control, both at once, a ratio outside
+// [1, MaxRatio], or a quality target that does not parse.
+func CheckOptions(name string, opts Options) error {
+	s, err := Lookup(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case opts.Ratio == 0 && opts.Quality == "":
+		return nil
+	case !s.Learned:
+		return fmt.Errorf("%w: %s has a fixed rate and takes no ratio or quality target", ErrOption, name)
+	case opts.Ratio != 0 && opts.Quality != "":
+		return fmt.Errorf("%w: give a ratio or a quality target, not both", ErrOption)
+	case opts.Ratio != 0 && !(opts.Ratio >= 1 && opts.Ratio <= MaxRatio):
+		return fmt.Errorf("%w: ratio %g is not in [1, %d]", ErrOption, opts.Ratio, MaxRatio)
+	case opts.Quality != "":
+		_, _, err := parseQuality(opts.Quality)
+		return err
+	}
+	return nil
+}
+
 // Spec describes a codec family.
 type Spec struct {
 	// Name is the family's name on the command line and in metadata.

@@ -79,7 +79,7 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 	if opts.Ratio != 0 && opts.Quality != "" {
 		return nil, fmt.Errorf("%w: give a ratio or a quality target, not both", ErrOption)
 	}
-	if opts.Ratio < 0 || opts.Ratio > 1000 || opts.ChunkSamples < 0 {
+	if opts.Ratio < 0 || opts.Ratio > MaxRatio || opts.ChunkSamples < 0 {
 		return nil, fmt.Errorf("%w: ratio %g, chunk samples %d", ErrOption, opts.Ratio, opts.ChunkSamples)
 	}
 	var qkind uint8

@@ -62,7 +62,9 @@ type Reader struct {
 // against the file size and the format's limits, and that the blocks tile
 // the file exactly. Errors wrap ErrBadMagic, ErrUnsupportedVersion,
 // ErrChecksum, ErrCorrupt, ErrTooLarge, ErrTruncated or ErrDuplicateKey, or
-// an error from r.
+// an error from r. A length or count beyond a limit (ErrTooLarge), and a
+// damaged magic in a file that ends as an .ntcb file does (ErrBadMagic),
+// are ErrCorrupt too.
 func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("negative size %d: %w", size, ErrCorrupt)
@@ -111,6 +113,9 @@ func (r *Reader) readHeader() error {
 	}
 	m := min(n, len(Magic))
 	if string(h[:m]) != Magic[:m] {
+		if r.endsLikeNTCB() {
+			return fmt.Errorf("header starts with %q, but the file ends with the footer magic: %w (%w)", h[:m], ErrBadMagic, ErrCorrupt)
+		}
 		return fmt.Errorf("header starts with %q: %w", h[:m], ErrBadMagic)
 	}
 	if r.size < minFileSize {
@@ -129,6 +134,19 @@ func (r *Reader) readHeader() error {
 	}
 	return nil
 }
+
+// endsLikeNTCB reports whether the file ends with the footer magic: a file
+// whose header magic is damaged is then a damaged .ntcb file (ErrBadMagic
+// and ErrCorrupt), not some other kind of file (ErrBadMagic alone).
+func (r *Reader) endsLikeNTCB() bool {
+	var m [len(footerMagic)]byte
+	return r.size >= int64(len(m)) && readFull(r.r, m[:], r.size-int64(len(m))) == nil && string(m[:]) == footerMagic
+}
+
+// errOverLimit is ErrTooLarge found in a file, where it is also
+// ErrCorrupt: a writer never writes a length or count beyond the limits,
+// so a file that holds one, checksums valid or not, is damaged.
+var errOverLimit = fmt.Errorf("%w (%w)", ErrTooLarge, ErrCorrupt)
 
 // readFooter reads and checks the footer and the index block's position.
 func (r *Reader) readFooter() error {
@@ -153,7 +171,7 @@ func (r *Reader) readFooter() error {
 	length := le.Uint32(f[footerIndexLengthAt:])
 	switch {
 	case length > MaxIndexSize:
-		return fmt.Errorf("index block of %d bytes > %d: %w", length, MaxIndexSize, ErrTooLarge)
+		return fmt.Errorf("index block of %d bytes > %d: %w", length, MaxIndexSize, errOverLimit)
 	case length < indexFixedSize:
 		return fmt.Errorf("index block of %d bytes < %d: %w", length, indexFixedSize, ErrCorrupt)
 	case off > uint64(fo) || int64(length)+blockOverhead > fo-int64(off):
@@ -182,15 +200,15 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 	case le.Uint32(p[indexReserved1At:]) != 0 || le.Uint32(p[indexReserved2At:]) != 0:
 		return 0, fmt.Errorf("reserved field not 0: %w", ErrCorrupt)
 	case nModels > MaxModels:
-		return 0, fmt.Errorf("%d models > %d: %w", nModels, MaxModels, ErrTooLarge)
+		return 0, fmt.Errorf("%d models > %d: %w", nModels, MaxModels, errOverLimit)
 	case nChunks > MaxChunks:
-		return 0, fmt.Errorf("%d chunks > %d: %w", nChunks, MaxChunks, ErrTooLarge)
+		return 0, fmt.Errorf("%d chunks > %d: %w", nChunks, MaxChunks, errOverLimit)
 	case nSamples > MaxSamples:
-		return 0, fmt.Errorf("%d samples > %d: %w", nSamples, MaxSamples, ErrTooLarge)
+		return 0, fmt.Errorf("%d samples > %d: %w", nSamples, MaxSamples, errOverLimit)
 	case nChunks > nSamples:
 		return 0, fmt.Errorf("%d chunks but only %d samples: %w", nChunks, nSamples, ErrCorrupt)
 	case metaLen > MaxMetadataSize:
-		return 0, fmt.Errorf("metadata of %d bytes > %d: %w", metaLen, MaxMetadataSize, ErrTooLarge)
+		return 0, fmt.Errorf("metadata of %d bytes > %d: %w", metaLen, MaxMetadataSize, errOverLimit)
 	}
 	// The counts are bounded above, so this cannot overflow. Checking them
 	// against the index size caps every allocation below by the bytes
@@ -218,7 +236,7 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 		case e[modelEntryReservedAt] != 0 || e[modelEntryReservedAt+1] != 0 || e[modelEntryReservedAt+2] != 0:
 			return 0, fmt.Errorf("model %d: reserved field not 0: %w", i, ErrCorrupt)
 		case length > MaxModelSize:
-			return 0, fmt.Errorf("model %d (codec %d): %d bytes > %d: %w", i, codec, length, MaxModelSize, ErrTooLarge)
+			return 0, fmt.Errorf("model %d (codec %d): %d bytes > %d: %w", i, codec, length, MaxModelSize, errOverLimit)
 		case off > uint64(r.size):
 			return 0, fmt.Errorf("model %d (codec %d): offset %d beyond the file (%d bytes): %w",
 				i, codec, off, r.size, ErrTruncated)
@@ -244,7 +262,7 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 		case e[chunkEntryReservedAt] != 0 || e[chunkEntryReservedAt+1] != 0 || e[chunkEntryReservedAt+2] != 0:
 			return 0, fmt.Errorf("chunk %d: reserved field not 0: %w", i, ErrCorrupt)
 		case length > MaxChunkSize:
-			return 0, fmt.Errorf("chunk %d: %d bytes > %d: %w", i, length, MaxChunkSize, ErrTooLarge)
+			return 0, fmt.Errorf("chunk %d: %d bytes > %d: %w", i, length, MaxChunkSize, errOverLimit)
 		case off > uint64(r.size):
 			return 0, fmt.Errorf("chunk %d: offset %d beyond the file (%d bytes): %w", i, off, r.size, ErrTruncated)
 		case first != next:
@@ -292,7 +310,7 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 		case tokens > MaxShape || dim > MaxShape:
 			return 0, fmt.Errorf("sample %d: shape %d x %d beyond %d: %w", i, tokens, dim, MaxShape, ErrCorrupt)
 		case klen > MaxKeyLen:
-			return 0, fmt.Errorf("sample %d: key of %d bytes > %d: %w", i, klen, MaxKeyLen, ErrTooLarge)
+			return 0, fmt.Errorf("sample %d: key of %d bytes > %d: %w", i, klen, MaxKeyLen, errOverLimit)
 		case klen == 0:
 			return 0, fmt.Errorf("sample %d: empty key: %w", i, ErrCorrupt)
 		case klen > len(tab)-tp:

@@ -19,6 +19,13 @@ var (
 	ErrInput = errors.New("bad input")
 	// ErrModel means a model file does not fit the data or the codec.
 	ErrModel = errors.New("model does not match")
+	// ErrKind means a well-formed file of the other kind: a model file
+	// (.ntcm) where a data file (.ntcb) is wanted, or the reverse.
+	ErrKind = errors.New("wrong kind of file")
+	// ErrInternal means a worker goroutine panicked: a bug, reported as
+	// an error (with the panic's value and stack) so that the caller
+	// can report it, rather than as a crash of the process.
+	ErrInternal = errors.New("internal error")
 )
 
 // FormatName marks the metadata of .ntcb files; ModelFormatName marks model
@@ -27,6 +34,12 @@ const (
 	FormatName      = "ntcb"
 	ModelFormatName = "ntcm"
 )
+
+// fileKinds names the kinds of file for messages, by metadata format.
+var fileKinds = map[string]string{
+	FormatName:      "a data file (.ntcb)",
+	ModelFormatName: "a model file (.ntcm, from 'ntc fit')",
+}
 
 // maxMetaFields bounds the user metadata entries kept in a file.
 const maxMetaFields = 256
@@ -68,6 +81,9 @@ func parseMetadata(b []byte, wantFormat string) (*Metadata, error) {
 		return nil, fmt.Errorf("%w: metadata: %v", ErrCorrupt, err)
 	}
 	if m.Format != wantFormat {
+		if kind, ok := fileKinds[m.Format]; ok {
+			return nil, fmt.Errorf("%w: this is %s, not %s", ErrKind, kind, fileKinds[wantFormat])
+		}
 		return nil, fmt.Errorf("%w: metadata format %q, want %q", ErrCorrupt, m.Format, wantFormat)
 	}
 	if err := m.Layout.Validate(); err != nil {

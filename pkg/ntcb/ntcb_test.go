@@ -329,10 +329,10 @@ func TestModelFile(t *testing.T) {
 		t.Fatalf("mismatched model: %v", err)
 	}
 	// A model file is not a token file, and the other way round.
-	if _, err := Open(path); !errors.Is(err, ErrCorrupt) {
+	if _, err := Open(path); !errors.Is(err, ErrKind) {
 		t.Fatalf("opening a model as data: %v", err)
 	}
-	if _, err := ReadModelFile(filepath.Join(dir, "x.ntcb")); !errors.Is(err, ErrCorrupt) {
+	if _, err := ReadModelFile(filepath.Join(dir, "x.ntcb")); !errors.Is(err, ErrKind) {
 		t.Fatalf("reading data as a model: %v", err)
 	}
 }

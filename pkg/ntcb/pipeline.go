@@ -2,7 +2,9 @@ package ntcb
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 )
 
@@ -11,7 +13,8 @@ import (
 // on the calling goroutine). Job values are recycled: at most 2*workers+1
 // exist, which bounds memory. The first error from any stage stops the
 // others; ordered returns only after every goroutine it started has ended,
-// so callers may release what fill and work use as soon as it returns.
+// so callers may release what fill and work use as soon as it returns. A
+// panic in fill or work is returned as an error wrapping ErrInternal.
 func ordered[J any](ctx context.Context, n, workers int, fill func(i int, j *J) error, work func(i int, j *J) error, emit func(i int, j *J) error) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -44,7 +47,7 @@ func ordered[J any](ctx context.Context, n, workers int, fill func(i int, j *J) 
 			case <-ctx.Done():
 				return
 			}
-			err := fill(i, j)
+			err := guard(func() error { return fill(i, j) })
 			select {
 			case todo <- slot{i, j, err}:
 			case <-ctx.Done():
@@ -61,7 +64,7 @@ func ordered[J any](ctx context.Context, n, workers int, fill func(i int, j *J) 
 			defer wg.Done()
 			for s := range todo {
 				if s.err == nil {
-					s.err = work(s.i, s.j)
+					s.err = guard(func() error { return work(s.i, s.j) })
 				}
 				select {
 				case done <- s:
@@ -92,4 +95,16 @@ func ordered[J any](ctx context.Context, n, workers int, fill func(i int, j *J) 
 		}
 	}
 	return nil
+}
+
+// guard runs f and turns a panic in it into an error wrapping ErrInternal,
+// with the panic's value and stack: a panic on a pipeline goroutine would
+// otherwise end the process before any caller could report it.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: panic: %v\n%s", ErrInternal, r, debug.Stack())
+		}
+	}()
+	return f()
 }
