@@ -2,6 +2,7 @@ package container
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,12 +18,22 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/container")
 
-const goldenPath = "../../testdata/container/golden_v1.ntcb"
+// The golden files: goldenPath is what the Writer writes (format version 2)
+// and must stay byte-identical; goldenV1Path is a version 1 file written by
+// the version 1 writer, kept to prove that old files still read.
+const (
+	goldenPath   = "../../testdata/container/golden_v2.ntcb"
+	goldenV1Path = "../../testdata/container/golden_v1.ntcb"
+)
 
-// writeGolden writes the golden fixture: two models, three chunks (a model
-// between them, so blocks of different types interleave), five samples with
-// keys of equal length, and JSON metadata. Its output must never change
-// for format version 1.
+// externalSHA is the hash the golden file records for its external model.
+var externalSHA = sha256.Sum256([]byte("an external model"))
+
+// writeGolden writes the golden fixture: two stored models and one
+// external, three chunks (a model between them, so blocks of different
+// types interleave; the first and last split into a head and per-sample
+// parts), six samples, and JSON metadata. Its output must never change for
+// format version 2.
 func writeGolden(w io.Writer) error {
 	zw, err := NewWriter(w)
 	if err != nil {
@@ -38,14 +49,16 @@ func writeGolden(w io.Writer) error {
 	steps := []func() error{
 		func() error { return zw.WriteModel(7, []byte("model blob for codec 7")) },
 		func() error {
-			return zw.WriteChunk(1, seq(48, 0), []SampleInfo{{"img/000", 4, 3}, {"img/001", 4, 3}, {"img/002", 4, 3}})
+			return zw.WriteSplitChunk(1, seq(48, 0), 6, []int{10, 12, 20},
+				[]SampleInfo{{"img/000", 4, 3}, {"img/001", 4, 3}, {"img/002", 4, 3}})
 		},
 		func() error { return zw.WriteModel(9, nil) },
 		func() error {
 			return zw.WriteChunk(7, seq(20, 100), []SampleInfo{{"img/003", 5, 2}, {"img/004", 5, 2}})
 		},
-		func() error { return zw.WriteChunk(9, nil, []SampleInfo{{"img/005", 0, 0}}) },
-		func() error { return zw.Close([]byte(`{"created_by":"golden","note":"ntcb v1 fixture"}`)) },
+		func() error { return zw.WriteSplitChunk(9, nil, 0, []int{0}, []SampleInfo{{"img/005", 0, 0}}) },
+		func() error { return zw.WriteModelRef(11, 1234, externalSHA) },
+		func() error { return zw.Close([]byte(`{"created_by":"golden","note":"ntcb v2 fixture"}`)) },
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {
@@ -97,22 +110,71 @@ func TestGolden(t *testing.T) {
 	}
 
 	r := open(t, want)
-	if r.Version() != 1 || r.Size() != int64(len(want)) {
+	if r.Version() != 2 || r.Size() != int64(len(want)) {
 		t.Errorf("Version %d Size %d", r.Version(), r.Size())
 	}
 	if err := r.Verify(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := r.Models(), []ModelInfo{{7, 16, 22}, {9, 110, 0}}; !slices.Equal(got, want) {
-		t.Errorf("Models() = %v, want %v", got, want)
+	wantModels := []ModelInfo{
+		{Codec: 7, Offset: 16, Length: 22, SHA256: sha256.Sum256([]byte("model blob for codec 7"))},
+		{Codec: 9, Offset: 110, Length: 0, SHA256: sha256.Sum256(nil)},
+		{Codec: 11, Length: 1234, SHA256: externalSHA, External: true},
 	}
-	wantChunks := []ChunkInfo{{50, 48, 1, 0, 3}, {122, 20, 7, 3, 2}, {154, 0, 9, 5, 1}}
+	if got := r.Models(); !slices.Equal(got, wantModels) {
+		t.Errorf("Models() = %v, want %v", got, wantModels)
+	}
+	wantChunks := []ChunkInfo{
+		{Offset: 50, Length: 48, Codec: 1, First: 0, Count: 3, Split: true, Head: 6},
+		{Offset: 122, Length: 20, Codec: 7, First: 3, Count: 2},
+		{Offset: 154, Length: 0, Codec: 9, First: 5, Count: 1, Split: true},
+	}
+	checkGoldenChunks(t, r, wantChunks, `{"created_by":"golden","note":"ntcb v2 fixture"}`)
+	if _, err := r.ReadModel(11); !errors.Is(err, ErrExternalModel) {
+		t.Errorf("ReadModel(11) = %v, want ErrExternalModel", err)
+	}
+	for i, w := range [][2]int{{6, 10}, {16, 12}, {28, 20}} {
+		if off, n := r.SamplePart(i); off != w[0] || n != w[1] {
+			t.Errorf("SamplePart(%d) = %d, %d, want %d, %d", i, off, n, w[0], w[1])
+		}
+	}
+	// Samples 1-2 of the split chunk: its head, then their parts.
+	p, err := r.ReadSampleRange(0, 1, 2, nil)
+	if want := append([]byte{0, 1, 2, 3, 4, 5}, seqBytes(32, 16)...); err != nil || !bytes.Equal(p, want) {
+		t.Errorf("ReadSampleRange(0, 1, 2) = %v, %v, want %v", p, err, want)
+	}
+	// The chunk that is not split reads whole.
+	if p, err := r.ReadSampleRange(1, 1, 1, nil); err != nil || !bytes.Equal(p, seqBytes(20, 100)) {
+		t.Errorf("ReadSampleRange(1, 1, 1) = %v, %v", p, err)
+	}
+	if p, err := r.ReadSampleRange(2, 0, 1, nil); err != nil || len(p) != 0 {
+		t.Errorf("ReadSampleRange(2, 0, 1) = %v, %v", p, err)
+	}
+}
+
+// seqBytes returns n bytes counting up from start.
+func seqBytes(n int, start byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = start + byte(i)
+	}
+	return b
+}
+
+// checkGoldenChunks checks what the golden files of every version share:
+// their chunks, samples, metadata and stored models.
+func checkGoldenChunks(t *testing.T, r *Reader, wantChunks []ChunkInfo, meta string) {
+	t.Helper()
 	if r.NumChunks() != len(wantChunks) {
 		t.Fatalf("NumChunks() = %d", r.NumChunks())
 	}
 	for i, c := range wantChunks {
-		if got := r.Chunk(i); got != c {
+		if got := r.Chunk(i); got.Offset != c.Offset || got.Length != c.Length || got.Codec != c.Codec ||
+			got.First != c.First || got.Count != c.Count || got.Split != c.Split || got.Head != c.Head {
 			t.Errorf("Chunk(%d) = %+v, want %+v", i, got, c)
+		}
+		if r.ChunkSplit(i) != c.Split {
+			t.Errorf("ChunkSplit(%d) = %v", i, !c.Split)
 		}
 	}
 	if r.NumSamples() != 6 {
@@ -124,7 +186,7 @@ func TestGolden(t *testing.T) {
 	if c, p := r.SampleChunk(4); c != 1 || p != 1 {
 		t.Errorf("SampleChunk(4) = %d, %d", c, p)
 	}
-	if string(r.Metadata()) != `{"created_by":"golden","note":"ntcb v1 fixture"}` {
+	if string(r.Metadata()) != meta {
 		t.Errorf("Metadata() = %q", r.Metadata())
 	}
 	m, err := r.ReadModel(7)
@@ -133,6 +195,42 @@ func TestGolden(t *testing.T) {
 	}
 	if m, err := r.ReadModel(9); err != nil || len(m) != 0 {
 		t.Errorf("ReadModel(9) = %q, %v", m, err)
+	}
+	if p, err := r.ReadChunk(0, nil); err != nil || !bytes.Equal(p, seqBytes(48, 0)) {
+		t.Errorf("ReadChunk(0) = %v, %v", p, err)
+	}
+}
+
+// Version 1 files, written before chunks could be split and models
+// referenced, keep reading.
+func TestGoldenV1(t *testing.T) {
+	b, err := os.ReadFile(goldenV1Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, b)
+	if r.Version() != 1 {
+		t.Errorf("Version() = %d", r.Version())
+	}
+	if err := r.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.Models(), []ModelInfo{{Codec: 7, Offset: 16, Length: 22}, {Codec: 9, Offset: 110}}; !slices.Equal(got, want) {
+		t.Errorf("Models() = %v, want %v", got, want)
+	}
+	checkGoldenChunks(t, r, []ChunkInfo{{50, 48, 1, 0, 3, false, 0, 0}, {122, 20, 7, 3, 2, false, 0, 0}, {154, 0, 9, 5, 1, false, 0, 0}},
+		`{"created_by":"golden","note":"ntcb v1 fixture"}`)
+	// A sample read of a version 1 chunk reads it whole.
+	if p, err := r.ReadSampleRange(0, 2, 1, nil); err != nil || !bytes.Equal(p, seqBytes(48, 0)) {
+		t.Errorf("ReadSampleRange(0, 2, 1) = %v, %v", p, err)
+	}
+	c := slices.Clone(b)
+	for i := range c {
+		c[i] ^= 0x24
+		if err := verifyErr(c); err == nil {
+			t.Errorf("version 1, byte %d ^ 0x24: accepted", i)
+		}
+		c[i] ^= 0x24
 	}
 }
 
@@ -151,6 +249,25 @@ type testChunk struct {
 	codec   uint8
 	payload []byte
 	samples []SampleInfo
+	head    int   // -1 when not split
+	parts   []int // with head >= 0
+}
+
+// sampleRange returns what ReadSampleRange must return for samples
+// [first, first+n) of the chunk.
+func (c testChunk) sampleRange(first, n int) []byte {
+	if c.head < 0 {
+		return c.payload
+	}
+	at := c.head
+	for _, p := range c.parts[:first] {
+		at += p
+	}
+	end := at
+	for _, p := range c.parts[first : first+n] {
+		end += p
+	}
+	return append(slices.Clone(c.payload[:c.head]), c.payload[at:end]...)
 }
 
 // randomFile writes a random file and returns it with what was written.
@@ -178,7 +295,20 @@ func randomFile(t testing.TB, rng *rand.Rand, nChunks int) ([]byte, []testChunk,
 				models[codec] = blob
 			}
 		}
-		c := testChunk{codec: uint8(rng.IntN(256)), payload: make([]byte, rng.IntN(2000))}
+		if rng.IntN(8) == 0 {
+			codec := uint8(rng.IntN(256))
+			if _, ok := models[codec]; !ok {
+				var sha [32]byte
+				for i := range sha {
+					sha[i] = byte(rng.Uint32())
+				}
+				if err := w.WriteModelRef(codec, rng.IntN(1000), sha); err != nil {
+					t.Fatal(err)
+				}
+				models[codec] = nil // external: ReadModel refuses it
+			}
+		}
+		c := testChunk{codec: uint8(rng.IntN(256)), payload: make([]byte, rng.IntN(2000)), head: -1}
 		for i := range c.payload {
 			c.payload[i] = byte(rng.Uint32())
 		}
@@ -186,7 +316,21 @@ func randomFile(t testing.TB, rng *rand.Rand, nChunks int) ([]byte, []testChunk,
 			c.samples = append(c.samples, SampleInfo{Key: randKey(rng, key), Tokens: rng.IntN(300), Dim: rng.IntN(2000)})
 			key++
 		}
-		if err := w.WriteChunk(c.codec, c.payload, c.samples); err != nil {
+		if rng.IntN(3) > 0 {
+			// Split at random cut points: parts may be empty.
+			cuts := []int{0, len(c.payload)}
+			for range len(c.samples) {
+				cuts = append(cuts, rng.IntN(len(c.payload)+1))
+			}
+			slices.Sort(cuts)
+			c.head = cuts[1]
+			for j := range c.samples {
+				c.parts = append(c.parts, cuts[j+2]-cuts[j+1])
+			}
+			if err := w.WriteSplitChunk(c.codec, c.payload, c.head, c.parts, c.samples); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := w.WriteChunk(c.codec, c.payload, c.samples); err != nil {
 			t.Fatal(err)
 		}
 		chunks = append(chunks, c)
@@ -217,6 +361,12 @@ func TestRoundTrip(t *testing.T) {
 		}
 		for codec, blob := range models {
 			got, err := r.ReadModel(codec)
+			if blob == nil {
+				if !errors.Is(err, ErrExternalModel) {
+					t.Errorf("seed %d: ReadModel(%d) of an external model: %v", seed, codec, err)
+				}
+				continue
+			}
 			if err != nil || !bytes.Equal(got, blob) {
 				t.Errorf("seed %d: ReadModel(%d): %v", seed, codec, err)
 			}
@@ -232,6 +382,17 @@ func TestRoundTrip(t *testing.T) {
 			buf, err = r.ReadChunk(i, buf)
 			if err != nil || !bytes.Equal(buf, c.payload) {
 				t.Fatalf("seed %d: ReadChunk(%d): %v", seed, i, err)
+			}
+			if ci.Split != (c.head >= 0) || ci.Split && ci.Head != c.head {
+				t.Errorf("seed %d: chunk %d split %v head %d, want head %d", seed, i, ci.Split, ci.Head, c.head)
+			}
+			for range 4 {
+				first := rng.IntN(len(c.samples))
+				n := 1 + rng.IntN(len(c.samples)-first)
+				buf, err = r.ReadSampleRange(i, first, n, buf)
+				if want := c.sampleRange(first, n); err != nil || !bytes.Equal(buf, want) {
+					t.Fatalf("seed %d: ReadSampleRange(%d, %d, %d) = %d bytes, %v, want %d", seed, i, first, n, len(buf), err, len(want))
+				}
 			}
 			for j, s := range c.samples {
 				if got := r.Sample(n); got != s {
@@ -310,6 +471,31 @@ func TestVerifyLargeChunk(t *testing.T) {
 		}
 		if err := r.Verify(); !errors.Is(err, ErrChecksum) {
 			t.Errorf("flip at %d: Verify() = %v, want ErrChecksum", at, err)
+		}
+	}
+
+	// A split chunk's head and part CRCs are checked across the pieces.
+	buf.Reset()
+	w, _ = NewWriter(&buf)
+	parts := []int{verifyBufSize - 3, 0, 5, len(payload) - verifyBufSize - 7}
+	samples := []SampleInfo{{"a", 1, 1}, {"b", 1, 1}, {"c", 1, 1}, {"d", 1, 1}}
+	if err := w.WriteSplitChunk(3, payload, 5, parts, samples); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	b = buf.Bytes()
+	if err := open(t, b).Verify(); err != nil {
+		t.Fatal(err)
+	}
+	for j := range samples {
+		d := withIndex(t, b, func(l layout, p []byte) []byte {
+			p[l.samples[j]+sampleEntryPartCRCAt] ^= 8
+			return p
+		})
+		if err := open(t, d).Verify(); !errors.Is(err, ErrChecksum) {
+			t.Errorf("part %d crc damaged: Verify() = %v, want ErrChecksum", j, err)
 		}
 	}
 }
@@ -420,26 +606,31 @@ type layout struct {
 	models   int    // model count
 	chunks   int    // chunk count
 	samples  []int  // offset of each sample entry in index
+	sz       entrySizes
 }
 
 func parseLayout(t testing.TB, b []byte) layout {
 	t.Helper()
+	v, err := parseVersion(le.Uint16(b[headerVersionAt:]))
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := b[len(b)-footerSize:]
-	l := layout{indexOff: int(le.Uint64(f[footerIndexOffsetAt:]))}
+	l := layout{indexOff: int(le.Uint64(f[footerIndexOffsetAt:])), sz: v.sizes()}
 	n := int(le.Uint32(f[footerIndexLengthAt:]))
 	l.index = b[l.indexOff+blockHeaderSize : l.indexOff+blockHeaderSize+n]
 	l.models = int(le.Uint32(l.index[indexModelCountAt:]))
 	l.chunks = int(le.Uint32(l.index[indexChunkCountAt:]))
-	p := indexFixedSize + l.models*modelEntrySize + l.chunks*chunkEntrySize
+	p := indexFixedSize + l.models*l.sz.model + l.chunks*l.sz.chunk
 	for range le.Uint32(l.index[indexSampleCountAt:]) {
 		l.samples = append(l.samples, p)
-		p += sampleEntryFixedSize + int(le.Uint16(l.index[p+sampleEntryKeyLenAt:]))
+		p += l.sz.sampleFixed + int(le.Uint16(l.index[p+l.sz.keyLenAt:]))
 	}
 	return l
 }
 
-func (l layout) model(i int) int { return indexFixedSize + i*modelEntrySize }
-func (l layout) chunk(i int) int { return indexFixedSize + l.models*modelEntrySize + i*chunkEntrySize }
+func (l layout) model(i int) int { return indexFixedSize + i*l.sz.model }
+func (l layout) chunk(i int) int { return indexFixedSize + l.models*l.sz.model + i*l.sz.chunk }
 
 // withIndex rebuilds file b with its index payload replaced by edit's
 // result, with correct index and footer CRCs.
@@ -508,10 +699,10 @@ func TestMalformed(t *testing.T) {
 		{"high bit stripped", edit(func(b []byte) { b[0] &^= 0x80 }), ErrBadMagic, false},
 		{"magic only", func() []byte { return []byte(Magic) }, ErrTruncated, false},
 		{"shorter than minimum", func() []byte { return golden[:minFileSize-1] }, ErrTruncated, false},
-		{"version 2", edit(func(b []byte) {
-			le.PutUint16(b[headerVersionAt:], 2)
+		{"version 3", edit(func(b []byte) {
+			le.PutUint16(b[headerVersionAt:], 3)
 			ft := b[len(b)-footerSize:]
-			le.PutUint16(ft[footerVersionAt:], 2)
+			le.PutUint16(ft[footerVersionAt:], 3)
 			fixFooter(ft)
 		}), ErrUnsupportedVersion, false},
 		{"version 0", edit(func(b []byte) { le.PutUint16(b[headerVersionAt:], 0) }), ErrUnsupportedVersion, false},
@@ -519,7 +710,7 @@ func TestMalformed(t *testing.T) {
 		{"nonzero header reserved", edit(func(b []byte) { b[headerReservedAt+3] = 1 }), ErrCorrupt, false},
 		{"footer CRC", edit(func(b []byte) { b[len(b)-footerSize] ^= 1 }), ErrChecksum, false},
 		{"footer magic", edit(func(b []byte) { b[len(b)-1] ^= 1 }), ErrTruncated, false},
-		{"footer version differs", footer(func(f []byte) { le.PutUint16(f[footerVersionAt:], 2) }), ErrCorrupt, false},
+		{"footer version differs", footer(func(f []byte) { le.PutUint16(f[footerVersionAt:], 1) }), ErrCorrupt, false},
 		{"footer reserved", footer(func(f []byte) { le.PutUint16(f[footerReservedAt:], 1) }), ErrCorrupt, false},
 		{"index offset beyond file", footer(func(f []byte) { le.PutUint64(f[footerIndexOffsetAt:], 1<<62) }), ErrTruncated, false},
 		{"index length beyond file", footer(func(f []byte) { le.PutUint32(f[footerIndexLengthAt:], 1<<20) }), ErrTruncated, false},
@@ -551,7 +742,7 @@ func TestMalformed(t *testing.T) {
 			le.PutUint64(p[l.chunk(1)+chunkEntryOffsetAt:], 1<<40)
 			return p
 		}), ErrTruncated, false},
-		{"chunk end beyond file", idx(put32(gl.chunk(2)+chunkEntryLengthAt, 1<<20)), ErrTruncated, false},
+		{"chunk end beyond file", idx(put32(gl.chunk(1)+chunkEntryLengthAt, 1<<20)), ErrTruncated, false},
 		{"chunk too large", idx(put32(gl.chunk(2)+chunkEntryLengthAt, MaxChunkSize+1)), ErrTooLarge, false},
 		{"model too large", idx(put32(gl.model(0)+modelEntryLengthAt, MaxModelSize+1)), ErrTooLarge, false},
 		{"gap after chunk", idx(put32(gl.chunk(0)+chunkEntryLengthAt, 47)), ErrCorrupt, false},
@@ -580,18 +771,18 @@ func TestMalformed(t *testing.T) {
 		{"chunk counts exceed samples", idx(put32(gl.chunk(2)+chunkEntryCountAt, 2)), ErrCorrupt, false},
 		{"chunk counts short of samples", idx(put32(gl.chunk(1)+chunkEntryCountAt, 1)), ErrCorrupt, false},
 		{"key too long", idx(func(l layout, p []byte) []byte {
-			le.PutUint16(p[l.samples[2]+sampleEntryKeyLenAt:], MaxKeyLen+1)
+			le.PutUint16(p[l.samples[2]+sampleEntryKeyLenAtV2:], MaxKeyLen+1)
 			return p
 		}), ErrTooLarge, false},
 		{"key empty", idx(func(l layout, p []byte) []byte {
 			s := l.samples[5]
-			le.PutUint16(p[s+sampleEntryKeyLenAt:], 0)
-			return p[:s+sampleEntryFixedSize]
+			le.PutUint16(p[s+sampleEntryKeyLenAtV2:], 0)
+			return p[:s+sampleEntryFixedSizeV2]
 		}), ErrCorrupt, false},
 		{"key cut short", idx(func(l layout, p []byte) []byte { return p[:len(p)-1] }), ErrCorrupt, false},
-		{"key not UTF-8", idx(func(l layout, p []byte) []byte { p[l.samples[1]+sampleEntryKeyAt] = 0xff; return p }), ErrCorrupt, false},
+		{"key not UTF-8", idx(func(l layout, p []byte) []byte { p[l.samples[1]+sampleEntryKeyAtV2] = 0xff; return p }), ErrCorrupt, false},
 		{"duplicate key in index", idx(func(l layout, p []byte) []byte {
-			copy(p[l.samples[3]+sampleEntryKeyAt:], "img/001")
+			copy(p[l.samples[3]+sampleEntryKeyAtV2:], "img/001")
 			return p
 		}), ErrDuplicateKey, false},
 		{"sample position inconsistent", idx(put32(gl.samples[1]+sampleEntryPosAt, 2)), ErrCorrupt, false},
@@ -611,6 +802,27 @@ func TestMalformed(t *testing.T) {
 		}), ErrCorrupt, true},
 		{"index codec differs from chunk", idx(func(l layout, p []byte) []byte { p[l.chunk(1)+chunkEntryCodecAt] = 8; return p }), ErrCorrupt, true},
 		{"model CRC", edit(func(b []byte) { b[headerSize+blockHeaderSize] ^= 0x80 }), ErrChecksum, true},
+		// Format version 2: split chunks and model hashes.
+		{"chunk flag unknown", idx(func(l layout, p []byte) []byte { p[l.chunk(0)+chunkEntryFlagsAt] |= 2; return p }), ErrCorrupt, false},
+		{"chunk reserved v2", idx(func(l layout, p []byte) []byte { p[l.chunk(0)+chunkEntryReservedAtV2+1] = 1; return p }), ErrCorrupt, false},
+		{"head beyond payload", idx(put32(gl.chunk(0)+chunkEntryHeadLenAt, 49)), ErrCorrupt, false},
+		{"parts short of payload", idx(put32(gl.samples[2]+sampleEntryPartLenAt, 19)), ErrCorrupt, false},
+		{"parts beyond payload", idx(put32(gl.samples[1]+sampleEntryPartLenAt, 13)), ErrCorrupt, false},
+		{"head of unsplit chunk", idx(put32(gl.chunk(1)+chunkEntryHeadLenAt, 1)), ErrCorrupt, false},
+		{"part of unsplit chunk", idx(put32(gl.samples[3]+sampleEntryPartLenAt, 1)), ErrCorrupt, false},
+		{"part crc of unsplit chunk", idx(put32(gl.samples[4]+sampleEntryPartCRCAt, 1)), ErrCorrupt, false},
+		{"split flag cleared", idx(func(l layout, p []byte) []byte { p[l.chunk(0)+chunkEntryFlagsAt] = 0; return p }), ErrCorrupt, false},
+		{"model flag unknown", idx(func(l layout, p []byte) []byte { p[l.model(0)+modelEntryFlagsAt] |= 2; return p }), ErrCorrupt, false},
+		{"model reserved v2", idx(func(l layout, p []byte) []byte { p[l.model(1)+modelEntryReservedAtV2] = 1; return p }), ErrCorrupt, false},
+		{"external model with offset", idx(func(l layout, p []byte) []byte {
+			le.PutUint64(p[l.model(2)+modelEntryOffsetAt:], 16)
+			return p
+		}), ErrCorrupt, false},
+		{"stored model marked external", idx(func(l layout, p []byte) []byte { p[l.model(0)+modelEntryFlagsAt] = 1; return p }), ErrCorrupt, false},
+		{"head crc", idx(func(l layout, p []byte) []byte { p[l.chunk(0)+chunkEntryHeadCRCAt] ^= 4; return p }), ErrChecksum, true},
+		{"part crc", idx(func(l layout, p []byte) []byte { p[l.samples[1]+sampleEntryPartCRCAt+2] ^= 1; return p }), ErrChecksum, true},
+		{"empty part crc", idx(func(l layout, p []byte) []byte { p[l.samples[5]+sampleEntryPartCRCAt] ^= 1; return p }), ErrChecksum, true},
+		{"model hash", idx(func(l layout, p []byte) []byte { p[l.model(0)+modelEntryHashAt+31] ^= 1; return p }), ErrChecksum, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -638,13 +850,19 @@ func TestMalformed(t *testing.T) {
 					first = err
 				}
 			}
+			for i := range r.NumSamples() {
+				c, pos := r.SampleChunk(i)
+				if _, err := r.ReadSampleRange(c, pos, 1, nil); err != nil && first == nil {
+					first = err
+				}
+			}
 			for _, m := range r.Models() {
-				if _, err := r.ReadModel(m.Codec); err != nil && first == nil {
+				if _, err := r.ReadModel(m.Codec); err != nil && !m.External && first == nil {
 					first = err
 				}
 			}
 			if !errors.Is(first, tc.want) {
-				t.Fatalf("ReadChunk/ReadModel: %v, want %v", first, tc.want)
+				t.Fatalf("ReadChunk/ReadSampleRange/ReadModel: %v, want %v", first, tc.want)
 			}
 		})
 	}
@@ -735,6 +953,58 @@ func TestRandomAccessReads(t *testing.T) {
 		c := r.Chunk(i)
 		if want := [][2]int64{{c.Offset, int64(blockOverhead + c.Length)}}; !slices.Equal(cr.reads, want) {
 			t.Errorf("ReadChunk(%d) reads %v, want %v", i, cr.reads, want)
+		}
+	}
+	// A sample of a split chunk costs its chunk's head and its own part:
+	// one read when it is the first with bytes, two otherwise.
+	split := 0
+	for i, tc := range chunks {
+		if tc.head < 0 {
+			continue
+		}
+		c := r.Chunk(i)
+		for j := range tc.samples {
+			cr.reads = nil
+			p, err := r.ReadSampleRange(i, j, 1, nil)
+			if err != nil || !bytes.Equal(p, tc.sampleRange(j, 1)) {
+				t.Fatalf("ReadSampleRange(%d, %d, 1): %v", i, j, err)
+			}
+			off, n := r.SamplePart(c.First + j)
+			want := [][2]int64{{c.Offset, int64(blockHeaderSize + c.Head)}, {c.Offset + blockHeaderSize + int64(off), int64(n)}}
+			if off == c.Head {
+				want = [][2]int64{{c.Offset, int64(blockHeaderSize + c.Head + n)}}
+			}
+			if !slices.Equal(cr.reads, want) {
+				t.Errorf("ReadSampleRange(%d, %d, 1) reads %v, want %v", i, j, cr.reads, want)
+			}
+			split++
+		}
+	}
+	if split < 10 {
+		t.Fatalf("only %d samples in split chunks", split)
+	}
+}
+
+// A damaged byte in a split chunk's payload fails the reads of the samples
+// that need it, and no other.
+func TestSplitChunkDamageIsLocal(t *testing.T) {
+	golden := goldenBytes(t)
+	r := open(t, golden)
+	c := r.Chunk(0)
+	for at := range c.Length {
+		b := slices.Clone(golden)
+		b[int(c.Offset)+blockHeaderSize+at] ^= 0x40
+		d := open(t, b)
+		for j := range c.Count {
+			off, n := d.SamplePart(j)
+			_, err := d.ReadSampleRange(0, j, 1, nil)
+			needed := at < c.Head || at >= off && at < off+n
+			if needed != errors.Is(err, ErrChecksum) {
+				t.Errorf("payload byte %d damaged: ReadSampleRange(0, %d, 1) = %v", at, j, err)
+			}
+		}
+		if err := d.Verify(); !errors.Is(err, ErrChecksum) {
+			t.Errorf("payload byte %d damaged: Verify() = %v", at, err)
 		}
 	}
 }

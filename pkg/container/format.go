@@ -25,9 +25,9 @@ import (
 )
 
 /*
-Version 1 of the .ntcb format. This comment mirrors docs/format.md; every size
-and offset below is a named constant in this file. All integers are
-little-endian.
+Version 2 of the .ntcb format (version 1, still read, is described after it).
+This comment mirrors docs/format.md; every size and offset below is a named
+constant in this file. All integers are little-endian.
 
 	<start of file>
 	+--------------------------------+ 0
@@ -47,7 +47,7 @@ Header (headerSize = 16):
 
 	off  size  field
 	  0     8  magic     "\x89NTCB\r\n\x1a"                 headerMagicAt
-	  8     2  version   1                                  headerVersionAt
+	  8     2  version   2 (1 for version 1 files)          headerVersionAt
 	 10     2  flags     must be 0                          headerFlagsAt
 	 12     4  reserved  must be 0                          headerReservedAt
 
@@ -86,40 +86,66 @@ Index block payload (type 4, codec 0):
 	 16     8  metadata block offset                             indexMetaOffsetAt
 	 24     4  metadata payload length <= MaxMetadataSize        indexMetaLengthAt
 	 28     4  reserved      must be 0                           indexReserved2At
-	 32        M model entries (modelEntrySize = 16 each):
-	             0  8  block offset
-	             8  4  payload length <= MaxModelSize
+	 32        M model entries (modelEntrySizeV2 = 48 each):
+	             0  8  block offset; 0 for an external model
+	             8  4  blob length <= MaxModelSize
 	            12  1  codec id (unique among models)
-	            13  3  reserved, must be 0
-	           C chunk entries (chunkEntrySize = 24 each):
+	            13  1  flags: bit 0 external (the blob is not in this
+	                   file; it has no block); other bits 0
+	            14  2  reserved, must be 0
+	            16 32  SHA-256 of the blob
+	           C chunk entries (chunkEntrySizeV2 = 32 each):
 	             0  8  block offset
 	             8  4  payload length <= MaxChunkSize
 	            12  1  codec id
-	            13  3  reserved, must be 0
+	            13  1  flags: bit 0 split (see below); other bits 0
+	            14  2  reserved, must be 0
 	            16  4  first sample: the sum of the counts of the chunks before
 	            20  4  sample count, >= 1
-	           S sample entries, in storage order (sampleEntryFixedSize = 18 + key):
+	            24  4  head length h (split chunks; 0 otherwise)
+	            28  4  head crc: CRC-32C of the block's bytes [0, 8+h): its
+	                   header and the payload's head (split chunks; 0 otherwise)
+	           S sample entries, in storage order (sampleEntryFixedSizeV2 = 26 + key):
 	             0  4  chunk index
 	             4  4  position in the chunk (sample index - chunk's first)
 	             8  4  tokens <= MaxShape
 	            12  4  dim    <= MaxShape
-	            16  2  key length k, 1 <= k <= MaxKeyLen
-	            18  k  key, UTF-8, unique in the file
+	            16  4  part length (split chunks; 0 otherwise)
+	            20  4  part crc: CRC-32C of the part's bytes (split chunks; 0
+	                   otherwise)
+	            24  2  key length k, 1 <= k <= MaxKeyLen
+	            26  k  key, UTF-8, unique in the file
 	           nothing after the last sample entry
 
+Split chunks: the payload of a split chunk is a head of h bytes followed by one
+part per sample, in sample order, tiling the rest of the payload exactly. The
+codec that wrote it guarantees that the head followed by the parts of any run
+of consecutive samples is a valid payload of those samples, so a reader can
+fetch and decode one sample without the rest of its chunk. Such a read checks
+the head crc (which also covers the block header) and the crc of every part it
+reads; a whole-chunk read and Verify check the block crc, and Verify the head
+and part crcs as well.
+
+Version 1 differs in three places: model entries are 16 bytes (offset 8,
+length 4, codec 1, reserved 3; no external models, no hash), chunk entries
+are 24 bytes (the first six fields above, the flags byte reserved), and sample
+entries are 18 bytes plus the key (no part length or crc: the key length at
+16, the key at 18). Version 1 chunks are never split.
+
 Tiling rule: the header, the blocks named by the index (every chunk, every
-model, the metadata block, which is always present, and the index block) and
-the footer cover the file exactly, with no gap and no overlap, and the index
-block ends where the footer begins. With the per-block CRCs, the footer CRC
-and the strict checks of the header and footer, every byte of a valid file is
-checked: changing any one byte is detected by NewReader or by Verify.
+model that is not external, the metadata block, which is always present, and
+the index block) and the footer cover the file exactly, with no gap and no
+overlap, and the index block ends where the footer begins. With the per-block
+CRCs, the footer CRC and the strict checks of the header and footer, every
+byte of a valid file is checked: changing any one byte is detected by
+NewReader or by Verify.
 
 Versioning: the version field is parsed into formatVersion, an in-memory enum
 whose values are never written. A reader accepts versions in
 [minSupportedVersion, maxSupportedVersion] and refuses others with
 ErrUnsupportedVersion. Any change to the layout or meaning of a field bumps
-the version. Flags and reserved fields must be zero in version 1, so a later
-version can give them meaning.
+the version. Flags and reserved fields must be zero unless a version gives
+them a meaning, so a later version can.
 */
 
 // Magic is the first 8 bytes of every .ntcb file. Like PNG's signature, it
@@ -184,27 +210,63 @@ const (
 	modelEntryOffsetAt   = 0
 	modelEntryLengthAt   = 8
 	modelEntryCodecAt    = 12
-	modelEntryReservedAt = 13
-	modelEntrySize       = 16
+	modelEntryReservedAt = 13 // version 1: 3 bytes
+	modelEntrySize       = 16 // version 1
+	// Version 2 model entries.
+	modelEntryFlagsAt      = 13
+	modelEntryReservedAtV2 = 14
+	modelEntryHashAt       = 16
+	modelEntrySizeV2       = 48
 
 	chunkEntryOffsetAt   = 0
 	chunkEntryLengthAt   = 8
 	chunkEntryCodecAt    = 12
-	chunkEntryReservedAt = 13
+	chunkEntryReservedAt = 13 // version 1: 3 bytes
 	chunkEntryFirstAt    = 16
 	chunkEntryCountAt    = 20
-	chunkEntrySize       = 24
+	chunkEntrySize       = 24 // version 1
+	// Version 2 chunk entries.
+	chunkEntryFlagsAt      = 13
+	chunkEntryReservedAtV2 = 14
+	chunkEntryHeadLenAt    = 24
+	chunkEntryHeadCRCAt    = 28
+	chunkEntrySizeV2       = 32
 
 	sampleEntryChunkAt   = 0
 	sampleEntryPosAt     = 4
 	sampleEntryTokensAt  = 8
 	sampleEntryDimAt     = 12
-	sampleEntryKeyLenAt  = 16
-	sampleEntryKeyAt     = 18
-	sampleEntryFixedSize = 18
-	// sampleEntryMinSize is the smallest sample entry (a one-byte key).
-	sampleEntryMinSize = sampleEntryFixedSize + 1
+	sampleEntryKeyLenAt  = 16 // version 1
+	sampleEntryKeyAt     = 18 // version 1
+	sampleEntryFixedSize = 18 // version 1
+	// Version 2 sample entries.
+	sampleEntryPartLenAt   = 16
+	sampleEntryPartCRCAt   = 20
+	sampleEntryKeyLenAtV2  = 24
+	sampleEntryKeyAtV2     = 26
+	sampleEntryFixedSizeV2 = 26
 )
+
+// Flag bits of version 2 entries.
+const (
+	modelFlagExternal uint8 = 1 << 0
+	chunkFlagSplit    uint8 = 1 << 0
+)
+
+// entrySizes are the sizes of the index entries of one format version.
+type entrySizes struct {
+	model, chunk int
+	sampleFixed  int // a sample entry without its key
+	keyLenAt     int // offset of the key length in a sample entry
+}
+
+// sizes returns the index entry sizes of version v.
+func (v formatVersion) sizes() entrySizes {
+	if v == versionV1 {
+		return entrySizes{modelEntrySize, chunkEntrySize, sampleEntryFixedSize, sampleEntryKeyLenAt}
+	}
+	return entrySizes{modelEntrySizeV2, chunkEntrySizeV2, sampleEntryFixedSizeV2, sampleEntryKeyLenAtV2}
+}
 
 // minFileSize is the smallest valid file: a header, an empty metadata block,
 // an index block with no entries and a footer.
@@ -268,6 +330,10 @@ var (
 	// ErrClosed means a Writer or FileWriter was used after Close, Commit
 	// or Abort.
 	ErrClosed = errors.New("writer already closed")
+	// ErrExternalModel means a model is recorded by its hash but stored
+	// outside the file: the caller finds the blob elsewhere and checks it
+	// against ModelInfo.SHA256.
+	ErrExternalModel = errors.New("model stored outside the file")
 )
 
 // castagnoli is the CRC-32C table used for every checksum in the format.
@@ -283,11 +349,12 @@ type formatVersion int
 const (
 	versionUnknown formatVersion = iota
 	versionV1
+	versionV2
 
 	minSupportedVersion = versionV1
-	maxSupportedVersion = versionV1
+	maxSupportedVersion = versionV2
 	// writeVersion is the version a Writer produces.
-	writeVersion = versionV1
+	writeVersion = versionV2
 )
 
 // parseVersion maps an on-disk version number to a formatVersion, refusing
@@ -297,6 +364,8 @@ func parseVersion(v uint16) (formatVersion, error) {
 	switch v {
 	case 1:
 		fv = versionV1
+	case 2:
+		fv = versionV2
 	}
 	if fv < minSupportedVersion || fv > maxSupportedVersion {
 		return versionUnknown, fmt.Errorf("version %d (this build reads %d to %d): %w",
@@ -310,6 +379,8 @@ func (v formatVersion) onDisk() uint16 {
 	switch v {
 	case versionV1:
 		return 1
+	case versionV2:
+		return 2
 	}
 	panic(fmt.Sprintf("container: no on-disk number for version %d", int(v)))
 }

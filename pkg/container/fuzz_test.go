@@ -15,12 +15,16 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	if err != nil {
 		f.Fatal(err)
 	}
+	goldenV1, err := os.ReadFile(goldenV1Path)
+	if err != nil {
+		f.Fatal(err)
+	}
 	var empty bytes.Buffer
 	w, _ := NewWriter(&empty)
 	if err := w.Close(nil); err != nil {
 		f.Fatal(err)
 	}
-	seeds := [][]byte{golden, empty.Bytes()}
+	seeds := [][]byte{golden, goldenV1, empty.Bytes()}
 	for seed := range uint64(3) {
 		b, _, _, _ := randomFile(f, rand.New(rand.NewPCG(seed, 1)), 1+int(seed)*2)
 		seeds = append(seeds, b)
@@ -37,6 +41,18 @@ func exercise(t *testing.T, r *Reader) {
 		if err == nil {
 			if len(p) != r.Chunk(i).Length {
 				t.Fatalf("chunk %d: %d bytes, index says %d", i, len(p), r.Chunk(i).Length)
+			}
+			buf = p
+		}
+	}
+	for i := range r.NumSamples() {
+		c, pos := r.SampleChunk(i)
+		p, err := r.ReadSampleRange(c, pos, 1, buf)
+		if err == nil {
+			ci := r.Chunk(c)
+			_, n := r.SamplePart(i)
+			if want := ci.Head + n; ci.Split && len(p) != want || !ci.Split && len(p) != ci.Length {
+				t.Fatalf("sample %d: range of %d bytes, chunk %+v part %d", i, len(p), ci, n)
 			}
 			buf = p
 		}

@@ -2,6 +2,7 @@ package container
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -23,6 +24,13 @@ type ChunkInfo struct {
 	First int
 	// Count is the number of samples in the chunk (at least 1).
 	Count int
+	// Split reports whether the payload is a head of Head bytes followed
+	// by one part per sample, so that ReadSampleRange can read samples
+	// without the rest of the chunk (format version 2).
+	Split bool
+	// Head is the length of a split chunk's head; 0 when not split.
+	Head    int
+	headCRC uint32
 }
 
 // ModelInfo describes a model block as recorded in the index.
@@ -33,6 +41,13 @@ type ModelInfo struct {
 	Offset int64
 	// Length is the blob length in bytes.
 	Length int
+	// SHA256 is the blob's SHA-256, recorded by format version 2 (zero in
+	// version 1 files).
+	SHA256 [32]byte
+	// External reports that the blob is not stored in the file: it is
+	// recorded by its hash and length only (format version 2), and
+	// ReadModel returns ErrExternalModel. Offset is 0.
+	External bool
 }
 
 // Reader gives random access to an .ntcb file through an io.ReaderAt.
@@ -191,6 +206,8 @@ func (r *Reader) readFooter() error {
 // parseIndex decodes and checks the index payload p, filling the model,
 // chunk and sample tables. It returns the metadata payload length.
 func (r *Reader) parseIndex(p []byte) (int, error) {
+	sz := r.version.sizes()
+	v2 := r.version >= versionV2
 	nModels := le.Uint32(p[indexModelCountAt:])
 	nChunks := le.Uint32(p[indexChunkCountAt:])
 	nSamples := le.Uint32(p[indexSampleCountAt:])
@@ -213,8 +230,8 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 	// The counts are bounded above, so this cannot overflow. Checking them
 	// against the index size caps every allocation below by the bytes
 	// actually read.
-	need := int64(indexFixedSize) + int64(nModels)*modelEntrySize +
-		int64(nChunks)*chunkEntrySize + int64(nSamples)*sampleEntryMinSize
+	need := int64(indexFixedSize) + int64(nModels)*int64(sz.model) +
+		int64(nChunks)*int64(sz.chunk) + int64(nSamples)*int64(sz.sampleFixed+1)
 	if need > int64(len(p)) {
 		return 0, fmt.Errorf("%d models, %d chunks and %d samples need at least %d bytes, index has %d: %w",
 			nModels, nChunks, nSamples, need, len(p), ErrCorrupt)
@@ -227,40 +244,51 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 	pos := indexFixedSize
 	r.models = make([]ModelInfo, nModels)
 	for i := range r.models {
-		e := p[pos : pos+modelEntrySize]
-		pos += modelEntrySize
+		e := p[pos : pos+sz.model]
+		pos += sz.model
 		off := le.Uint64(e[modelEntryOffsetAt:])
-		length := le.Uint32(e[modelEntryLengthAt:])
-		codec := e[modelEntryCodecAt]
+		m, err := parseModelEntry(e, v2)
 		switch {
-		case e[modelEntryReservedAt] != 0 || e[modelEntryReservedAt+1] != 0 || e[modelEntryReservedAt+2] != 0:
-			return 0, fmt.Errorf("model %d: reserved field not 0: %w", i, ErrCorrupt)
-		case length > MaxModelSize:
-			return 0, fmt.Errorf("model %d (codec %d): %d bytes > %d: %w", i, codec, length, MaxModelSize, errOverLimit)
+		case err != nil:
+			return 0, fmt.Errorf("model %d: %w", i, err)
+		case m.Length > MaxModelSize:
+			return 0, fmt.Errorf("model %d (codec %d): %d bytes > %d: %w", i, m.Codec, m.Length, MaxModelSize, errOverLimit)
 		case off > uint64(r.size):
 			return 0, fmt.Errorf("model %d (codec %d): offset %d beyond the file (%d bytes): %w",
-				i, codec, off, r.size, ErrTruncated)
+				i, m.Codec, off, r.size, ErrTruncated)
+		case m.External && off != 0:
+			return 0, fmt.Errorf("model %d (codec %d): external, with block offset %d: %w", i, m.Codec, off, ErrCorrupt)
 		}
-		for _, m := range r.models[:i] {
-			if m.Codec == codec {
-				return 0, fmt.Errorf("model %d: second model for codec %d: %w", i, codec, ErrDuplicateKey)
+		m.Offset = int64(off)
+		for _, o := range r.models[:i] {
+			if o.Codec == m.Codec {
+				return 0, fmt.Errorf("model %d: second model for codec %d: %w", i, m.Codec, ErrDuplicateKey)
 			}
 		}
-		r.models[i] = ModelInfo{Codec: codec, Offset: int64(off), Length: int(length)}
+		r.models[i] = m
 	}
 
 	r.chunks = make([]ChunkInfo, nChunks)
 	next := uint32(0) // first sample of the next chunk
 	for i := range r.chunks {
-		e := p[pos : pos+chunkEntrySize]
-		pos += chunkEntrySize
+		e := p[pos : pos+sz.chunk]
+		pos += sz.chunk
 		off := le.Uint64(e[chunkEntryOffsetAt:])
 		length := le.Uint32(e[chunkEntryLengthAt:])
 		first := le.Uint32(e[chunkEntryFirstAt:])
 		count := le.Uint32(e[chunkEntryCountAt:])
+		var flags uint8
+		var head, headCRC uint32
+		if v2 {
+			flags = e[chunkEntryFlagsAt]
+			head = le.Uint32(e[chunkEntryHeadLenAt:])
+			headCRC = le.Uint32(e[chunkEntryHeadCRCAt:])
+		}
+		split := flags&chunkFlagSplit != 0
 		switch {
-		case e[chunkEntryReservedAt] != 0 || e[chunkEntryReservedAt+1] != 0 || e[chunkEntryReservedAt+2] != 0:
-			return 0, fmt.Errorf("chunk %d: reserved field not 0: %w", i, ErrCorrupt)
+		case !v2 && (e[chunkEntryReservedAt] != 0 || e[chunkEntryReservedAt+1] != 0 || e[chunkEntryReservedAt+2] != 0),
+			v2 && (flags&^chunkFlagSplit != 0 || e[chunkEntryReservedAtV2] != 0 || e[chunkEntryReservedAtV2+1] != 0):
+			return 0, fmt.Errorf("chunk %d: reserved field or flag not 0: %w", i, ErrCorrupt)
 		case length > MaxChunkSize:
 			return 0, fmt.Errorf("chunk %d: %d bytes > %d: %w", i, length, MaxChunkSize, errOverLimit)
 		case off > uint64(r.size):
@@ -271,11 +299,15 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 			return 0, fmt.Errorf("chunk %d: no samples: %w", i, ErrCorrupt)
 		case count > nSamples-first:
 			return 0, fmt.Errorf("chunk %d: samples %d+%d beyond the %d samples: %w", i, first, count, nSamples, ErrCorrupt)
+		case split && head > length:
+			return 0, fmt.Errorf("chunk %d: head of %d bytes in a payload of %d: %w", i, head, length, ErrCorrupt)
+		case !split && (head != 0 || headCRC != 0):
+			return 0, fmt.Errorf("chunk %d: head length %d crc %#08x in a chunk that is not split: %w", i, head, headCRC, ErrCorrupt)
 		}
 		next = first + count
 		r.chunks[i] = ChunkInfo{
 			Offset: int64(off), Length: int(length), Codec: e[chunkEntryCodecAt],
-			First: int(first), Count: int(count),
+			First: int(first), Count: int(count), Split: split, Head: int(head), headCRC: headCRC,
 		}
 	}
 	if next != nSamples {
@@ -289,24 +321,34 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 	r.samples = make([]sampleEntry, nSamples)
 	r.keys = make(map[string]int32, nSamples)
 	ci := 0
+	var partAt int64 // where the next part of a split chunk starts in its payload
 	for i := range r.samples {
 		for ci < len(r.chunks) && i >= r.chunks[ci].First+r.chunks[ci].Count {
 			ci++
 		}
-		if len(tab)-tp < sampleEntryFixedSize {
+		c := &r.chunks[ci]
+		if i == c.First {
+			partAt = int64(c.Head)
+		}
+		if len(tab)-tp < sz.sampleFixed {
 			return 0, fmt.Errorf("sample %d: entry cut short at index byte %d: %w", i, pos+tp, ErrCorrupt)
 		}
-		e := tab[tp : tp+sampleEntryFixedSize]
+		e := tab[tp : tp+sz.sampleFixed]
 		chunk := getUint32(e[sampleEntryChunkAt:])
 		spos := getUint32(e[sampleEntryPosAt:])
 		tokens := getUint32(e[sampleEntryTokensAt:])
 		dim := getUint32(e[sampleEntryDimAt:])
-		klen := int(e[sampleEntryKeyLenAt]) | int(e[sampleEntryKeyLenAt+1])<<8
-		tp += sampleEntryFixedSize
+		klen := int(e[sz.keyLenAt]) | int(e[sz.keyLenAt+1])<<8
+		var partLen, partCRC uint32
+		if v2 {
+			partLen = getUint32(e[sampleEntryPartLenAt:])
+			partCRC = getUint32(e[sampleEntryPartCRCAt:])
+		}
+		tp += sz.sampleFixed
 		switch {
-		case int64(chunk) != int64(ci) || int64(spos) != int64(i-r.chunks[ci].First):
+		case int64(chunk) != int64(ci) || int64(spos) != int64(i-c.First):
 			return 0, fmt.Errorf("sample %d: chunk %d position %d, chunk table says chunk %d position %d: %w",
-				i, chunk, spos, ci, i-r.chunks[ci].First, ErrCorrupt)
+				i, chunk, spos, ci, i-c.First, ErrCorrupt)
 		case tokens > MaxShape || dim > MaxShape:
 			return 0, fmt.Errorf("sample %d: shape %d x %d beyond %d: %w", i, tokens, dim, MaxShape, ErrCorrupt)
 		case klen > MaxKeyLen:
@@ -315,6 +357,11 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 			return 0, fmt.Errorf("sample %d: empty key: %w", i, ErrCorrupt)
 		case klen > len(tab)-tp:
 			return 0, fmt.Errorf("sample %d: key of %d bytes cut short at index byte %d: %w", i, klen, pos+tp, ErrCorrupt)
+		case !c.Split && (partLen != 0 || partCRC != 0):
+			return 0, fmt.Errorf("sample %d: part of %d bytes in chunk %d, which is not split: %w", i, partLen, ci, ErrCorrupt)
+		case int64(partLen) > int64(c.Length)-partAt:
+			return 0, fmt.Errorf("sample %d: part of %d bytes at payload offset %d beyond chunk %d's %d bytes: %w",
+				i, partLen, partAt, ci, c.Length, ErrCorrupt)
 		}
 		key := tab[tp : tp+klen]
 		tp += klen
@@ -325,12 +372,37 @@ func (r *Reader) parseIndex(p []byte) (int, error) {
 			return 0, fmt.Errorf("samples %d and %d: key %q: %w", j, i, key, ErrDuplicateKey)
 		}
 		r.keys[key] = int32(i)
-		r.samples[i] = sampleEntry{key: key, chunk: chunk, pos: spos, tokens: tokens, dim: dim}
+		r.samples[i] = sampleEntry{key: key, chunk: chunk, pos: spos, tokens: tokens, dim: dim,
+			partOff: uint32(partAt), partLen: partLen, partCRC: partCRC}
+		partAt += int64(partLen)
+		if i == c.First+c.Count-1 && c.Split && partAt != int64(c.Length) {
+			return 0, fmt.Errorf("chunk %d: head and parts cover %d of its %d bytes: %w", ci, partAt, c.Length, ErrCorrupt)
+		}
 	}
 	if tp != len(tab) {
 		return 0, fmt.Errorf("%d bytes after the last sample entry: %w", len(tab)-tp, ErrCorrupt)
 	}
 	return int(metaLen), nil
+}
+
+// parseModelEntry decodes one model entry of a version 1 (v2 false) or
+// version 2 index, all but its offset, checking its reserved fields and
+// flags.
+func parseModelEntry(e []byte, v2 bool) (ModelInfo, error) {
+	m := ModelInfo{Codec: e[modelEntryCodecAt], Length: int(le.Uint32(e[modelEntryLengthAt:]))}
+	if !v2 {
+		if e[modelEntryReservedAt] != 0 || e[modelEntryReservedAt+1] != 0 || e[modelEntryReservedAt+2] != 0 {
+			return m, fmt.Errorf("reserved field not 0: %w", ErrCorrupt)
+		}
+		return m, nil
+	}
+	flags := e[modelEntryFlagsAt]
+	if flags&^modelFlagExternal != 0 || e[modelEntryReservedAtV2] != 0 || e[modelEntryReservedAtV2+1] != 0 {
+		return m, fmt.Errorf("reserved field or flag not 0: %w", ErrCorrupt)
+	}
+	m.External = flags&modelFlagExternal != 0
+	copy(m.SHA256[:], e[modelEntryHashAt:modelEntryHashAt+32])
+	return m, nil
 }
 
 // getUint32 decodes a little-endian uint32 from the start of s.
@@ -365,7 +437,9 @@ func (r *Reader) checkTiling(metaLen int) error {
 		ext = append(ext, extent{c.Offset, c.Offset + blockOverhead + int64(c.Length), blockChunk, i})
 	}
 	for i, m := range r.models {
-		ext = append(ext, extent{m.Offset, m.Offset + blockOverhead + int64(m.Length), blockModel, i})
+		if !m.External {
+			ext = append(ext, extent{m.Offset, m.Offset + blockOverhead + int64(m.Length), blockModel, i})
+		}
 	}
 	ext = append(ext,
 		extent{r.metaOff, r.metaOff + blockOverhead + int64(metaLen), blockMetadata, 0},
@@ -440,11 +514,16 @@ func (r *Reader) Models() []ModelInfo { return slices.Clone(r.models) }
 func (r *Reader) Metadata() []byte { return r.metadata }
 
 // ReadModel reads the model blob of the codec with the given id and checks
-// its CRC. It returns an error wrapping ErrNotFound if the file has none.
+// its CRC, and in format version 2 its SHA-256. It returns an error wrapping
+// ErrNotFound if the file has none, and one wrapping ErrExternalModel if the
+// file records the model by its hash only.
 func (r *Reader) ReadModel(codec uint8) ([]byte, error) {
 	for i, m := range r.models {
 		if m.Codec != codec {
 			continue
+		}
+		if m.External {
+			return nil, fmt.Errorf("model %d (codec %d, sha256 %x): %w", i, codec, m.SHA256, ErrExternalModel)
 		}
 		b := make([]byte, blockOverhead+m.Length)
 		if err := readFull(r.r, b, m.Offset); err != nil {
@@ -453,7 +532,11 @@ func (r *Reader) ReadModel(codec uint8) ([]byte, error) {
 		if err := checkBlock(b, blockModel, codec, m.Length); err != nil {
 			return nil, fmt.Errorf("model %d (codec %d) at offset %d: %w", i, codec, m.Offset, err)
 		}
-		return b[blockHeaderSize : blockHeaderSize+m.Length : blockHeaderSize+m.Length], nil
+		blob := b[blockHeaderSize : blockHeaderSize+m.Length : blockHeaderSize+m.Length]
+		if err := r.checkModelHash(m, blob); err != nil {
+			return nil, fmt.Errorf("model %d (codec %d) at offset %d: %w", i, codec, m.Offset, err)
+		}
+		return blob, nil
 	}
 	return nil, fmt.Errorf("model for codec %d: %w", codec, ErrNotFound)
 }
@@ -502,33 +585,53 @@ func (r *Reader) Verify() error {
 	}
 	buf := make([]byte, min(verifyBufSize, blockOverhead+largest))
 	for i, c := range r.chunks {
-		if err := r.verifyBlock(c.Offset, blockChunk, c.Codec, c.Length, buf); err != nil {
+		var obs blockObserver
+		if c.Split {
+			obs = r.splitSegments(i)
+		}
+		if err := r.verifyBlock(c.Offset, blockChunk, c.Codec, c.Length, buf, obs); err != nil {
 			return fmt.Errorf("chunk %d at offset %d: %w", i, c.Offset, err)
 		}
 	}
 	for i, m := range r.models {
-		if err := r.verifyBlock(m.Offset, blockModel, m.Codec, m.Length, buf); err != nil {
+		if m.External {
+			continue
+		}
+		var obs blockObserver
+		if r.version >= versionV2 {
+			obs = &payloadHash{h: sha256.New(), want: m.SHA256}
+		}
+		if err := r.verifyBlock(m.Offset, blockModel, m.Codec, m.Length, buf, obs); err != nil {
 			return fmt.Errorf("model %d (codec %d) at offset %d: %w", i, m.Codec, m.Offset, err)
 		}
 	}
-	if err := r.verifyBlock(r.metaOff, blockMetadata, 0, len(r.metadata), buf); err != nil {
+	if err := r.verifyBlock(r.metaOff, blockMetadata, 0, len(r.metadata), buf, nil); err != nil {
 		return fmt.Errorf("metadata block at offset %d: %w", r.metaOff, err)
 	}
-	if err := r.verifyBlock(r.indexOff, blockIndex, 0, r.indexLen, buf); err != nil {
+	if err := r.verifyBlock(r.indexOff, blockIndex, 0, r.indexLen, buf, nil); err != nil {
 		return fmt.Errorf("index block at offset %d: %w", r.indexOff, err)
 	}
 	return nil
 }
 
-// verifyBlock checks the block at off, reading it through buf in pieces.
-func (r *Reader) verifyBlock(off int64, typ, codec uint8, length int, buf []byte) error {
+// verifyBlock checks the block at off, reading it through buf in pieces,
+// and hands the block's bytes [0, 8+length) to obs, if any, for its own
+// checks.
+func (r *Reader) verifyBlock(off int64, typ, codec uint8, length int, buf []byte, obs blockObserver) error {
 	total := blockOverhead + length
 	if total <= len(buf) {
 		b := buf[:total]
 		if err := readFull(r.r, b, off); err != nil {
 			return err
 		}
-		return checkBlock(b, typ, codec, length)
+		if err := checkBlock(b, typ, codec, length); err != nil {
+			return err
+		}
+		if obs == nil {
+			return nil
+		}
+		obs.write(b[:blockHeaderSize+length])
+		return obs.done()
 	}
 	// len(buf) >= blockHeaderSize, so the first piece holds the header.
 	var hdr [blockHeaderSize]byte
@@ -543,6 +646,9 @@ func (r *Reader) verifyBlock(off int64, typ, codec uint8, length int, buf []byte
 			copy(hdr[:], b)
 		}
 		crc = crc32.Update(crc, castagnoli, b)
+		if obs != nil {
+			obs.write(b)
+		}
 		at += int64(len(b))
 	}
 	var t [blockCRCSize]byte
@@ -552,7 +658,13 @@ func (r *Reader) verifyBlock(off int64, typ, codec uint8, length int, buf []byte
 	if want := le.Uint32(t[:]); crc != want {
 		return fmt.Errorf("crc %#08x, stored %#08x: %w", crc, want, ErrChecksum)
 	}
-	return checkBlockHeader(hdr[:], typ, codec, length)
+	if err := checkBlockHeader(hdr[:], typ, codec, length); err != nil {
+		return err
+	}
+	if obs == nil {
+		return nil
+	}
+	return obs.done()
 }
 
 // readFull reads len(b) bytes at off. A short read is ErrTruncated.

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -22,6 +23,9 @@ type sampleEntry struct {
 	chunk, pos uint32
 	tokens     uint32
 	dim        uint32
+	// The sample's part of a split chunk: its offset in the chunk's
+	// payload (derived, not stored), length and CRC; zero otherwise.
+	partOff, partLen, partCRC uint32
 }
 
 // Writer streams an .ntcb file to an io.Writer: NewWriter writes the header,
@@ -67,9 +71,40 @@ func NewWriter(w io.Writer) (*Writer, error) {
 func (w *Writer) Offset() int64 { return w.off }
 
 // WriteModel appends a model block holding blob, the fitted model of the
-// codec with the given id. A file holds at most one model per codec id; a
-// second one is refused with ErrDuplicateKey.
+// codec with the given id, and records its SHA-256 in the index. A file
+// holds at most one model per codec id, stored or external; a second one is
+// refused with ErrDuplicateKey.
 func (w *Writer) WriteModel(codec uint8, blob []byte) error {
+	if err := w.checkModel(codec, len(blob)); err != nil {
+		return err
+	}
+	off := w.off
+	if err := w.writeBlock(blockModel, codec, blob); err != nil {
+		return err
+	}
+	w.models = append(w.models, ModelInfo{Codec: codec, Offset: off, Length: len(blob), SHA256: sha256.Sum256(blob)})
+	w.indexLen += modelEntrySizeV2
+	return nil
+}
+
+// WriteModelRef records the model of the codec with the given id by its
+// length and SHA-256 only: the blob is stored elsewhere (a model file shared
+// by many files), and a reader must find it by its hash. The same limits as
+// WriteModel apply.
+func (w *Writer) WriteModelRef(codec uint8, length int, sha [32]byte) error {
+	if err := w.checkModel(codec, length); err != nil {
+		return err
+	}
+	if length < 0 {
+		return fmt.Errorf("model for codec %d: length %d: %w", codec, length, ErrInvalid)
+	}
+	w.models = append(w.models, ModelInfo{Codec: codec, Length: length, SHA256: sha, External: true})
+	w.indexLen += modelEntrySizeV2
+	return nil
+}
+
+// checkModel checks that a model of the given length can be added.
+func (w *Writer) checkModel(codec uint8, length int) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
@@ -78,18 +113,12 @@ func (w *Writer) WriteModel(codec uint8, blob []byte) error {
 			return fmt.Errorf("model for codec %d already written: %w", codec, ErrDuplicateKey)
 		}
 	}
-	if len(blob) > MaxModelSize {
-		return fmt.Errorf("model for codec %d: %d bytes > %d: %w", codec, len(blob), MaxModelSize, ErrTooLarge)
+	if length > MaxModelSize {
+		return fmt.Errorf("model for codec %d: %d bytes > %d: %w", codec, length, MaxModelSize, ErrTooLarge)
 	}
-	if w.indexLen+modelEntrySize > MaxIndexSize {
+	if w.indexLen+modelEntrySizeV2 > MaxIndexSize {
 		return fmt.Errorf("model for codec %d: index would exceed %d bytes: %w", codec, MaxIndexSize, ErrTooLarge)
 	}
-	off := w.off
-	if err := w.writeBlock(blockModel, codec, blob); err != nil {
-		return err
-	}
-	w.models = append(w.models, ModelInfo{Codec: codec, Offset: off, Length: len(blob)})
-	w.indexLen += modelEntrySize
 	return nil
 }
 
@@ -98,6 +127,39 @@ func (w *Writer) WriteModel(codec uint8, blob []byte) error {
 // empty (ErrInvalid), and keys must be unique across the file
 // (ErrDuplicateKey). A refused chunk writes nothing.
 func (w *Writer) WriteChunk(codec uint8, payload []byte, samples []SampleInfo) error {
+	return w.writeChunk(codec, payload, -1, nil, samples)
+}
+
+// WriteSplitChunk appends a chunk block whose payload is a head of head
+// bytes followed by one part per sample, parts[j] bytes for samples[j],
+// tiling the payload; the codec that wrote it guarantees that the head
+// followed by the parts of any run of consecutive samples is a valid
+// payload of those samples (codec.Splitter). The index records the head's
+// and every part's CRC so that a reader can fetch single samples
+// (Reader.ReadSampleRange). Otherwise as WriteChunk.
+func (w *Writer) WriteSplitChunk(codec uint8, payload []byte, head int, parts []int, samples []SampleInfo) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if len(parts) != len(samples) {
+		return fmt.Errorf("chunk %d: %d parts for %d samples: %w", len(w.chunks), len(parts), len(samples), ErrInvalid)
+	}
+	at := int64(head)
+	for _, n := range parts {
+		if n < 0 {
+			return fmt.Errorf("chunk %d: part of %d bytes: %w", len(w.chunks), n, ErrInvalid)
+		}
+		at += int64(n)
+	}
+	if head < 0 || at != int64(len(payload)) {
+		return fmt.Errorf("chunk %d: head of %d bytes and parts of %d cover %d of its %d bytes: %w",
+			len(w.chunks), head, at-int64(head), at, len(payload), ErrInvalid)
+	}
+	return w.writeChunk(codec, payload, head, parts, samples)
+}
+
+// writeChunk appends a chunk, split when head >= 0.
+func (w *Writer) writeChunk(codec uint8, payload []byte, head int, parts []int, samples []SampleInfo) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
@@ -112,7 +174,7 @@ func (w *Writer) WriteChunk(codec uint8, payload []byte, samples []SampleInfo) e
 	case len(samples) > MaxSamples-len(w.samples):
 		return fmt.Errorf("chunk %d: more than %d samples: %w", ci, MaxSamples, ErrTooLarge)
 	}
-	add := int64(chunkEntrySize)
+	add := int64(chunkEntrySizeV2)
 	for j, s := range samples {
 		if err := checkKey(s.Key); err != nil {
 			return fmt.Errorf("chunk %d sample %d: %w", ci, j, err)
@@ -121,7 +183,7 @@ func (w *Writer) WriteChunk(codec uint8, payload []byte, samples []SampleInfo) e
 			return fmt.Errorf("chunk %d sample %d (%q): shape %d x %d outside [0, %d]: %w",
 				ci, j, s.Key, s.Tokens, s.Dim, MaxShape, ErrInvalid)
 		}
-		add += sampleEntryFixedSize + int64(len(s.Key))
+		add += sampleEntryFixedSizeV2 + int64(len(s.Key))
 	}
 	if w.indexLen+add > MaxIndexSize {
 		return fmt.Errorf("chunk %d: index would exceed %d bytes: %w", ci, MaxIndexSize, ErrTooLarge)
@@ -141,13 +203,23 @@ func (w *Writer) WriteChunk(codec uint8, payload []byte, samples []SampleInfo) e
 		return err
 	}
 	first := len(w.samples)
-	w.chunks = append(w.chunks, ChunkInfo{
-		Offset: off, Length: len(payload), Codec: codec, First: first, Count: len(samples),
-	})
+	c := ChunkInfo{Offset: off, Length: len(payload), Codec: codec, First: first, Count: len(samples)}
+	if head >= 0 {
+		var h [blockHeaderSize]byte
+		putBlockHeader(h[:], blockChunk, codec, uint32(len(payload)))
+		c.Split, c.Head = true, head
+		c.headCRC = crc32.Update(crc32.Update(0, castagnoli, h[:]), castagnoli, payload[:head])
+	}
+	w.chunks = append(w.chunks, c)
+	at := head
 	for j, s := range samples {
-		w.samples = append(w.samples, sampleEntry{
-			key: s.Key, chunk: uint32(ci), pos: uint32(j), tokens: uint32(s.Tokens), dim: uint32(s.Dim),
-		})
+		e := sampleEntry{key: s.Key, chunk: uint32(ci), pos: uint32(j), tokens: uint32(s.Tokens), dim: uint32(s.Dim)}
+		if head >= 0 {
+			e.partOff, e.partLen = uint32(at), uint32(parts[j])
+			e.partCRC = crc32.Checksum(payload[at:at+parts[j]], castagnoli)
+			at += parts[j]
+		}
+		w.samples = append(w.samples, e)
 	}
 	w.indexLen += add
 	return nil
@@ -198,20 +270,29 @@ func (w *Writer) encodeIndex(metaOff int64, metaLen int) []byte {
 	le.PutUint32(b[indexReserved2At:], 0)
 	p := indexFixedSize
 	for _, m := range w.models {
-		e := b[p : p+modelEntrySize]
+		e := b[p : p+modelEntrySizeV2]
 		le.PutUint64(e[modelEntryOffsetAt:], uint64(m.Offset))
 		le.PutUint32(e[modelEntryLengthAt:], uint32(m.Length))
 		e[modelEntryCodecAt] = m.Codec
-		p += modelEntrySize
+		if m.External {
+			e[modelEntryFlagsAt] = modelFlagExternal
+		}
+		copy(e[modelEntryHashAt:], m.SHA256[:])
+		p += modelEntrySizeV2
 	}
 	for _, c := range w.chunks {
-		e := b[p : p+chunkEntrySize]
+		e := b[p : p+chunkEntrySizeV2]
 		le.PutUint64(e[chunkEntryOffsetAt:], uint64(c.Offset))
 		le.PutUint32(e[chunkEntryLengthAt:], uint32(c.Length))
 		e[chunkEntryCodecAt] = c.Codec
+		if c.Split {
+			e[chunkEntryFlagsAt] = chunkFlagSplit
+		}
 		le.PutUint32(e[chunkEntryFirstAt:], uint32(c.First))
 		le.PutUint32(e[chunkEntryCountAt:], uint32(c.Count))
-		p += chunkEntrySize
+		le.PutUint32(e[chunkEntryHeadLenAt:], uint32(c.Head))
+		le.PutUint32(e[chunkEntryHeadCRCAt:], c.headCRC)
+		p += chunkEntrySizeV2
 	}
 	for _, s := range w.samples {
 		e := b[p:]
@@ -219,9 +300,11 @@ func (w *Writer) encodeIndex(metaOff int64, metaLen int) []byte {
 		le.PutUint32(e[sampleEntryPosAt:], s.pos)
 		le.PutUint32(e[sampleEntryTokensAt:], s.tokens)
 		le.PutUint32(e[sampleEntryDimAt:], s.dim)
-		le.PutUint16(e[sampleEntryKeyLenAt:], uint16(len(s.key)))
-		copy(e[sampleEntryKeyAt:], s.key)
-		p += sampleEntryFixedSize + len(s.key)
+		le.PutUint32(e[sampleEntryPartLenAt:], s.partLen)
+		le.PutUint32(e[sampleEntryPartCRCAt:], s.partCRC)
+		le.PutUint16(e[sampleEntryKeyLenAtV2:], uint16(len(s.key)))
+		copy(e[sampleEntryKeyAtV2:], s.key)
+		p += sampleEntryFixedSizeV2 + len(s.key)
 	}
 	if p != len(b) {
 		panic(fmt.Sprintf("container: index size %d, computed %d", p, len(b)))

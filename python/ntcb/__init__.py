@@ -23,6 +23,7 @@ from .errors import (
     BadMagic,
     ChecksumError,
     CorruptError,
+    ExternalModel,
     NotFound,
     NtcbError,
     TooLargeError,
@@ -48,5 +49,6 @@ __all__ = [
     "TooLargeError",
     "TruncatedError",
     "UnknownCodecError",
+    "ExternalModel",
     "NotFound",
 ]

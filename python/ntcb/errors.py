@@ -56,6 +56,11 @@ class UnknownCodecError(CorruptError):
     """A chunk uses a codec this reader does not know."""
 
 
+class ExternalModel(NtcbError):
+    """The file records its model by SHA-256 only: the blob is stored elsewhere
+    (a model file shared by many files) and must be found by its hash."""
+
+
 class NotFound(NtcbError, KeyError):
     """A key is not in the file."""
 

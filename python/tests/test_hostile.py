@@ -96,7 +96,7 @@ def test_bad_magic(tmp_path):
 
 def test_unsupported_version():
     b = bytearray(golden_bytes("int8"))
-    b[8] = 2
+    b[8] = 3
     with pytest.raises(ntcb.UnsupportedVersion):
         read_all(bytes(b))
 

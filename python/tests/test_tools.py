@@ -127,19 +127,21 @@ def test_model_file_option(tmp_path):
     n_models, n_chunks = struct.unpack_from("<II", b, ip)
     assert n_models == 1
     struct.pack_into("<I", b, ip, 0)
-    entries = bytes(b[ip + 32 + 16 : ip + c.index_length])
+    model_size, chunk_size, _ = container.ENTRY_SIZES[c.version]
+    entries = bytes(b[ip + 32 + model_size : ip + c.index_length])
     meta_off = c.meta_offset - (shift if c.meta_offset > mi.offset else 0)
     struct.pack_into("<Q", b, ip + 16, meta_off)
     for i in range(n_chunks):  # chunk entries follow the (removed) model entry
-        off = struct.unpack_from("<Q", entries, 24 * i)[0]
-        entries = entries[: 24 * i] + struct.pack("<Q", off - shift if off > mi.offset else off) + entries[24 * i + 8 :]
+        at = chunk_size * i
+        off = struct.unpack_from("<Q", entries, at)[0]
+        entries = entries[:at] + struct.pack("<Q", off - shift if off > mi.offset else off) + entries[at + 8 :]
     index = bytes(b[ip : ip + 32]) + entries
     body = bytes(b[:io])
     blk = struct.pack("<BBHI", 4, 0, 0, len(index)) + index
     from ntcb._crc32c import crc32c
 
     blk += struct.pack("<I", crc32c(blk))
-    footer = struct.pack("<QIHH", io, len(index), 1, 0)
+    footer = struct.pack("<QIHH", io, len(index), c.version, 0)
     data = body + blk + footer + struct.pack("<I", crc32c(footer)) + b"\x89NTCBEND"
     p = str(tmp_path / "nomodel.ntcb")
     open(p, "wb").write(data)
