@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ntc-project/ntc/internal/sample"
+	"github.com/ntc-project/ntc/pkg/tensorio"
 )
 
 // writeSample writes the embedded real token sample into a new temporary
@@ -123,5 +125,89 @@ func TestPanicExitCode(t *testing.T) {
 	code := run(t.Context(), []string{"inspect", x}, panicWriter{}, &errb)
 	if code != 4 || !strings.Contains(errb.String(), "internal error") || !strings.Contains(errb.String(), "broken stream") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// writeScaled writes the embedded sample's tokens, times scale, as a
+// float32 .npy file dir/name, with the value at (sample, token, channel)
+// set to poke when poke is not zero, and returns its path.
+func writeScaled(t *testing.T, in, dir, name string, scale float32, at [3]int, poke float32) string {
+	t.Helper()
+	vals, shape, _, err := tensorio.ReadAll(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, tk, d := shape[0], shape[1], shape[2]
+	for i := range vals {
+		vals[i] *= scale
+	}
+	if poke != 0 {
+		vals[(at[0]*tk+at[1])*d+at[2]] = poke
+	}
+	p := filepath.Join(dir, name)
+	w, err := tensorio.Create(p, tensorio.Float32, n, tk, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	for i := range n {
+		if err := w.WriteSample(vals[i*tk*d : (i+1)*tk*d]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRangeErrors checks values a codec cannot hold: large finite values
+// (the learned codec's quantizer panicked on tokens times 1e5), int8
+// scales beyond float16 (reported as a damaged output, exit 3), and a NaN,
+// whose message named the output file and a flat index. Each is bad input
+// (exit 1) with a message naming the input file, the sample's key, the
+// token and the channel, and leaves no output.
+func TestRangeErrors(t *testing.T) {
+	dir, in := writeSample(t)
+	big := writeScaled(t, in, dir, "big.npy", 1e5, [3]int{}, 0)
+	huge := writeScaled(t, in, dir, "huge.npy", 1, [3]int{1, 7, 3}, 3e7)
+	nan := writeScaled(t, in, dir, "n.npy", 1, [3]int{2, 100, 50}, float32(math.NaN()))
+	in = writeScaled(t, in, dir, "a.npy", 1, [3]int{}, 0) // the same dtype as the others
+	out := filepath.Join(dir, "out.ntcb")
+	cases := []struct {
+		name string
+		args []string
+		msg  []string
+	}{
+		{"learned codec, tokens times 1e5", []string{"encode", big, "-o", out}, []string{"big.npy", `big#0"`, "token", "channel", "65504"}},
+		{"fit, tokens times 1e5", []string{"fit", big, "-o", filepath.Join(dir, "m.ntcm")}, []string{"big.npy", "token", "channel"}},
+		{"int8 scale beyond float16", []string{"encode", in, huge, "-o", out, "--codec", "int8"}, []string{"huge.npy", `huge#1"`, "token 7, channel 3", "int8"}},
+		{"int4 scale beyond float16", []string{"encode", huge, "-o", out, "--codec", "int4"}, []string{"huge.npy", "token 7, channel 3", "int4"}},
+		{"NaN", []string{"encode", in, nan, "-o", out, "--codec", "int8"}, []string{"n.npy", `n#2"`, "token 100, channel 50", "NaN"}},
+		{"NaN, learned codec", []string{"encode", in, nan, "-o", out}, []string{"n.npy", `n#2"`, "token 100, channel 50", "NaN"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errs := ntc(t, c.args...)
+			if code != exitError {
+				t.Fatalf("exit %d, want %d: %s", code, exitError, errs)
+			}
+			for _, m := range c.msg {
+				if !strings.Contains(errs, m) {
+					t.Errorf("stderr %q does not mention %q", errs, m)
+				}
+			}
+			if strings.Contains(errs, "out.ntcb") {
+				t.Errorf("stderr %q blames the output", errs)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("a failed encode left its output")
+			}
+		})
+	}
+	// bench reports the codec it cannot run and does not panic.
+	code, _, errs := ntc(t, "bench", big, "--codecs", "ntc,int8", "--ratios", "8")
+	if code != 0 || !strings.Contains(errs, "skipped ntc") || !strings.Contains(errs, "65504") {
+		t.Fatalf("bench: exit %d: %s", code, errs)
 	}
 }

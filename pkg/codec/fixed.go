@@ -107,11 +107,12 @@ func (c *fixedCodec) Encode(dst []byte, src []float32, n int) ([]byte, error) {
 		for off := 0; off < d; off += c.group {
 			g := src[t+off : t+min(off+c.group, d)]
 			var amax float32
-			for i, v := range g {
-				if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
-					return nil, fmt.Errorf("%w: value %g at index %d is not finite", ErrRange, v, t+off+i)
-				}
+			for _, v := range g {
 				amax = max(amax, abs32(v))
+			}
+			// NaN and infinities fail this test too.
+			if !(amax <= c.f.maxCode*MaxFloat16) {
+				return nil, checkRange(g, t+off, c.f.maxCode*MaxFloat16, c.rangeWhy())
 			}
 			h := scaleFor(amax, c.f.maxCode)
 			out[p], out[p+1] = byte(h), byte(h>>8)
@@ -126,6 +127,11 @@ func (c *fixedCodec) Encode(dst []byte, src []float32, n int) ([]byte, error) {
 		}
 	}
 	return dst, nil
+}
+
+// rangeWhy says what bounds the values the codec holds.
+func (c *fixedCodec) rangeWhy() string {
+	return fmt.Sprintf("the largest magnitude %s holds (%g times its float16 scale)", c.f.name, c.f.maxCode)
 }
 
 func (c *fixedCodec) Decode(dst []float32, payload []byte, n int) error {

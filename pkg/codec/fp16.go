@@ -78,7 +78,7 @@ func (c *fp16Codec) Encode(dst []byte, src []float32, n int) ([]byte, error) {
 	for i, v := range src {
 		h := f16.FromFloat32(v)
 		if !f16.IsFinite16(h) && !math.IsInf(float64(v), 0) && !math.IsNaN(float64(v)) {
-			return nil, fmt.Errorf("%w: value %g at index %d exceeds the float16 range", ErrRange, v, i)
+			return nil, &RangeError{Index: i, Value: v, Why: fmt.Sprintf("exceeds the float16 range (±%d)", MaxFloat16)}
 		}
 		lo[i], hi[i] = byte(h), byte(h>>8)
 	}

@@ -23,14 +23,11 @@ func (cs *coefSet) block(s, b int) []float32 {
 	return cs.coef[i : i+blockSize*cs.stride]
 }
 
-// checkFinite reports the first non-finite value of src.
+// checkFinite reports the first value of src that is not finite, or
+// beyond the float16 range: the model keeps the mean and the int8 rows'
+// scales as float16, so larger values would overflow them.
 func checkFinite(src []float32) error {
-	for i, v := range src {
-		if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
-			return fmt.Errorf("%w: value %g at index %d is not finite", ErrRange, v, i)
-		}
-	}
-	return nil
+	return checkRange(src, 0, MaxFloat16, "the largest magnitude the learned codec holds (its model is float16)")
 }
 
 // transform computes the block coefficients of n samples of src.

@@ -2,6 +2,7 @@ package ntcb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -107,6 +108,10 @@ func EncodeFile(ctx context.Context, path string, src Source, opts Options) (*Re
 	res, meta, err := encode(ctx, f.Writer, src, opts)
 	if err == nil {
 		err = f.Commit(meta)
+	}
+	var se *SampleError
+	if errors.As(err, &se) {
+		return nil, err // it names the input
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -223,8 +228,16 @@ func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perC
 			return nil, err
 		}
 	}
-	return spec.New(l, train, n, copts)
+	c, err := spec.New(l, train, n, copts)
+	if err != nil {
+		return nil, locate(err, src, l, func(k int) int { return fitSample(k, n, src.Len()) })
+	}
+	return c, nil
 }
+
+// fitSample returns the dataset index of the k-th of n fit samples spread
+// evenly over total.
+func fitSample(k, n, total int) int { return int(int64(k) * int64(total) / int64(n)) }
 
 // adjustRatio turns a target ratio for the whole file into the target for
 // the codec's own bytes (model and chunk payloads), taking out the bytes of
@@ -258,7 +271,7 @@ func (o *Options) readFitSamples(ctx context.Context, src Source, l codec.Layout
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
-		i := int(int64(k) * int64(src.Len()) / int64(n))
+		i := fitSample(k, n, src.Len())
 		if err := src.ReadSample(i, train[k*vals:(k+1)*vals]); err != nil {
 			return nil, 0, err
 		}
@@ -300,7 +313,7 @@ func encodeChunks(ctx context.Context, w *container.Writer, src Source, c codec.
 	work := func(ci int, j *encodeJob) error {
 		var err error
 		if j.payload, err = c.Encode(j.payload[:0], j.vals, j.n); err != nil {
-			return err
+			return locate(err, src, l, func(k int) int { return ci*perChunk + k })
 		}
 		check, _ := checks.Get().(*[]float32)
 		if check == nil {

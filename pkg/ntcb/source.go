@@ -132,6 +132,12 @@ func (f *Files) Key(i int) string {
 	return in.key + "#" + strconv.Itoa(j)
 }
 
+// Origin implements Origin: the spec of the input that holds sample i.
+func (f *Files) Origin(i int) string {
+	fi, _ := f.locate(i)
+	return f.inputs[fi].spec
+}
+
 // ReadSample implements Source.
 func (f *Files) ReadSample(i int, dst []float32) error {
 	if i < 0 || i >= f.total {
