@@ -81,7 +81,13 @@ type Result struct {
 	BitsPerValue float64 `json:"bits_per_value"`
 	// Quality compares the decoded file with the input.
 	Quality metrics.Summary `json:"quality"`
+
+	acc *metrics.Accumulator
 }
+
+// Accumulator returns the statistics Quality summarises, to merge with
+// those of other files.
+func (r *Result) Accumulator() *metrics.Accumulator { return r.acc }
 
 // Encode writes the samples of src to w as a complete .ntcb stream and
 // closes the container writer (not the underlying writer).
@@ -160,7 +166,7 @@ func encode(ctx context.Context, w *container.Writer, src Source, opts Options) 
 		return nil, nil, err
 	}
 	res.Chunks = chunks
-	res.Quality = acc.Summary()
+	res.Quality, res.acc = acc.Summary(), acc
 	mb, err := meta.marshal()
 	return res, mb, err
 }

@@ -3,6 +3,7 @@ package ntcb
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/container"
@@ -95,6 +96,16 @@ func ReadModelFile(path string) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
+}
+
+// ReadModel reads a model file (.ntcm) held in r, of the given size,
+// checking its checksums and that the codec accepts the model.
+func ReadModel(r io.ReaderAt, size int64) (*Model, error) {
+	c, err := container.NewReader(r, size)
+	if err != nil {
+		return nil, err
+	}
+	return modelFrom(c)
 }
 
 func modelFrom(r *container.Reader) (*Model, error) {

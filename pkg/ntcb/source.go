@@ -162,6 +162,14 @@ func (f *Files) ReadSample(i int, dst []float32) error {
 	return f.cur.ReadSample(j, dst)
 }
 
+// Clone returns a Files over the same inputs with no file open, to read
+// them from another goroutine.
+func (f *Files) Clone() *Files {
+	c := *f
+	c.cur, c.curIdx = nil, -1
+	return &c
+}
+
 // Close implements Source.
 func (f *Files) Close() error {
 	if f.cur == nil {
