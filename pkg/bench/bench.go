@@ -106,6 +106,11 @@ type Options struct {
 	// whose codec.Spec.New accepts codec.Options.Ratio); each gets one row
 	// per ratio. Empty means DefaultRatios. Fixed-rate codecs get one row.
 	Ratios []float64
+	// Qualities are quality targets for codecs with rate control
+	// (codec.Options.Quality, such as "cos=0.99"); each gets one more row
+	// per target, after its ratio rows, at the rate its encoder finds for
+	// the target.
+	Qualities []string
 	// Repeat is the number of timed decode passes; 0 means DefaultRepeat.
 	Repeat int
 	// SampleReads is the number of timed cold sample reads; 0 means
@@ -217,9 +222,15 @@ type Input struct {
 
 // Skipped is a (codec, rate) that could not be measured.
 type Skipped struct {
-	Codec       string  `json:"codec"`
-	TargetRatio float64 `json:"target_ratio"`
-	Err         string  `json:"error"`
+	Codec         string  `json:"codec"`
+	TargetRatio   float64 `json:"target_ratio"`
+	TargetQuality string  `json:"target_quality,omitempty"`
+	Err           string  `json:"error"`
+}
+
+// Label names the skipped row as Row.Label does.
+func (s Skipped) Label() string {
+	return Row{Codec: s.Codec, TargetRatio: s.TargetRatio, TargetQuality: s.TargetQuality}.Label()
 }
 
 // Row holds the figures of one codec at one rate. Durations are in
@@ -228,8 +239,11 @@ type Row struct {
 	// Codec is the codec's name, or RawCodec for the reference row.
 	Codec string
 	// TargetRatio is the ratio asked of a rate-controlled codec; 0 for
-	// fixed-rate codecs and the reference row.
+	// fixed-rate codecs, the reference row and quality targets.
 	TargetRatio float64
+	// TargetQuality is the quality target asked of a rate-controlled codec
+	// instead of a ratio (Options.Qualities), such as "cos=0.99".
+	TargetQuality string
 	// Lossless reports whether the codec is lossless for float16 input
 	// and the input is float16.
 	Lossless bool
@@ -242,8 +256,12 @@ type Row struct {
 	Ratio        float64
 	BitsPerValue float64
 	// EncodeMBps and DecodeMBps are float16 MB per second of wall time.
+	// Encoding starts from the fitted model: it does not count the fit.
 	EncodeMBps float64
 	DecodeMBps float64
+	// FitSeconds is the wall time of fitting a learned codec's model (as
+	// 'ntc fit' does) before encoding; 0 for codecs that fit none.
+	FitSeconds float64
 	// DecodeP50ms and DecodeP99ms are the per-chunk decode latencies.
 	DecodeP50ms float64
 	DecodeP99ms float64
@@ -259,9 +277,12 @@ type Row struct {
 }
 
 // Label names the row for tables and charts: the codec, with its target
-// ratio for rate-controlled codecs ("ntc@8x").
+// for rate-controlled codecs ("ntc@8x", "ntc@cos=0.99").
 func (r Row) Label() string {
-	if r.TargetRatio > 0 {
+	switch {
+	case r.TargetQuality != "":
+		return r.Codec + "@" + r.TargetQuality
+	case r.TargetRatio > 0:
 		return fmt.Sprintf("%s@%gx", r.Codec, r.TargetRatio)
 	}
 	return r.Codec

@@ -12,20 +12,27 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ntc-project/ntc/internal/f16"
 	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
-// Two test codecs, registered under free ids: "benchrate" takes a target
-// ratio (it stores float32 and ignores the ratio, so it is exact), and
-// "benchfail" fails to encode.
+// Three test codecs, registered under free ids: "benchrate" takes a target
+// ratio (it stores float32 and ignores the ratio, so it is exact),
+// "benchfail" fails to encode, and "benchfit" is a learned codec whose
+// fitting takes fitDelay.
 const (
 	rateCodec = "benchrate"
 	failCodec = "benchfail"
+	fitCodec  = "benchfit"
 )
+
+// fitDelay is how long fitting fitCodec takes, on the bench's clock.
+var fitDelay time.Duration
 
 func init() {
 	id := uint8(255)
@@ -52,6 +59,14 @@ func init() {
 			return &testCodec{name: failCodec, l: l, fail: true}, nil
 		},
 		Load: func(l codec.Layout, _ []byte) (codec.Codec, error) { return &testCodec{name: failCodec, l: l}, nil },
+	})
+	codec.Register(codec.Spec{
+		Name: fitCodec, ID: free(), Learned: true, Summary: "test: float32, slow to fit",
+		New: func(l codec.Layout, _ []float32, _ int, o codec.Options) (codec.Codec, error) {
+			clock.advance(fitDelay)
+			return &testCodec{name: fitCodec, l: l}, nil
+		},
+		Load: func(l codec.Layout, _ []byte) (codec.Codec, error) { return &testCodec{name: fitCodec, l: l}, nil },
 	})
 }
 
@@ -111,7 +126,7 @@ func TestRun(t *testing.T) {
 	src := &ntcb.Memory{Data: tokens(1, n, tk, d), N: n, Tokens: tk, Dim: d, KeyPrefix: "s"}
 	names := append(fixedCodecs(), rateCodec, failCodec)
 	rep, err := Run(context.Background(), src, Options{
-		Codecs: names, Ratios: []float64{2, 4}, Repeat: 2, SampleReads: 5, Prefix: -1,
+		Codecs: names, Ratios: []float64{2, 4}, Qualities: []string{"cos=0.9"}, Repeat: 2, SampleReads: 5, Prefix: -1,
 		ChunkBytes: 3 * 2 * tk * d, Files: []string{"mem"},
 	})
 	if err != nil {
@@ -125,9 +140,12 @@ func TestRun(t *testing.T) {
 		labels = append(labels, r.Label())
 	}
 	want := append([]string{RawCodec}, fixedCodecs()...)
-	want = append(want, rateCodec+"@2x", rateCodec+"@4x")
+	want = append(want, rateCodec+"@2x", rateCodec+"@4x", rateCodec+"@cos=0.9")
 	if !slices.Equal(labels, want) {
 		t.Fatalf("rows %v, want %v", labels, want)
+	}
+	if q := rep.Rows[len(rep.Rows)-1]; q.TargetQuality != "cos=0.9" || q.TargetRatio != 0 {
+		t.Errorf("quality row %+v", q)
 	}
 	if len(rep.Skipped) != 1 || rep.Skipped[0].Codec != failCodec || !strings.Contains(rep.Skipped[0].Err, "refuses") {
 		t.Fatalf("skipped %+v", rep.Skipped)
@@ -157,6 +175,52 @@ func TestRun(t *testing.T) {
 	}
 	if raw := rep.Rows[0]; raw.Ratio != 1 || raw.BitsPerValue != 16 || raw.FileBytes != int64(2*values) {
 		t.Errorf("raw row %+v", raw)
+	}
+}
+
+// fakeClock is a clock that moves 1 µs at every reading, and further when
+// told to.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+var clock fakeClock
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Microsecond)
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestFitTimedApart checks that a learned codec's fit is timed on its own
+// and not counted in its encode speed: on a fake clock the fit takes an
+// hour, everything else microseconds.
+func TestFitTimedApart(t *testing.T) {
+	fitDelay, now = time.Hour, clock.now
+	defer func() { fitDelay, now = 0, time.Now }()
+	src := &ntcb.Memory{Data: tokens(1, 4, 5, 4), N: 4, Tokens: 5, Dim: 4}
+	rep, err := Run(context.Background(), src, Options{Codecs: []string{fitCodec, "int8"}, Ratios: []float64{2}, Repeat: 1, SampleReads: 1, Prefix: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 3 {
+		t.Fatalf("rows %+v, skipped %+v", rep.Rows, rep.Skipped)
+	}
+	fit, fixed := rep.Rows[1], rep.Rows[2]
+	encode := float64(rep.Input.FP16Bytes) / fit.EncodeMBps / 1e6
+	if fit.FitSeconds < fitDelay.Seconds() || encode >= 1 {
+		t.Errorf("%s: fit %.3f s, encode %.3f s; want the fit's %v apart from the encode", fit.Label(), fit.FitSeconds, encode, fitDelay)
+	}
+	if fixed.FitSeconds != 0 {
+		t.Errorf("%s: fit %.3f s", fixed.Label(), fixed.FitSeconds)
 	}
 }
 
@@ -318,7 +382,7 @@ func TestRecommend(t *testing.T) {
 }
 
 // requiredKeys are the JSON keys every row must carry.
-var requiredKeys = []string{"codec", "target_ratio", "ratio", "bits_per_value", "encode_mbps", "decode_mbps",
+var requiredKeys = []string{"codec", "target_ratio", "target_quality", "ratio", "bits_per_value", "encode_mbps", "fit_s", "decode_mbps",
 	"decode_p50_ms", "decode_p99_ms", "sample_p50_ms", "sample_p99_ms", "snr_db", "nmse", "cos_mean", "cos_p1",
 	"cos_min", "max_abs_err", "nn_top1", "nn_top5"}
 
@@ -338,7 +402,7 @@ func TestRowJSONAndCSV(t *testing.T) {
 			t.Errorf("JSON lacks %q: %s", k, b)
 		}
 	}
-	if m["snr_db"] != nil || m["target_ratio"] != nil || m["nn_top5"] != nil || m["ratio"] != 1.17 {
+	if m["snr_db"] != nil || m["target_ratio"] != nil || m["target_quality"] != nil || m["fit_s"] != nil || m["nn_top5"] != nil || m["ratio"] != 1.17 {
 		t.Errorf("JSON %s", b)
 	}
 	var buf bytes.Buffer

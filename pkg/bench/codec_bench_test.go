@@ -60,7 +60,7 @@ func sampleTokens(b *testing.B) ([]float32, int, codec.Layout) {
 func benchCodecs(b *testing.B, vals []float32, n int, l codec.Layout) []benchCase {
 	var cases []benchCase
 	for _, name := range DefaultCodecs() {
-		if name == rateCodec || name == failCodec {
+		if name == rateCodec || name == failCodec || name == fitCodec {
 			continue
 		}
 		spec, err := codec.Lookup(name)

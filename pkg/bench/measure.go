@@ -18,6 +18,12 @@ import (
 	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
+// now is the clock of every timing; tests replace it.
+var now = time.Now
+
+// since returns the time elapsed on now's clock since t.
+func since(t time.Time) time.Duration { return now().Sub(t) }
+
 // dataset is the input held in memory, with what every row compares
 // against.
 type dataset struct {
@@ -234,12 +240,12 @@ func (ds *dataset) measureRaw(ctx context.Context, o *Options) (Row, error) {
 	touch(raw)
 	f16.Encode(raw[:min(ds.perChunk, ds.n)*v], ds.vals[:min(ds.perChunk, ds.n)*v]) // warm-up
 	runtime.GC()
-	start := time.Now()
+	start := now()
 	for first := 0; first < ds.n; first += ds.perChunk {
 		end := min(first+ds.perChunk, ds.n)
 		f16.Encode(raw[first*v:end*v], ds.vals[first*v:end*v])
 	}
-	row.EncodeMBps = float64(ds.fp16Bytes()) / time.Since(start).Seconds() / 1e6
+	row.EncodeMBps = float64(ds.fp16Bytes()) / since(start).Seconds() / 1e6
 	st.Add(ds.n)
 
 	out := make([]float32, min(ds.perChunk, ds.n)*v)
@@ -251,9 +257,9 @@ func (ds *dataset) measureRaw(ctx context.Context, o *Options) (Row, error) {
 				return row, err
 			}
 			end := min(first+ds.perChunk, ds.n)
-			t := time.Now()
+			t := now()
 			f16.Decode(out[:(end-first)*v], raw[first*v:end*v])
-			d := time.Since(t)
+			d := since(t)
 			if pass == 0 {
 				chk.add(first, end-first, out)
 			} else {
@@ -265,9 +271,9 @@ func (ds *dataset) measureRaw(ctx context.Context, o *Options) (Row, error) {
 	}
 	buf := make([]float32, v)
 	for _, i := range ds.sampleOrder(o, func(i int) int { return i / ds.perChunk }) {
-		t := time.Now()
+		t := now()
 		f16.Decode(buf, raw[i*v:(i+1)*v])
-		tm.sample = append(tm.sample, time.Since(t))
+		tm.sample = append(tm.sample, since(t))
 		st.Add(1)
 	}
 	tm.finish(&row)
@@ -286,27 +292,40 @@ func RateControlled(spec codec.Spec, l codec.Layout, ratio float64) bool {
 	return !errors.Is(err, codec.ErrOption)
 }
 
+// rate is what a rate-controlled codec is asked for: a ratio or a quality
+// target; the zero value is a fixed-rate codec's own rate.
+type rate struct {
+	ratio   float64
+	quality string
+}
+
 // measureCodec measures one codec: one row for a fixed-rate codec, one per
-// target ratio for a rate-controlled one. Failures are returned as skipped
-// rows; only cancellation is an error.
+// target ratio and quality target for a rate-controlled one. Failures are
+// returned as skipped rows; only cancellation is an error.
 func (ds *dataset) measureCodec(ctx context.Context, name string, o *Options) ([]Row, []Skipped, error) {
 	spec, err := codec.Lookup(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	targets := []float64{0}
+	rates := []rate{{}}
 	if RateControlled(spec, ds.layout, o.Ratios[0]) {
-		targets = o.Ratios
+		rates = rates[:0]
+		for _, r := range o.Ratios {
+			rates = append(rates, rate{ratio: r})
+		}
+		for _, q := range o.Qualities {
+			rates = append(rates, rate{quality: q})
+		}
 	}
 	var rows []Row
 	var skipped []Skipped
-	for _, r := range targets {
+	for _, r := range rates {
 		row, err := ds.measure(ctx, spec, r, o)
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
 		if err != nil {
-			skipped = append(skipped, Skipped{Codec: name, TargetRatio: r, Err: err.Error()})
+			skipped = append(skipped, Skipped{Codec: name, TargetRatio: r.ratio, TargetQuality: r.quality, Err: err.Error()})
 			continue
 		}
 		rows = append(rows, row)
@@ -314,17 +333,29 @@ func (ds *dataset) measureCodec(ctx context.Context, name string, o *Options) ([
 	return rows, skipped, nil
 }
 
-// measure encodes the dataset with one codec at one target ratio into an
-// in-memory .ntcb file and measures decoding it.
-func (ds *dataset) measure(ctx context.Context, spec codec.Spec, target float64, o *Options) (Row, error) {
-	row := Row{Codec: spec.Name, TargetRatio: target, Lossless: spec.Lossless && ds.dtype == "float16"}
+// measure encodes the dataset with one codec at one rate into an in-memory
+// .ntcb file and measures decoding it. A learned codec's model is fitted
+// first, on its own clock, as 'ntc fit' would; the encode then starts from
+// it, as 'ntc encode --model' would, and writes what 'ntc encode' writes.
+func (ds *dataset) measure(ctx context.Context, spec codec.Spec, target rate, o *Options) (Row, error) {
+	row := Row{Codec: spec.Name, TargetRatio: target.ratio, TargetQuality: target.quality, Lossless: spec.Lossless && ds.dtype == "float16"}
 	st := ds.stage(o, row.Label())
 	defer st.Done()
 
 	eopts := ntcb.Options{
-		Codec: spec.Name, CodecOptions: codec.Options{Ratio: target}, ChunkBytes: o.ChunkBytes,
+		Codec: spec.Name, CodecOptions: codec.Options{Ratio: target.ratio, Quality: target.quality}, ChunkBytes: o.ChunkBytes,
 		Prefix: o.Prefix, GridH: o.GridH, GridW: o.GridW, FitSamples: o.FitSamples,
 		Workers: o.Workers, Tool: "ntc bench",
+	}
+	if spec.Learned {
+		runtime.GC()
+		start := now()
+		m, err := ntcb.Fit(ctx, ds, eopts)
+		if err != nil {
+			return row, err
+		}
+		row.FitSeconds = since(start).Seconds()
+		eopts.Model = m
 	}
 	// Warm-up: encode the first chunk's samples, untimed, so that one-time
 	// set-up (entropy coders, tables) is not charged to the timed run.
@@ -344,12 +375,12 @@ func (ds *dataset) measure(ctx context.Context, spec codec.Spec, target float64,
 	}
 	eopts.Progress = st
 	runtime.GC()
-	start := time.Now()
+	start := now()
 	res, err := ntcb.Encode(ctx, w, ds, eopts)
 	if err != nil {
 		return row, err
 	}
-	row.EncodeMBps = float64(ds.fp16Bytes()) / time.Since(start).Seconds() / 1e6
+	row.EncodeMBps = float64(ds.fp16Bytes()) / since(start).Seconds() / 1e6
 	row.FileBytes, row.ModelBytes, row.Chunks = res.FileBytes, res.ModelBytes, res.Chunks
 	row.Ratio, row.BitsPerValue = res.Ratio, res.BitsPerValue
 
@@ -372,9 +403,9 @@ func (ds *dataset) measure(ctx context.Context, spec codec.Spec, target float64,
 				return row, err
 			}
 			ch := cr.Chunk(c)
-			t := time.Now()
+			t := now()
 			out, err = rd.ReadChunk(c, out)
-			d := time.Since(t)
+			d := since(t)
 			if err != nil {
 				return row, err
 			}
@@ -404,9 +435,9 @@ func (ds *dataset) measure(ctx context.Context, spec codec.Spec, target float64,
 				return row, err
 			}
 		}
-		t := time.Now()
+		t := now()
 		sbuf, err = fr.ReadSample(i, sbuf)
-		d := time.Since(t)
+		d := since(t)
 		if err != nil {
 			return row, err
 		}

@@ -23,6 +23,12 @@ var columns = []column{
 		}
 		return r.TargetRatio
 	}},
+	{"target_quality", func(r *Row) any {
+		if r.TargetQuality == "" {
+			return math.NaN() // null: a ratio target or none
+		}
+		return r.TargetQuality
+	}},
 	{"lossless", func(r *Row) any { return r.Lossless }},
 	{"ratio", func(r *Row) any { return r.Ratio }},
 	{"bits_per_value", func(r *Row) any { return r.BitsPerValue }},
@@ -30,6 +36,12 @@ var columns = []column{
 	{"model_bytes", func(r *Row) any { return r.ModelBytes }},
 	{"chunks", func(r *Row) any { return r.Chunks }},
 	{"encode_mbps", func(r *Row) any { return r.EncodeMBps }},
+	{"fit_s", func(r *Row) any {
+		if r.FitSeconds == 0 {
+			return math.NaN() // null: no model to fit
+		}
+		return r.FitSeconds
+	}},
 	{"decode_mbps", func(r *Row) any { return r.DecodeMBps }},
 	{"decode_p50_ms", func(r *Row) any { return r.DecodeP50ms }},
 	{"decode_p99_ms", func(r *Row) any { return r.DecodeP99ms }},
@@ -57,8 +69,9 @@ func Columns() []string {
 
 // MarshalJSON writes the row as an object with the keys of Columns, in
 // that order. Non-finite figures are null: the SNR of a lossless codec
-// (+Inf), the target ratio of a fixed-rate codec, the nearest-neighbour
-// agreement of a single sample.
+// (+Inf), the target ratio of a fixed-rate codec, the fit time of a codec
+// without a model, the nearest-neighbour agreement of a single sample;
+// so is an absent quality target.
 func (r Row) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
