@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +25,7 @@ type benchOptions struct {
 	device      string
 	json        bool
 	csv         bool
+	wide        bool
 	plot        string
 	repeat      int
 	recommend   bool
@@ -46,7 +47,7 @@ type benchOptions struct {
 }
 
 // embeddedNote describes the default input in headers and charts.
-const embeddedNote = "embedded sample: 8 real DeiT-Tiny block-10 token samples"
+var embeddedNote = "embedded sample: " + sample.Bench.About
 
 func newBenchCmd(g *globals, runF func(context.Context, *benchOptions, []string) error) *cobra.Command {
 	o := &benchOptions{}
@@ -57,18 +58,23 @@ func newBenchCmd(g *globals, runF func(context.Context, *benchOptions, []string)
 the codecs with rate control) into in-memory .ntcb files, decodes them back,
 and prints one row per codec and rate, next to raw float16 as the reference:
 
-  ratio        float16 bytes / bytes of the whole .ntcb file
-  bits/val     8 x file bytes / values
-  enc, dec     float16 MB (10^6 bytes) per second of wall time
-  chunk p50/p99  decode latency of one chunk (warm reader, in memory)
-  sample p50/p99 latency of one random sample read on a fresh reader
-  SNR, NMSE, cos mean/p1/min, max err   reconstruction quality
-  nn@1, nn@5   agreement of the nearest neighbour of each sample's
+  ratio        float16 bytes / bytes of the whole .ntcb file, model included
+  enc, dec     float16 MB (10^6 bytes) per second of wall time; enc starts
+               from the fitted model, which 'fit s' times apart
+  sample ms    latency of one random sample read (p50)
+  SNR, cos mean/p1   reconstruction quality
+  nn@1         agreement of the nearest neighbour of each sample's
                mean-pooled embedding, original vs reconstructed
 
-Every codec runs in the same process on the same data. Decoding is timed
-over --repeat passes after a warm-up pass. With no input, bench runs on a
-small real token file embedded in ntc. docs/metrics.md defines every figure.
+and with --wide also bits/val, model KB, chunk decode p50/p99, sample p99,
+NMSE, cos min, max err and nn@5. Every codec runs in the same process on the same
+data. Decoding is timed over --repeat passes after a warm-up pass.
+docs/metrics.md defines every figure.
+
+With no input, bench runs on the real token sample embedded in ntc: 48
+DeiT-Tiny block-10 samples (4 crops of 12 photos, 3.6 MB as float16), large
+enough that the learned codec's model, which every file stores and its ratio
+counts, is a small part of an 8x file, as on real-sized data.
 
 Bench holds the whole input in memory as float32 (twice its float16 size)
 plus one encoded file at a time: give it a sample of your tokens; a few
@@ -76,6 +82,9 @@ hundred samples are enough.
 
 --recommend with --min-cos or --max-decode-ms picks the highest ratio that
 meets the target on this data and prints the 'ntc encode' command to use.
+With --min-cos, codecs with rate control also get a row at
+--quality cos=MIN-COS, whose encoder searches the highest ratio that meets
+it, so the pick is not limited to --ratios.
 
 --device cuda measures decoding into GPU memory instead, on ONE token file
 (or the embedded sample; or with --ntcb alone, the tokens that file holds,
@@ -122,12 +131,14 @@ should fit in the page cache, and the decoded tokens in GPU memory (twice).`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&o.codecs, "codecs", nil, fmt.Sprintf("codecs to measure, comma-separated (default: every registered codec: %s)", strings.Join(bench.DefaultCodecs(), ",")))
-	f.Float64SliceVar(&o.ratios, "ratios", bench.DefaultRatios, "target ratios for codecs with rate control")
+	o.ratios = slices.Clone(bench.DefaultRatios)
+	f.Var(&ratiosValue{p: &o.ratios}, "ratios", "target ratios for codecs with rate control, comma-separated")
 	f.StringVar(&o.device, "device", bench.DeviceCPU, "where to decode: cpu or cuda")
 	f.BoolVar(&o.json, "json", false, "print the input's description and the rows as JSON")
 	f.BoolVar(&o.csv, "csv", false, "print the rows as CSV")
+	f.BoolVar(&o.wide, "wide", false, "print every column (the default table fits 100 columns)")
 	f.StringVar(&o.plot, "plot", "", "write a rate-distortion chart to FILE.svg or FILE.png")
-	f.IntVar(&o.repeat, "repeat", bench.DefaultRepeat, "timed decode passes over every chunk, after one warm-up pass (with --device cuda: timed runs of each measurement, default 5)")
+	f.IntVar(&o.repeat, "repeat", bench.DefaultRepeat, "timed decode passes over every chunk, after one warm-up pass (with --device cuda: timed runs of each measurement, 5 unless given)")
 	f.BoolVar(&o.recommend, "recommend", false, "print the encode command with the highest ratio that meets --min-cos or --max-decode-ms")
 	f.Float64Var(&o.minCos, "min-cos", 0, "with --recommend: lowest acceptable mean per-token cosine")
 	f.Float64Var(&o.maxDecodeMs, "max-decode-ms", 0, "with --recommend: highest acceptable decode latency per chunk (p99, ms)")
@@ -150,6 +161,9 @@ func (o *benchOptions) validate(cmd *cobra.Command, args []string) error {
 	var err error
 	if o.json && o.csv {
 		return usagef("give --json or --csv, not both")
+	}
+	if o.wide && (o.json || o.csv) {
+		return usagef("--wide is for the table; --json and --csv hold every column")
 	}
 	for _, name := range o.codecs {
 		if _, err := codec.Lookup(name); err != nil {
@@ -213,6 +227,11 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 		FitSamples: o.fitSamples, Workers: o.workers,
 		Progress: func(label string, total int) bench.Stage { return g.newProgress(total, label) },
 	}
+	if o.recommend && o.minCos > 0 && o.minCos < 1 {
+		// Search the rate: the encoder finds the highest ratio that meets
+		// the target, chunk by chunk.
+		opts.Qualities = []string{"cos=" + strconv.FormatFloat(o.minCos, 'g', -1, 64)}
+	}
 	inputs := args
 	if len(args) == 0 {
 		dir, err := os.MkdirTemp("", "ntc-bench-")
@@ -220,12 +239,12 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 			return err
 		}
 		defer os.RemoveAll(dir)
-		path, err := sample.WriteTo(dir)
+		path, err := sample.Bench.Save(dir)
 		if err != nil {
 			return err
 		}
 		inputs, opts.Note = []string{path}, embeddedNote
-		opts.Files = []string{sample.Name}
+		opts.Files = []string{sample.Bench.Name}
 	}
 	src, err := openInputs(inputs)
 	if err != nil {
@@ -240,7 +259,7 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 		return err
 	}
 	for _, s := range rep.Skipped {
-		fmt.Fprintf(g.stderr, "ntc: bench: skipped %s: %s\n", (bench.Row{Codec: s.Codec, TargetRatio: s.TargetRatio}).Label(), s.Err)
+		fmt.Fprintf(g.stderr, "ntc: bench: skipped %s: %s\n", s.Label(), s.Err)
 	}
 	if len(rep.Rows) <= 1 {
 		return errors.New("no codec could be measured")
@@ -267,7 +286,7 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 			return err
 		}
 	default:
-		printBench(g.stdout, rep)
+		printBench(g.stdout, rep, o.wide)
 		if o.plot != "" {
 			g.summary("chart: %s", o.plot)
 		}
@@ -292,52 +311,6 @@ func writePlotFile(path, format string, rep *bench.Report) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return f.Close()
-}
-
-// printBench prints the header line and the aligned table.
-func printBench(w io.Writer, rep *bench.Report) {
-	in, m := rep.Input, rep.Input.Machine
-	what := strings.Join(in.Files, " ")
-	if in.Note != "" {
-		what += " (" + in.Note + ")"
-	}
-	shape := ""
-	if len(in.Shape) == 3 {
-		shape = fmt.Sprintf("%d x %d x %d", in.Shape[0], in.Shape[1], in.Shape[2])
-	}
-	fmt.Fprintf(w, "ntc bench: %s\n", what)
-	fmt.Fprintf(w, "  %s %s, %.1f MB as float16, %d samples per chunk; decode on %s, %d timed passes, %d cold sample reads\n",
-		shape, in.DType, float64(in.FP16Bytes)/1e6, in.ChunkSamples, rep.Device, rep.DecodePasses, rep.SampleReads)
-	cpu := m.CPU
-	if cpu == "" {
-		cpu = "unknown CPU"
-	}
-	fmt.Fprintf(w, "  %s/%s, %s, kernels %s, GOMAXPROCS %d\n\n", m.OS, m.Arch, cpu, m.Vector, m.GOMAXPROCS)
-
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "codec\tratio\tbits/val\tenc MB/s\tdec MB/s\tchunk p50 ms\tp99 ms\tsample p50 ms\tp99 ms\tSNR dB\tNMSE\tcos mean\tcos p1\tcos min\tmax err\tnn@1\tnn@5\t")
-	for _, r := range rep.Rows {
-		q := r.Quality
-		fmt.Fprintf(tw, "%s\t%.2f\t%.3f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%.2e\t%.5f\t%.5f\t%.5f\t%.3g\t%s\t%s\t\n",
-			r.Label(), r.Ratio, r.BitsPerValue, r.EncodeMBps, r.DecodeMBps, r.DecodeP50ms, r.DecodeP99ms,
-			r.SampleP50ms, r.SampleP99ms, fmtSNR(q.SNR), q.NMSE, q.CosMean, q.CosP1, q.CosMin, q.MaxAbsErr,
-			fmtFrac(r.NNTop1), fmtFrac(r.NNTop5))
-	}
-	tw.Flush()
-}
-
-func fmtSNR(v float64) string {
-	if math.IsInf(v, 1) {
-		return "inf"
-	}
-	return fmt.Sprintf("%.2f", v)
-}
-
-func fmtFrac(v float64) string {
-	if math.IsNaN(v) {
-		return "-"
-	}
-	return fmt.Sprintf("%.3f", v)
 }
 
 // recommendation is the answer of --recommend.
@@ -385,7 +358,10 @@ func encodeCommand(args []string, r bench.Row, extra []string) string {
 		cmd = append(cmd, shellQuote(a))
 	}
 	cmd = append(cmd, "-o", shellQuote(out), "--codec", r.Codec)
-	if r.TargetRatio > 0 {
+	switch {
+	case r.TargetQuality != "":
+		cmd = append(cmd, "--quality", r.TargetQuality)
+	case r.TargetRatio > 0:
 		cmd = append(cmd, "--ratio", fmt.Sprintf("%g", r.TargetRatio))
 	}
 	for _, e := range extra {
@@ -417,6 +393,42 @@ func printRecommendation(w io.Writer, rec *recommendation) {
 		rec.Target, r.Label(), r.Ratio, r.Quality.CosMean, r.DecodeP99ms)
 	fmt.Fprintf(w, "  %s\n", rec.Command)
 }
+
+// ratiosValue is the value of --ratios: comma-separated ratios, printed
+// the way they are written ("4,8,16").
+type ratiosValue struct {
+	p   *[]float64
+	set bool // the first Set replaces the default; later ones add
+}
+
+func (v *ratiosValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	parts := make([]string, len(*v.p))
+	for i, r := range *v.p {
+		parts[i] = strconv.FormatFloat(r, 'g', -1, 64)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *ratiosValue) Set(s string) error {
+	var rs []float64
+	for _, f := range strings.Split(s, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", f)
+		}
+		rs = append(rs, r)
+	}
+	if !v.set {
+		*v.p, v.set = nil, true
+	}
+	*v.p = append(*v.p, rs...)
+	return nil
+}
+
+func (v *ratiosValue) Type() string { return "ratios" }
 
 // Compile-time check that the progress bar is a bench stage.
 var _ bench.Stage = (*progress)(nil)

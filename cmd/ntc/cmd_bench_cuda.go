@@ -142,10 +142,10 @@ func (o *benchOptions) prepareCUDA(ctx context.Context, g *globals, dir string, 
 			return in, err
 		}
 	default:
-		if in.npy, err = sample.WriteTo(dir); err != nil {
+		if in.npy, err = sample.Bench.Save(dir); err != nil {
 			return in, err
 		}
-		in.label = sample.Name + " (" + embeddedNote + ")"
+		in.label = sample.Bench.Name + " (" + embeddedNote + ")"
 	}
 	if o.ntcbPath != "" {
 		in.ntcb = o.ntcbPath

@@ -40,14 +40,14 @@ func TestBenchJSON(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	in := rep.Input
-	if !slices.Equal(in.Shape, []int{8, 197, 192}) || in.DType != "float16" || in.Layout["prefix_tokens"] != 1 ||
+	if !slices.Equal(in.Shape, []int{sample.Bench.Samples, 197, 192}) || in.DType != "float16" || in.Layout["prefix_tokens"] != 1 ||
 		len(in.Files) != 1 || !strings.Contains(in.Note, "embedded") || in.Machine.OS == "" || in.Machine.GOMAXPROCS < 1 {
 		t.Errorf("input %+v", in)
 	}
 	if len(rep.Rows) != 2 || rep.Rows[0]["codec"] != bench.RawCodec || rep.Rows[1]["codec"] != "fp16" {
 		t.Fatalf("rows %v", rep.Rows)
 	}
-	keys := []string{"codec", "target_ratio", "ratio", "bits_per_value", "encode_mbps", "decode_mbps",
+	keys := []string{"codec", "target_ratio", "ratio", "bits_per_value", "encode_mbps", "fit_s", "decode_mbps",
 		"decode_p50_ms", "decode_p99_ms", "sample_p50_ms", "sample_p99_ms", "snr_db", "nmse", "cos_mean",
 		"cos_p1", "cos_min", "max_abs_err", "nn_top1", "nn_top5"}
 	for _, r := range rep.Rows {
@@ -68,7 +68,7 @@ func TestBenchJSON(t *testing.T) {
 func TestBenchTableCSVPlot(t *testing.T) {
 	plot := filepath.Join(t.TempDir(), "rd.svg")
 	code, out, errs := ntc(t, "bench", "--codecs", "int8", "--repeat", "1", "--plot", plot)
-	if code != 0 || !strings.Contains(out, "embedded sample: 8 real DeiT-Tiny block-10 token samples") ||
+	if code != 0 || !strings.Contains(out, embeddedNote) ||
 		!strings.Contains(out, "cos mean") || !strings.Contains(out, "int8") || !strings.Contains(out, "chart: "+plot) {
 		t.Fatalf("table: %d\n%s\n%s", code, out, errs)
 	}
