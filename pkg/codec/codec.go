@@ -100,6 +100,19 @@ type Codec interface {
 	Params() map[string]any
 }
 
+// Splitter is implemented by codecs whose payloads can be read one sample
+// at a time. Split returns the length of a payload's head and of each of
+// its n samples' parts, in order: head + sum(parts) == len(payload). For any
+// run of consecutive samples [a, b), the head followed by the parts of
+// samples a..b-1 is itself a valid payload of b-a samples that decodes to
+// the same values as those samples of the whole payload. Split checks only
+// what it needs to find the boundaries; Decode still checks everything. A
+// payload of an older version that cannot be split is an error wrapping
+// ErrCorrupt; its writer never asks.
+type Splitter interface {
+	Split(payload []byte, n int) (head int, parts []int, err error)
+}
+
 // Options configure a codec when it is made. The zero value asks for the
 // codec's defaults.
 type Options struct {

@@ -159,6 +159,22 @@ func (c *fixedCodec) Decode(dst []float32, payload []byte, n int) error {
 	return nil
 }
 
+// Split implements Splitter: the version byte is the head, and a sample's
+// part its tokens' groups, the same number of bytes for every sample.
+func (c *fixedCodec) Split(payload []byte, n int) (int, []int, error) {
+	if _, err := c.layout.CheckCount(n); err != nil {
+		return 0, nil, err
+	}
+	if want := c.payloadSize(n); len(payload) != want {
+		return 0, nil, fmt.Errorf("%w: %s payload has %d bytes, want %d", ErrCorrupt, c.f.name, len(payload), want)
+	}
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = c.layout.Tokens * c.tokenBytes()
+	}
+	return 1, parts, nil
+}
+
 // check checks a payload of n samples: its size, version and scales (every
 // one finite and not negative).
 func (c *fixedCodec) check(payload []byte, n int) error {

@@ -122,7 +122,9 @@ func (c *fp16Codec) StageSize(_ []byte, n int, _ StageMode) (int, error) {
 	return 2 * nv, err
 }
 
-// Stage implements Stager: it decompresses the payload.
+// Stage implements Stager: it decompresses the payload into the chunk's
+// low bytes followed by its high bytes (payload version 2 shuffles each
+// sample by itself: its halves are gathered into the chunk's).
 func (c *fp16Codec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Staged, error) {
 	size, err := c.StageSize(payload, n, 0)
 	if err != nil {
@@ -131,14 +133,26 @@ func (c *fp16Codec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stage
 	if err := checkStageDst(dst, size); err != nil {
 		return Staged{}, err
 	}
-	raw, err := zstdDecompress(dst[:0:size], payload, size)
+	staged := Staged{Kind: DeviceF16, N: n, Size: size}
+	if isFP16V1(payload) {
+		raw, err := zstdDecompress(dst[:0:size], payload, size)
+		if err != nil {
+			return Staged{}, err
+		}
+		if &raw[0] != &dst[0] {
+			copy(dst, raw)
+		}
+		return staged, nil
+	}
+	vs, nv := c.layout.Values(), size/2
+	err = c.unpackHalves(payload, n, func(s int, lo, hi []byte) {
+		copy(dst[s*vs:], lo)
+		copy(dst[nv+s*vs:], hi)
+	})
 	if err != nil {
 		return Staged{}, err
 	}
-	if &raw[0] != &dst[0] {
-		copy(dst, raw)
-	}
-	return Staged{Kind: DeviceF16, N: n, Size: size}, nil
+	return staged, nil
 }
 
 // StageSize implements Stager.

@@ -291,12 +291,16 @@ type encodeJob struct {
 	vals    []float32
 	keys    []container.SampleInfo
 	payload []byte
+	head    int   // the payload's head, when the codec splits it
+	parts   []int // each sample's part; nil when not split
 	acc     metrics.Accumulator
 }
 
 // encodeChunks reads chunks of samples from src in order, encodes them on
-// a pool of workers, checks each by decoding it, and writes them in order.
-// At most 2*workers+1 chunks are in memory at once.
+// a pool of workers, checks each by decoding it, and writes them in order,
+// split into per-sample parts when the codec can (codec.Splitter), so that
+// readers can fetch one sample without its chunk. At most 2*workers+1
+// chunks are in memory at once.
 func encodeChunks(ctx context.Context, w *container.Writer, src Source, c codec.Codec, id uint8, perChunk int, o Options) (*metrics.Accumulator, int, error) {
 	l := c.Layout()
 	total := src.Len()
@@ -332,11 +336,23 @@ func encodeChunks(ctx context.Context, w *container.Writer, src Source, c codec.
 		}
 		j.acc = metrics.Accumulator{}
 		j.acc.Add(j.vals, *check, l.Dim)
+		j.parts = nil
+		if sp, ok := c.(codec.Splitter); ok {
+			if j.head, j.parts, err = sp.Split(j.payload, j.n); err != nil {
+				return fmt.Errorf("chunk %d does not split into samples: %w", ci, err)
+			}
+		}
 		return nil
 	}
 	var acc metrics.Accumulator
 	emit := func(_ int, j *encodeJob) error {
-		if err := w.WriteChunk(id, j.payload, j.keys); err != nil {
+		var err error
+		if j.parts != nil {
+			err = w.WriteSplitChunk(id, j.payload, j.head, j.parts, j.keys)
+		} else {
+			err = w.WriteChunk(id, j.payload, j.keys)
+		}
+		if err != nil {
 			return err
 		}
 		acc.Merge(&j.acc)

@@ -10,12 +10,15 @@ import (
 // Export decodes the samples with the given indices, in that order, into
 // w. Chunks are decoded by up to workers goroutines at once (0 means
 // GOMAXPROCS) and samples written in order; at most 2*workers+1 decoded
-// chunks are held at once. Each visit to a chunk decodes it once, however
-// many of its samples are asked for.
+// chunks are held at once. Of a split chunk, each run of consecutive
+// indices is read and decoded by itself (the chunk's head and the samples'
+// parts); a chunk that is not split is decoded once per visit, however many
+// of its samples are asked for.
 func Export(ctx context.Context, r *Reader, indices []int, w tensorio.Writer, p Progress, workers int) error {
 	type visit struct {
-		chunk int
-		pos   []int
+		chunk, first, n int   // samples [first, first+n) of a split chunk
+		whole           bool  // or the whole chunk
+		pos             []int // the samples to write, by position in the chunk
 	}
 	var visits []visit
 	for _, i := range indices {
@@ -23,22 +26,38 @@ func Export(ctx context.Context, r *Reader, indices []int, w tensorio.Writer, p 
 			return fmt.Errorf("sample %d out of range [0, %d)", i, r.Len())
 		}
 		ci, pos := r.c.SampleChunk(i)
-		if n := len(visits); n > 0 && visits[n-1].chunk == ci {
-			visits[n-1].pos = append(visits[n-1].pos, pos)
-		} else {
-			visits = append(visits, visit{ci, []int{pos}})
+		if k := len(visits) - 1; k >= 0 && visits[k].chunk == ci && (visits[k].whole || pos == visits[k].first+visits[k].n) {
+			if !visits[k].whole {
+				visits[k].n++
+			}
+			visits[k].pos = append(visits[k].pos, pos)
+			continue
 		}
+		v := visit{chunk: ci, first: pos, n: 1, pos: []int{pos}}
+		if !r.c.ChunkSplit(ci) {
+			v.whole, v.first, v.n = true, 0, r.c.Chunk(ci).Count
+		}
+		visits = append(visits, v)
 	}
-	work := func(v int, b *chunkBuf) error { return r.decodeInto(visits[v].chunk, b) }
 	n := r.meta.Layout.Values()
-	emit := func(v int, j *chunkBuf) error {
-		for _, pos := range visits[v].pos {
-			if err := w.WriteSample(j.vals[pos*n : (pos+1)*n]); err != nil {
+	work := func(k int, b *chunkBuf) error {
+		v := &visits[k]
+		if v.whole {
+			return r.decodeInto(v.chunk, b)
+		}
+		b.vals = grow(b.vals, v.n*n)
+		return r.decodeRange(v.chunk, v.first, v.n, b.vals)
+	}
+	emit := func(k int, j *chunkBuf) error {
+		v := &visits[k]
+		for _, pos := range v.pos {
+			s := pos - v.first
+			if err := w.WriteSample(j.vals[s*n : (s+1)*n]); err != nil {
 				return err
 			}
 		}
 		if p != nil {
-			p.Add(len(visits[v].pos))
+			p.Add(len(v.pos))
 		}
 		return nil
 	}

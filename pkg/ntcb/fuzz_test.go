@@ -15,6 +15,8 @@ import (
 // golden files of every codec and a small file of the corruption tests.
 func FuzzReader(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "golden", "*.ntcb"))
+	compat, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "golden", "compat", "*.ntcb"))
+	seeds = append(seeds, compat...)
 	for _, path := range append(seeds, filepath.Join("..", "..", "testdata", "golden_fp16.ntcb")) {
 		if b, err := os.ReadFile(path); err == nil {
 			f.Add(b)
@@ -40,5 +42,11 @@ func FuzzReader(f *testing.F) {
 		for i := range r.Len() {
 			_, _ = r.ReadSample(i, nil)
 		}
+		// Runs, repeats and gaps in one call.
+		idx := make([]int, 0, 2*r.Len())
+		for i := range r.Len() {
+			idx = append(idx, r.Len()-1-i, i/2)
+		}
+		_, _ = r.ReadSamples(idx, nil)
 	})
 }

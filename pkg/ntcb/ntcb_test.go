@@ -193,34 +193,120 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return c.r.ReadAt(p, off)
 }
 
-// TestRandomAccessReadsOneChunk checks that opening reads no chunk and that
-// reading a sample reads exactly its chunk.
-func TestRandomAccessReadsOneChunk(t *testing.T) {
-	const n, tk, d = 12, 17, 16
+// TestRandomAccessReadsOneSample checks, for every codec, that opening
+// reads no chunk and that reading a sample reads its chunk's head and its
+// own part when the chunk is split, and exactly its chunk otherwise;
+// ReadSamples reads each run of consecutive samples once.
+func TestRandomAccessReadsOneSample(t *testing.T) {
+	const n, tk, d = 12, 1 + 4*4, 16
 	m := &Memory{Data: tokens(4, n, tk, d), N: n, Tokens: tk, Dim: d}
-	b, _ := encodeMem(t, m, Options{Codec: "fp16", ChunkBytes: 3 * 2 * tk * d, Prefix: -1})
-	cr := &countingReaderAt{r: bytes.NewReader(b)}
-	r, err := NewReader(cr, int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
+	for _, name := range codec.Names() {
+		t.Run(name, func(t *testing.T) {
+			b, _ := encodeMem(t, m, Options{Codec: name, ChunkBytes: 5 * 2 * tk * d, Prefix: -1})
+			cr := &countingReaderAt{r: bytes.NewReader(b)}
+			r, err := NewReader(cr, int64(len(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := r.Container()
+			var payloads int64
+			for i := range c.NumChunks() {
+				payloads += int64(c.Chunk(i).Length)
+			}
+			var models int64
+			for _, mi := range c.Models() {
+				models += int64(mi.Length) + 12
+			}
+			if opened := cr.n.Load(); opened > int64(len(b))-payloads-models {
+				t.Fatalf("open read %d bytes; the file has only %d outside chunk payloads and models", opened, int64(len(b))-payloads-models)
+			}
+			if _, err := r.codecFor(c.Chunk(0).Codec); err != nil { // the model, once
+				t.Fatal(err)
+			}
+			cost := func(i int) int64 {
+				ci, _ := c.SampleChunk(i)
+				ch := c.Chunk(ci)
+				if !ch.Split {
+					return int64(ch.Length) + 12 // block header and CRC
+				}
+				_, part := c.SamplePart(i)
+				return int64(8 + ch.Head + part)
+			}
+			for _, i := range []int{7, 0, 11, 6} {
+				before := cr.n.Load()
+				got, err := r.ReadSample(i, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := cost(i); cr.n.Load()-before != want {
+					t.Fatalf("sample %d read %d bytes, want %d", i, cr.n.Load()-before, want)
+				}
+				want, _ := readAllChecked(b)
+				if !slices.Equal(got, want[i*tk*d:(i+1)*tk*d]) {
+					t.Fatalf("sample %d differs from the whole-file decode", i)
+				}
+			}
+			if name != "ntc" && !c.ChunkSplit(0) {
+				t.Fatalf("%s chunks are not split", name)
+			}
+			if !c.ChunkSplit(0) {
+				return
+			}
+			// Samples 5, 6, 7 are one run of chunk 1 (samples 5-9): its
+			// head once and their three parts.
+			before := cr.n.Load()
+			if _, err := r.ReadSamples([]int{6, 5, 7}, nil); err != nil {
+				t.Fatal(err)
+			}
+			want := cost(5) + cost(6) + cost(7) - 2*int64(8+c.Chunk(1).Head)
+			if got := cr.n.Load() - before; got != want {
+				t.Fatalf("ReadSamples(6, 5, 7) read %d bytes, want %d", got, want)
+			}
+		})
 	}
-	var payloads int64
-	for i := range r.Container().NumChunks() {
-		payloads += int64(r.Container().Chunk(i).Length)
-	}
-	if opened := cr.n.Load(); opened > int64(len(b))-payloads {
-		t.Fatalf("open read %d bytes; the file has only %d outside chunk payloads", opened, int64(len(b))-payloads)
-	}
-	for _, i := range []int{7, 0, 11} {
-		before := cr.n.Load()
-		if _, err := r.ReadSample(i, nil); err != nil {
-			t.Fatal(err)
-		}
-		ci, _ := r.Container().SampleChunk(i)
-		want := int64(r.Container().Chunk(ci).Length) + 12 // block header and CRC
-		if got := cr.n.Load() - before; got != want {
-			t.Fatalf("sample %d read %d bytes, its chunk block is %d", i, got, want)
-		}
+}
+
+// TestReadSamples checks ReadSamples against the whole-file decode for
+// orders with repeats, runs and gaps, for split and unsplit chunks.
+func TestReadSamples(t *testing.T) {
+	const n, tk, d = 13, 1 + 3*3, 8
+	m := &Memory{Data: tokens(6, n, tk, d), N: n, Tokens: tk, Dim: d}
+	for _, name := range codec.Names() {
+		t.Run(name, func(t *testing.T) {
+			b, _ := encodeMem(t, m, Options{Codec: name, ChunkBytes: 4 * 2 * tk * d, Prefix: -1})
+			want, err := readAllChecked(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := NewReader(bytes.NewReader(b), int64(len(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := tk * d
+			for _, idx := range [][]int{
+				{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12},
+				{12, 0, 5, 5, 6, 7, 3, 2, 1, 12},
+				{9},
+				{4, 6, 8, 10},
+				{},
+			} {
+				got, err := r.ReadSamples(idx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(idx)*v {
+					t.Fatalf("%v: %d values", idx, len(got))
+				}
+				for k, i := range idx {
+					if !slices.Equal(got[k*v:(k+1)*v], want[i*v:(i+1)*v]) {
+						t.Fatalf("%v: output %d (sample %d) differs", idx, k, i)
+					}
+				}
+			}
+			if _, err := r.ReadSamples([]int{0, n}, nil); err == nil {
+				t.Fatal("sample out of range accepted")
+			}
+		})
 	}
 }
 

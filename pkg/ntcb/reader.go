@@ -1,9 +1,11 @@
 package ntcb
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/ntc-project/ntc/pkg/codec"
@@ -11,8 +13,11 @@ import (
 )
 
 // Reader reads the samples of a .ntcb file. Opening reads the header and
-// the footer index only; ReadSample reads and decodes the one chunk that
-// holds the sample, keeping the last decoded chunk for the next call.
+// the footer index only. ReadSample and ReadSamples read and decode only
+// the wanted samples of a chunk that is split into per-sample parts (every
+// codec's chunks are, from container format version 2 on): the chunk's
+// head and the samples' parts. A chunk that is not split is read and
+// decoded whole; ReadSample keeps the last such chunk for the next call.
 // A Reader is safe for concurrent use.
 type Reader struct {
 	c    *container.Reader
@@ -25,6 +30,8 @@ type Reader struct {
 	cached  int        // chunk index held in cache, -1 for none
 	cache   []float32
 	raw     []byte
+
+	bufs sync.Pool // *chunkBuf for sample reads
 }
 
 // NewReader opens the .ntcb stream in r, of the given size, and checks that
@@ -179,12 +186,22 @@ func (r *Reader) decodeChunk(i int, dst []float32, raw []byte) ([]float32, []byt
 }
 
 // ReadSample decodes sample i into dst (grown as needed to tokens*dim
-// values) and returns it.
+// values) and returns it. It reads the chunk's head and the sample's part
+// when the chunk is split, and the whole chunk, kept for the next call,
+// otherwise.
 func (r *Reader) ReadSample(i int, dst []float32) ([]float32, error) {
 	if i < 0 || i >= r.Len() {
 		return nil, fmt.Errorf("sample %d out of range [0, %d)", i, r.Len())
 	}
 	ci, pos := r.c.SampleChunk(i)
+	n := r.meta.Layout.Values()
+	dst = grow(dst, n)
+	if r.c.ChunkSplit(ci) {
+		if err := r.decodeRange(ci, pos, 1, dst); err != nil {
+			return nil, err
+		}
+		return dst, nil
+	}
 	r.cacheMu.Lock()
 	defer r.cacheMu.Unlock()
 	if r.cached != ci {
@@ -196,10 +213,142 @@ func (r *Reader) ReadSample(i int, dst []float32) ([]float32, error) {
 		}
 		r.cached = ci
 	}
-	n := r.meta.Layout.Values()
-	dst = grow(dst, n)
 	copy(dst, r.cache[pos*n:(pos+1)*n])
 	return dst, nil
+}
+
+// ReadSamples decodes the samples with the given indices (any order,
+// repeats allowed) into dst, grown as needed to len(idx)*tokens*dim values,
+// and returns it. Each run of consecutive wanted samples of a split chunk
+// is read (its chunk's head and the samples' parts) and decoded once; a
+// chunk that is not split is read and decoded once, whole. Calls may run
+// concurrently.
+func (r *Reader) ReadSamples(idx []int, dst []float32) ([]float32, error) {
+	n := r.meta.Layout.Values()
+	for _, i := range idx {
+		if i < 0 || i >= r.Len() {
+			return nil, fmt.Errorf("sample %d out of range [0, %d)", i, r.Len())
+		}
+	}
+	dst = grow(dst, len(idx)*n)
+	for _, run := range sampleRuns(r, idx) {
+		if run.direct {
+			if err := r.decodeRange(run.chunk, run.first, run.n, dst[run.out[0]*n:][:run.n*n]); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b := r.getBuf()
+		var vals []float32
+		var err error
+		if run.whole {
+			b.vals, b.raw, err = r.decodeChunk(run.chunk, b.vals, b.raw)
+			vals = b.vals[run.first*n:]
+		} else {
+			b.vals = grow(b.vals, run.n*n)
+			err = r.decodeRange(run.chunk, run.first, run.n, b.vals)
+			vals = b.vals
+		}
+		if err == nil {
+			for k, o := range run.out {
+				s := run.outSample[k] - run.first
+				copy(dst[o*n:(o+1)*n], vals[s*n:(s+1)*n])
+			}
+		}
+		r.bufs.Put(b)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// getBuf returns a reusable decoding buffer.
+func (r *Reader) getBuf() *chunkBuf {
+	if b, ok := r.bufs.Get().(*chunkBuf); ok {
+		return b
+	}
+	return new(chunkBuf)
+}
+
+// decodeRange decodes the samples [first, first+count) of split chunk ci
+// into dst, which holds count samples: it reads the chunk's head and the
+// samples' parts only.
+func (r *Reader) decodeRange(ci, first, count int, dst []float32) error {
+	ch := r.c.Chunk(ci)
+	c, err := r.codecFor(ch.Codec)
+	if err != nil {
+		return fmt.Errorf("chunk %d: %w", ci, err)
+	}
+	b := r.getBuf()
+	defer r.bufs.Put(b)
+	payload, err := r.c.ReadSampleRange(ci, first, count, b.raw)
+	if err != nil {
+		return err
+	}
+	b.raw = payload[:0]
+	if err := c.Decode(dst, payload, count); err != nil {
+		return fmt.Errorf("chunk %d at offset %d, samples %d to %d: %w", ci, ch.Offset, ch.First+first, ch.First+first+count-1, err)
+	}
+	return nil
+}
+
+// sampleRun is one read of ReadSamples: count samples from first of a chunk
+// (or the whole chunk), and the output positions they go to.
+type sampleRun struct {
+	chunk, first, n int
+	whole           bool  // the chunk is not split: decode it whole
+	direct          bool  // the run decodes straight into consecutive outputs
+	out             []int // output positions
+	outSample       []int // for each output, its sample's position in the chunk
+}
+
+// sampleRuns groups the wanted samples into runs of consecutive samples of
+// split chunks and visits of whole chunks, each read once.
+func sampleRuns(r *Reader, idx []int) []sampleRun {
+	order := make([]int, len(idx))
+	for k := range order {
+		order[k] = k
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(idx[a], idx[b]) })
+	var runs []sampleRun
+	for _, o := range order {
+		ci, pos := r.c.SampleChunk(idx[o])
+		if k := len(runs) - 1; k >= 0 && runs[k].chunk == ci {
+			last := &runs[k]
+			switch {
+			case last.whole:
+				last.out, last.outSample = append(last.out, o), append(last.outSample, pos)
+				continue
+			case pos == last.first+last.n-1: // a repeat
+				last.out, last.outSample = append(last.out, o), append(last.outSample, pos)
+				continue
+			case pos == last.first+last.n:
+				last.n++
+				last.out, last.outSample = append(last.out, o), append(last.outSample, pos)
+				continue
+			}
+		}
+		run := sampleRun{chunk: ci, first: pos, n: 1, out: []int{o}, outSample: []int{pos}}
+		if !r.c.ChunkSplit(ci) {
+			run.whole, run.first, run.n = true, 0, r.c.Chunk(ci).Count
+		}
+		runs = append(runs, run)
+	}
+	for k := range runs {
+		run := &runs[k]
+		if run.whole || len(run.out) != run.n {
+			continue
+		}
+		run.direct = true
+		for j, o := range run.out {
+			if o != run.out[0]+j {
+				run.direct = false
+				break
+			}
+		}
+	}
+	return runs
 }
 
 // Verify checks every checksum in the file and decodes every chunk, on

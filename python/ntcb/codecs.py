@@ -21,6 +21,7 @@ ntc        5  learned: see ntcb._ntc          pkg/codec/ntc.go, rc.go
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,16 +135,52 @@ def _zstd_decompress(payload: bytes, want: int) -> bytes:
     return out
 
 
+_FP16_VERSION = 2
+
+
+def _unshuffle(lo: bytes, hi: bytes) -> np.ndarray:
+    h = np.frombuffer(lo, dtype=np.uint8).astype(np.uint16) | (np.frombuffer(hi, dtype=np.uint8).astype(np.uint16) << 8)
+    return f16_to_f32(h)
+
+
 class FP16(Codec):
+    """Payload version 2: a version byte, then per sample two frames (the low
+    bytes of its values, then their high bytes), each a uint32 length and a
+    zstd frame. Version 1 (one frame for the chunk, starting with the zstd
+    magic) is still read."""
+
     name = "fp16"
     id = 1
     lossless = True
 
     def decode(self, payload: bytes, n: int) -> np.ndarray:
         nv = self.layout.check_count(n)
-        raw = np.frombuffer(_zstd_decompress(payload, 2 * nv), dtype=np.uint8)
-        h = raw[:nv].astype(np.uint16) | (raw[nv:].astype(np.uint16) << 8)
-        return f16_to_f32(h).reshape(n, self.layout.tokens, self.layout.dim)
+        shape = (n, self.layout.tokens, self.layout.dim)
+        if len(payload) > 0 and payload[0] != _FP16_VERSION:
+            raw = _zstd_decompress(payload, 2 * nv)
+            return _unshuffle(raw[:nv], raw[nv:]).reshape(shape)
+        if len(payload) == 0 or 8 * n > len(payload) - 1:
+            raise CorruptError(f"fp16 payload of {len(payload)} bytes for {n} samples")
+        vs = self.layout.tokens * self.layout.dim
+        out = np.empty(n * vs, dtype=np.float32)
+        p = 1
+        for s in range(n):
+            halves = []
+            for _ in range(2):
+                if len(payload) - p < 4:
+                    raise CorruptError(f"fp16 payload ends at sample {s} of {n}")
+                (length,) = struct.unpack_from("<I", payload, p)
+                if length > len(payload) - p - 4:
+                    raise CorruptError(f"fp16 sample {s}: frame of {length} bytes, {len(payload) - p - 4} left")
+                try:
+                    halves.append(_zstd_decompress(payload[p + 4 : p + 4 + length], vs))
+                except CorruptError as e:
+                    raise CorruptError(f"sample {s}: {e}") from None
+                p += 4 + length
+            out[s * vs : (s + 1) * vs] = _unshuffle(*halves)
+        if p != len(payload):
+            raise CorruptError(f"fp16 payload has {len(payload) - p} bytes after its {n} samples")
+        return out.reshape(shape)
 
 
 # ---------------------------------------------------- fixed-rate codecs ---

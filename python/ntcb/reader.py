@@ -164,15 +164,25 @@ class Reader:
             raise IndexError(f"chunk {i} out of range [0, {len(self._c.chunks)})")
         ch = self._c.chunks[i]
         codec = self._codec(ch.codec)
-        payload = self._c.read_chunk(i)
+        return self._decode(codec, self._c.read_chunk(i), ch.count, f"chunk {i} at offset {ch.offset}")
+
+    def _decode_range(self, i: int, first: int, n: int) -> np.ndarray:
+        """Decodes samples [first, first+n) of split chunk i, reading only the
+        chunk's head and their parts: float32 [n, tokens, dim]."""
+        ch = self._c.chunks[i]
+        codec = self._codec(ch.codec)
+        payload = self._c.read_sample_range(i, first, n)
+        return self._decode(codec, payload, n, f"chunk {i} at offset {ch.offset}, samples {ch.first + first}+{n}")
+
+    def _decode(self, codec, payload: bytes, n: int, what: str) -> np.ndarray:
         try:
-            out = codec.decode(payload, ch.count)
+            out = codec.decode(payload, n)
         except NtcbError as e:
-            raise e.with_path(self.path, f"chunk {i} at offset {ch.offset}") from None
+            raise e.with_path(self.path, what) from None
         except (ValueError, IndexError, OverflowError) as e:  # a decoder bug must not pass as data
-            raise CorruptError(f"chunk {i} at offset {ch.offset}: {e}", self.path) from None
-        if out.shape != (ch.count, self.layout.tokens, self.layout.dim):
-            raise CorruptError(f"chunk {i} decoded to shape {out.shape}", self.path)
+            raise CorruptError(f"{what}: {e}", self.path) from None
+        if out.shape != (n, self.layout.tokens, self.layout.dim):
+            raise CorruptError(f"{what}: decoded to shape {out.shape}", self.path)
         return out
 
     def _chunk_cached(self, ci: int) -> np.ndarray:
@@ -195,9 +205,15 @@ class Reader:
         return i
 
     def read_sample(self, i: int) -> np.ndarray:
-        """Sample i as an array [tokens, dim] of the reader's dtype (a copy)."""
+        """Sample i as an array [tokens, dim] of the reader's dtype (a copy).
+
+        Of a split chunk (container version 2) only the chunk's head and the
+        sample's part are read and decoded; a chunk that is not split is
+        decoded whole and kept for the next call."""
         i = self._index(i)
         s = self._c.samples[i]
+        if self._c.chunks[s.chunk].split:
+            return self._decode_range(s.chunk, s.pos, 1)[0].astype(self.dtype, copy=False)
         return self._chunk_cached(s.chunk)[s.pos].astype(self.dtype, copy=True)
 
     def __getitem__(self, i):
@@ -213,7 +229,9 @@ class Reader:
 
     def read(self, indices: Iterable) -> np.ndarray:
         """Samples by index (ints) or key (strs), in the given order, as
-        [n, tokens, dim]. Each chunk involved is decoded once."""
+        [n, tokens, dim]. Of a split chunk, each run of consecutive wanted
+        samples is read and decoded once; other chunks are decoded once,
+        whole."""
         idx = [self.index(k) if isinstance(k, str) else self._index(k) for k in indices]
         out = np.empty((len(idx), self.layout.tokens, self.layout.dim), dtype=self.dtype)
         by_chunk: dict[int, list[tuple[int, int]]] = {}
@@ -221,10 +239,15 @@ class Reader:
             s = self._c.samples[i]
             by_chunk.setdefault(s.chunk, []).append((j, s.pos))
         for ci, items in by_chunk.items():
-            vals = self._chunk_cached(ci)
-            js = [j for j, _ in items]
-            ps = [p for _, p in items]
-            out[js] = vals[ps]
+            if not self._c.chunks[ci].split:
+                vals = self._chunk_cached(ci)
+                out[[j for j, _ in items]] = vals[[p for _, p in items]]
+                continue
+            for first, n in _runs(sorted({p for _, p in items})):
+                vals = self._decode_range(ci, first, n)
+                for j, p in items:
+                    if first <= p < first + n:
+                        out[j] = vals[p - first]
         return out
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -292,6 +315,17 @@ class Reader:
 
     def __repr__(self) -> str:
         return f"ntcb.Reader({self.path!r}, {len(self)} samples of {self.layout.tokens}x{self.layout.dim}, codec {self.codec})"
+
+
+def _runs(positions: list[int]) -> list[tuple[int, int]]:
+    """Runs (first, count) of consecutive numbers in a sorted list without repeats."""
+    runs: list[tuple[int, int]] = []
+    for p in positions:
+        if runs and runs[-1][0] + runs[-1][1] == p:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((p, 1))
+    return runs
 
 
 def _read_model_file(path: str, cid: int) -> bytes | None:

@@ -160,8 +160,7 @@ def test_results_are_copies():
     assert r[0].any()
 
 
-def test_reads_only_the_needed_chunk(monkeypatch):
-    r = ntcb.open(golden("fp16"))
+def counted_reads(monkeypatch, r):
     reads = []
     src = r._c._src
     orig = src.read_at
@@ -171,6 +170,30 @@ def test_reads_only_the_needed_chunk(monkeypatch):
         return orig(n, off)
 
     monkeypatch.setattr(src, "read_at", counting)
+    return reads
+
+
+def test_reads_only_the_needed_sample(monkeypatch):
+    """A sample of a split chunk costs the chunk's head and its own part."""
+    r = ntcb.open(golden("fp16"))
+    reads = counted_reads(monkeypatch, r)
+    ch = r._c.chunks[0]
+    assert ch.split
+    s0, s1 = r._c.samples[0], r._c.samples[1]
+    r[0]  # its part follows the head: one read
+    assert reads == [(8 + ch.head + s0.part_len, ch.offset)]
+    reads.clear()
+    r[1]  # the head, then its part
+    assert reads == [(8 + ch.head, ch.offset), (s1.part_len, ch.offset + 8 + s1.part_off)]
+    reads.clear()
+    r.read([1, 0])  # one run: the head and both parts in one read
+    assert reads == [(8 + ch.head + s0.part_len + s1.part_len, ch.offset)]
+
+
+def test_reads_only_the_needed_chunk(monkeypatch):
+    """A version 1 file: a sample costs its whole chunk, which is cached."""
+    r = ntcb.open(os.path.join(COMPAT, "fp16_container_v1.ntcb"))
+    reads = counted_reads(monkeypatch, r)
     r[2]  # chunk 1 holds sample 2 alone
     ch = r._c.chunks[1]
     assert reads == [(ch.length + 12, ch.offset)]

@@ -123,6 +123,27 @@ def recrc_block(b, off):
     struct.pack_into("<I", b, off + 8 + n, _crc32c.crc32c(bytes(b[off : off + 8 + n])))
 
 
+def recrc_chunk(b, c, ci):
+    """Recomputes chunk ci's block CRC and, for a split chunk, the head and
+    part CRCs its index entries hold (and then the index block's CRC)."""
+    ch = c.chunks[ci]
+    recrc_block(b, ch.offset)
+    if not ch.split:
+        return
+    msize, csize, sfixed = container.ENTRY_SIZES[c.version]
+    ip = c.index_offset + 8
+    ce = ip + 32 + len(c.models) * msize + ci * csize
+    struct.pack_into("<I", b, ce + 28, _crc32c.crc32c(bytes(b[ch.offset : ch.offset + 8 + ch.head])))
+    pos = ip + 32 + len(c.models) * msize + len(c.chunks) * csize
+    start = ch.offset + 8
+    for s in c.samples:
+        if s.chunk == ci:
+            part = bytes(b[start + s.part_off : start + s.part_off + s.part_len])
+            struct.pack_into("<I", b, pos + 20, _crc32c.crc32c(part))
+        pos += sfixed + len(s.key.encode())
+    recrc_block(b, c.index_offset)
+
+
 def test_consistent_checksums_bad_contents():
     """Files whose CRCs match but whose contents are hostile."""
     good = golden_bytes("int8")
@@ -155,9 +176,10 @@ def test_consistent_checksums_bad_contents():
     # Two chunks swapped in the index: the tiling still holds but the
     # first-sample fields do not.
     b = bytearray(good)
-    e0 = bytes(b[ip + 32 : ip + 56])
-    e1 = bytes(b[ip + 56 : ip + 80])
-    b[ip + 32 : ip + 56], b[ip + 56 : ip + 80] = e1, e0
+    n = container.ENTRY_SIZES[c.version][1]
+    e0 = bytes(b[ip + 32 : ip + 32 + n])
+    e1 = bytes(b[ip + 32 + n : ip + 32 + 2 * n])
+    b[ip + 32 : ip + 32 + n], b[ip + 32 + n : ip + 32 + 2 * n] = e1, e0
     recrc_block(b, io)
     with pytest.raises(ntcb.CorruptError):
         read_all(bytes(b))
@@ -167,21 +189,21 @@ def test_consistent_checksums_bad_contents():
     b[ip + 32 + 12] = 200
     b[c.chunks[0].offset + 1] = 200
     recrc_block(b, io)
-    recrc_block(b, c.chunks[0].offset)
+    recrc_chunk(b, c, 0)
     with pytest.raises(ntcb.UnknownCodecError):
         read_all(bytes(b))
 
     # A negative int8 scale inside a chunk with a valid CRC.
     b = bytearray(good)
     b[c.chunks[0].offset + 8 + 2] |= 0x80  # high byte of the first scale
-    recrc_block(b, c.chunks[0].offset)
+    recrc_chunk(b, c, 0)
     with pytest.raises(ntcb.CorruptError):
         read_all(bytes(b))
 
     # A payload of the wrong version.
     b = bytearray(good)
     b[c.chunks[0].offset + 8] = 9
-    recrc_block(b, c.chunks[0].offset)
+    recrc_chunk(b, c, 0)
     with pytest.raises(ntcb.CorruptError):
         read_all(bytes(b))
 
@@ -209,10 +231,10 @@ def test_fp16_zstd_frame_checked():
     off = c.chunks[0].offset
     # Changing the frame's declared content size is refused before decoding.
     b = bytearray(good)
-    p = off + 8
+    p = off + 8 + 1 + 4  # the version byte, the first sample's frame length
     assert b[p : p + 4] == b"\x28\xb5\x2f\xfd"
     b[p + 4] ^= 0x20  # the frame header descriptor
-    recrc_block(b, off)
+    recrc_chunk(b, c, 0)
     with pytest.raises(ntcb.CorruptError):
         read_all(bytes(b))
 
