@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ntc-project/ntc/internal/fsutil"
 	"github.com/ntc-project/ntc/internal/sample"
 	"github.com/ntc-project/ntc/pkg/bench"
 	"github.com/ntc-project/ntc/pkg/codec"
@@ -34,6 +35,7 @@ type benchOptions struct {
 	ntcbPath    string
 	gpu         int
 	samples     int
+	force       bool
 	dataFlags
 
 	// Parsed in PreRunE.
@@ -146,6 +148,7 @@ should fit in the page cache, and the decoded tokens in GPU memory (twice).`,
 	f.IntVar(&o.gpu, "gpu", 0, "with --device cuda: the GPU's ordinal")
 	f.IntVar(&o.samples, "samples", 0, "with --device cuda: decode only the chunks that hold the first N samples (0: all)")
 	o.dataFlags.addFlags(f)
+	addForceFlag(f, &o.force)
 	_ = cmd.MarkFlagFilename("plot", "svg", "png")
 	_ = cmd.MarkFlagFilename("ntcb", "ntcb")
 	_ = cmd.RegisterFlagCompletionFunc("codecs", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -232,6 +235,11 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 		// the target, chunk by chunk.
 		opts.Qualities = []string{"cos=" + strconv.FormatFloat(o.minCos, 'g', -1, 64)}
 	}
+	if o.plot != "" {
+		if err := g.checkOutput(o.plot, args, o.force, ""); err != nil {
+			return err
+		}
+	}
 	inputs := args
 	if len(args) == 0 {
 		dir, err := os.MkdirTemp("", "ntc-bench-")
@@ -265,7 +273,7 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 		return errors.New("no codec could be measured")
 	}
 	if o.plot != "" {
-		if err := writePlotFile(o.plot, o.plotFormat, rep); err != nil {
+		if err := writePlotFile(o.plot, o.plotFormat, rep, o.force); err != nil {
 			return err
 		}
 	}
@@ -300,17 +308,18 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 	return nil
 }
 
-func writePlotFile(path, format string, rep *bench.Report) error {
-	f, err := os.Create(path)
+// writePlotFile writes the chart to path atomically (internal/fsutil):
+// complete or not at all, replacing a file there only with replace.
+func writePlotFile(path, format string, rep *bench.Report, replace bool) error {
+	f, err := fsutil.Create(path, fsutil.CreateOptions{Replace: replace})
 	if err != nil {
 		return err
 	}
+	defer f.Abort()
 	if err := bench.WritePlot(f, rep, format); err != nil {
-		f.Close()
-		os.Remove(path)
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return f.Close()
+	return f.Commit()
 }
 
 // recommendation is the answer of --recommend.

@@ -25,6 +25,7 @@ type decodeOptions struct {
 	workers int
 	device  string
 	gpu     int
+	force   bool
 }
 
 // cudaBatchBytes bounds the decoded output that decode --device cuda holds
@@ -40,7 +41,7 @@ func newDecodeCmd(g *globals, runF func(context.Context, *decodeOptions, []strin
 .safetensors format (by the output's extension), in the input's dtype unless
 --dtype says otherwise. Select samples by index (--samples) or key (--keys);
 by default all are written, in file order. The output appears only when
-complete.
+complete; an existing file is not replaced without --force.
 
 With --device cuda the chunks are decoded on a GPU (--gpu picks which), in
 batches of at most 1 GiB of output, copied back and written as the CPU
@@ -95,6 +96,7 @@ any other dtype as float32 and converted on the host.`,
 	f.IntVar(&o.workers, "workers", 0, "chunks decoded (with cuda: staged) in parallel (0: one per CPU)")
 	f.StringVar(&o.device, "device", bench.DeviceCPU, "where to decode: cpu or cuda")
 	f.IntVar(&o.gpu, "gpu", 0, "with --device cuda: the GPU's ordinal")
+	addForceFlag(f, &o.force)
 	_ = cmd.RegisterFlagCompletionFunc("device", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{bench.DeviceCPU, bench.DeviceCUDA}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -160,6 +162,9 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 		defer d.Close()
 		dev = d
 	}
+	if err := g.checkOutput(o.output, []string{in}, o.force, ""); err != nil {
+		return err
+	}
 	r, err := ntcb.Open(in)
 	if err != nil {
 		return err
@@ -178,7 +183,7 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 		return fmt.Errorf("%s: metadata dtype: %w", in, err)
 	}
 	l := r.Layout()
-	w, err := tensorio.Create(o.output, dt, len(idx), l.Tokens, l.Dim)
+	w, err := tensorio.Create(o.output, dt, len(idx), l.Tokens, l.Dim, tensorio.WithReplace(o.force))
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ type encodeOptions struct {
 	model   string
 	meta    []string
 	json    bool
+	force   bool
 	dataFlags
 
 	// Parsed in PreRunE.
@@ -44,7 +45,8 @@ T = prefix + H*W: the layout is inferred (one CLS token when T-1 is a perfect
 square) or set with --prefix-tokens or --grid.
 
 The output appears only when encoding succeeds: it is written to a
-temporary file, synced, and renamed into place. Memory stays bounded
+temporary file, synced, and moved into place. An existing file is not
+replaced without --force, and never when it is one of the inputs. Memory stays bounded
 whatever the dataset's size: ntc keeps its heap near 400 MiB unless
 GOMEMLIMIT says otherwise; --fit-samples sets how much a fit holds.
 
@@ -73,6 +75,7 @@ cosine (mean and 1st percentile) of the decoded file against the input.`,
 	f.StringArrayVar(&o.meta, "meta", nil, "key=value kept in the metadata (model name, layer, ...); repeatable")
 	o.dataFlags.addFlags(f)
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	addForceFlag(f, &o.force)
 	_ = cmd.MarkFlagFilename("output", "ntcb")
 	_ = cmd.MarkFlagFilename("model", "ntcm")
 	return cmd
@@ -189,6 +192,7 @@ func (o *encodeOptions) ntcbOptions() ntcb.Options {
 		FitSamples:   o.fitSamples,
 		Workers:      o.workers,
 		Tool:         "ntc " + toolVersion(),
+		NoReplace:    !o.force,
 	}
 }
 
@@ -208,6 +212,13 @@ func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string)
 		return err
 	}
 	defer src.Close()
+	inputs := src.Specs()
+	if o.model != "" {
+		inputs = append(inputs, o.model)
+	}
+	if err := g.checkOutput(o.output, inputs, o.force, "an .ntcb file", ".ntcb"); err != nil {
+		return err
+	}
 	opts := o.ntcbOptions()
 	if o.model != "" {
 		if opts.Model, err = ntcb.ReadModelFile(o.model); err != nil {

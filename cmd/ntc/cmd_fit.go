@@ -40,6 +40,7 @@ every chunk.`,
 	f.StringVarP(&o.output, "output", "o", "", "output model file, .ntcm (required)")
 	o.addCodecFlags(cmd)
 	o.dataFlags.addFlags(f)
+	addForceFlag(f, &o.force)
 	return cmd
 }
 
@@ -50,11 +51,18 @@ func runFit(ctx context.Context, g *globals, o *encodeOptions, args []string) er
 		return err
 	}
 	defer src.Close()
+	if err := g.checkOutput(o.output, src.Specs(), o.force, "a model file", ".ntcm"); err != nil {
+		return err
+	}
 	m, err := ntcb.Fit(ctx, src, o.ntcbOptions())
 	if err != nil {
 		return err
 	}
-	if err := ntcb.WriteModelFile(o.output, m, "ntc "+toolVersion()); err != nil {
+	write := ntcb.WriteNewModelFile
+	if o.force {
+		write = ntcb.WriteModelFile
+	}
+	if err := write(o.output, m, "ntc "+toolVersion()); err != nil {
 		return err
 	}
 	g.summary("%s: %s model for %d x %d tokens, %d bytes", o.output, m.Codec, m.Layout.Tokens, m.Layout.Dim, len(m.Blob))

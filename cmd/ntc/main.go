@@ -39,7 +39,8 @@ const (
 const exitCodesHelp = `Exit codes:
   0    success
   1    error: unreadable or unsupported input (not an .ntcb file, values a
-       codec cannot hold), I/O failure
+       codec cannot hold), an output that exists (without --force) or is
+       one of the inputs, I/O failure
   2    usage: bad flags or arguments
   3    integrity: a checksum mismatch or a damaged .ntcb file
   4    internal error: a bug in ntc (please report it)

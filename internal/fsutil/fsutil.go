@@ -1,4 +1,5 @@
-// Package fsutil holds the file handling that ntc's readers share.
+// Package fsutil holds the file handling that ntc's readers and writers
+// share: regular-file checks, atomic output files, output checks.
 package fsutil
 
 import (

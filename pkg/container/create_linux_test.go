@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ntc-project/ntc/internal/fsutil"
 )
 
 // Environment of the child process of TestCreateKilled: the directory it
@@ -29,7 +31,7 @@ const (
 // test sees what a killed writer leaves: there, only the temporary file.
 func TestCreateKilled(t *testing.T) {
 	if dir := os.Getenv(killChildDirEnv); dir != "" {
-		forceNamedTemp = os.Getenv(killChildNamedEnv) == "1"
+		fsutil.ForceNamedTemp = os.Getenv(killChildNamedEnv) == "1"
 		killChild(dir)
 		return
 	}
@@ -132,12 +134,12 @@ func killChild(dir string) {
 	if err := f.bw.Flush(); err != nil {
 		fail(err)
 	}
-	fi, err := f.f.Stat()
+	fi, err := f.af.OS().Stat()
 	if err != nil || fi.Size() != f.Offset() {
 		fail("file holds", fi.Size(), err)
 	}
 	mode := "unnamed"
-	if f.tmp != "" {
+	if f.af.TempName() != "" {
 		mode = "named"
 	}
 	fmt.Printf("written %s %d\n", mode, f.Offset())

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ntc-project/ntc/internal/fsutil"
 )
 
 // listDir returns the names in dir, sorted.
@@ -45,8 +47,8 @@ func forEachMode(t *testing.T, f func(t *testing.T)) {
 			name = "named"
 		}
 		t.Run(name, func(t *testing.T) {
-			forceNamedTemp = named
-			defer func() { forceNamedTemp = false }()
+			fsutil.ForceNamedTemp = named
+			defer func() { fsutil.ForceNamedTemp = false }()
 			f(t)
 		})
 	}
@@ -77,7 +79,7 @@ func TestCreateCommit(t *testing.T) {
 		if slices.Contains(names, "out.ntcb") {
 			t.Fatalf("destination exists before Commit: %v", names)
 		}
-		if f.tmp == "" && len(names) != 0 {
+		if f.af.TempName() == "" && len(names) != 0 {
 			t.Errorf("unnamed temporary file has a name: %v", names)
 		}
 		if err := f.Commit([]byte(`{"k":1}`)); err != nil {
@@ -125,7 +127,7 @@ func TestCreateAbort(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeSome(t, f.Writer, "x")
-		if f.tmp != "" {
+		if f.af.TempName() != "" {
 			if got := tempFiles(listDir(t, dir)); len(got) != 1 {
 				t.Errorf("named temporary files before Abort: %v", got)
 			}

@@ -61,6 +61,9 @@ type Options struct {
 	Tool string
 	// Progress, if set, is told of every chunk written.
 	Progress Progress
+	// NoReplace makes EncodeFile refuse to replace a file at its path:
+	// the error wraps fs.ErrExist.
+	NoReplace bool
 }
 
 // Result describes an encoded file.
@@ -106,7 +109,11 @@ func Encode(ctx context.Context, w *container.Writer, src Source, opts Options) 
 // EncodeFile encodes src into a new file at path. The file appears only when
 // encoding succeeds; on any error or cancellation nothing is left behind.
 func EncodeFile(ctx context.Context, path string, src Source, opts Options) (*Result, error) {
-	f, err := container.Create(path)
+	create := container.Create
+	if opts.NoReplace {
+		create = container.CreateNew
+	}
+	f, err := create(path)
 	if err != nil {
 		return nil, err
 	}

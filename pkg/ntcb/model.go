@@ -57,13 +57,24 @@ func Fit(ctx context.Context, src Source, opts Options) (*Model, error) {
 
 // WriteModelFile stores m at path as a .ntcm file: a container with the
 // model block, a metadata block and no chunks. The file appears only when
-// complete.
+// complete, replacing any file at path.
 func WriteModelFile(path string, m *Model, tool string) error {
+	return writeModelFile(path, m, tool, container.Create)
+}
+
+// WriteNewModelFile is WriteModelFile for a path that must not exist: the
+// error wraps fs.ErrExist if something is there, or appears there while
+// the file is written.
+func WriteNewModelFile(path string, m *Model, tool string) error {
+	return writeModelFile(path, m, tool, container.CreateNew)
+}
+
+func writeModelFile(path string, m *Model, tool string, create func(string) (*container.FileWriter, error)) error {
 	spec, err := codec.Lookup(m.Codec)
 	if err != nil {
 		return err
 	}
-	f, err := container.Create(path)
+	f, err := create(path)
 	if err != nil {
 		return err
 	}

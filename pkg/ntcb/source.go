@@ -132,6 +132,15 @@ func (f *Files) Key(i int) string {
 	return in.key + "#" + strconv.Itoa(j)
 }
 
+// Specs returns the input specs, in dataset order.
+func (f *Files) Specs() []string {
+	specs := make([]string, len(f.inputs))
+	for i, in := range f.inputs {
+		specs[i] = in.spec
+	}
+	return specs
+}
+
 // Origin implements Origin: the spec of the input that holds sample i.
 func (f *Files) Origin(i int) string {
 	fi, _ := f.locate(i)

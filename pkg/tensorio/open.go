@@ -59,6 +59,13 @@ func Open(spec string) (Source, error) {
 	return s, nil
 }
 
+// SpecPath returns the file path of an input spec as Open takes it: the
+// spec without a ":name" array selection.
+func SpecPath(spec string) string {
+	path, _ := splitSpec(spec)
+	return path
+}
+
 // splitSpec splits "path:name" into its parts. A spec naming an existing
 // file is a path whole; otherwise it is split at the last ':' when the part
 // before it has a known extension.

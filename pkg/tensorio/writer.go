@@ -4,10 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ntc-project/ntc/internal/fsutil"
 )
 
 // Writer writes [N, T, D] samples one at a time, streaming, to a temporary
@@ -31,8 +32,20 @@ type Writer interface {
 type WriteOption func(*writeOptions) error
 
 type writeOptions struct {
-	tensor string
-	meta   map[string]string
+	tensor  string
+	meta    map[string]string
+	keepOld bool
+}
+
+// WithReplace says whether Close may replace a file at the path; the
+// default is true. With false, Create fails if the path exists, and so
+// does Close if a file appeared there meanwhile; both errors wrap
+// fs.ErrExist.
+func WithReplace(replace bool) WriteOption {
+	return func(o *writeOptions) error {
+		o.keepOld = !replace
+		return nil
+	}
 }
 
 // DefaultTensorName is the tensor name that Create writes to a .safetensors
@@ -74,9 +87,11 @@ func WithMetadata(meta map[string]string) WriteOption {
 // extension of path) that holds a tensor of type dtype and shape
 // [n, tokens, dim]. n may be 0; tokens and dim must be positive.
 //
-// It writes to a temporary file in the destination's directory; Close
-// flushes, fsyncs and renames it into place, and Abort (or an error) removes
-// it, so the destination never holds a half-written file.
+// It writes to a temporary file in the destination's directory, unnamed
+// where the platform allows (internal/fsutil): Close flushes, fsyncs and
+// moves it into place, and Abort (or an error) removes it, so the
+// destination never holds a half-written file, and a killed process
+// leaves nothing behind.
 //
 // A .npy file is written as numpy does, version 1.0 with a 64-byte aligned
 // header; bfloat16 gets the descr '<V2' that np.save writes for an ml_dtypes
@@ -111,11 +126,7 @@ func Create(path string, dtype DType, n, tokens, dim int, opts ...WriteOption) (
 	default:
 		return nil, fmt.Errorf("%s: cannot write file type %q (want .npy or .safetensors): %w", path, ext, ErrFormat)
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
+	f, err := fsutil.Create(path, fsutil.CreateOptions{Replace: !o.keepOld})
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +150,7 @@ func isUTF8(s string) bool { return utf8.ValidString(s) }
 // front, so only the samples follow it.
 type fileWriter struct {
 	path    string
-	f       *os.File // nil once closed or aborted
+	f       *fsutil.File // nil once closed or aborted
 	bw      *bufio.Writer
 	dtype   DType
 	l       layout
@@ -200,33 +211,17 @@ func (w *fileWriter) Close() error {
 		w.fail(fmt.Errorf("closed after %d of %d samples", w.written, w.l.n))
 		return w.err
 	}
-	tmp := w.f.Name()
 	if err := w.bw.Flush(); err != nil {
 		w.fail(err)
 		return w.err
 	}
-	if err := w.f.Chmod(0o644); err != nil {
-		w.fail(err)
-		return w.err
-	}
-	if err := w.f.Sync(); err != nil {
-		w.fail(err)
-		return w.err
-	}
-	if err := w.f.Close(); err != nil {
-		w.f = nil
-		os.Remove(tmp)
-		w.err = fmt.Errorf("%s: %w", w.path, err)
-		return w.err
-	}
+	err := w.f.Commit()
 	w.f = nil
-	if err := os.Rename(tmp, w.path); err != nil {
-		os.Remove(tmp)
+	if err != nil {
 		w.err = fmt.Errorf("%s: %w", w.path, err)
 		return w.err
 	}
 	w.done = true
-	syncDir(filepath.Dir(w.path))
 	return nil
 }
 
@@ -234,12 +229,8 @@ func (w *fileWriter) Abort() error {
 	if w.f == nil {
 		return nil
 	}
-	tmp := w.f.Name()
-	err := w.f.Close()
+	err := w.f.Abort()
 	w.f = nil
-	if rerr := os.Remove(tmp); rerr != nil {
-		err = errors.Join(err, rerr)
-	}
 	if w.err == nil {
 		w.err = fmt.Errorf("%s: %w", w.path, errWriterClosed)
 	}
@@ -250,18 +241,7 @@ func (w *fileWriter) Abort() error {
 func (w *fileWriter) fail(err error) {
 	w.err = fmt.Errorf("%s: %w", w.path, err)
 	if w.f != nil {
-		tmp := w.f.Name()
-		w.f.Close()
+		w.f.Abort()
 		w.f = nil
-		os.Remove(tmp)
-	}
-}
-
-// syncDir fsyncs a directory so that a rename in it is durable. Errors are
-// ignored: some file systems cannot sync directories.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 }

@@ -1,9 +1,10 @@
 //go:build linux
 
-package container
+package fsutil
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,7 +18,7 @@ import (
 // errUnnamedUnsupported where the kernel or file system lacks O_TMPFILE, or
 // where /proc is not mounted (linkUnnamed needs /proc/self/fd).
 func openUnnamed(dir, name string) (*os.File, error) {
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o666)
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o666)
 	if err != nil {
 		// Kernels before 3.11 see O_TMPFILE as O_DIRECTORY and fail with
 		// EISDIR; file systems without support fail with EOPNOTSUPP.
@@ -36,10 +37,11 @@ func openUnnamed(dir, name string) (*os.File, error) {
 // procFD returns the /proc path of a file descriptor of this process.
 func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
-// linkUnnamed gives the unnamed file f the name dest, replacing any file
-// there atomically. It links f straight to dest when dest does not exist;
-// otherwise it links f to a temporary name in dir and renames that over dest.
-func linkUnnamed(f *os.File, dir, dest string) error {
+// linkUnnamed gives the unnamed file f the name dest. It links f straight
+// to dest, which fails with fs.ErrExist if dest exists; with replace it
+// then links f to a temporary name in dir and renames that over dest, in
+// one atomic step.
+func linkUnnamed(f *os.File, dir, dest string, replace bool) error {
 	src := procFD(int(f.Fd()))
 	err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, dest, unix.AT_SYMLINK_FOLLOW)
 	if err == nil {
@@ -47,6 +49,9 @@ func linkUnnamed(f *os.File, dir, dest string) error {
 	}
 	if !errors.Is(err, unix.EEXIST) {
 		return &os.LinkError{Op: "link", Old: src, New: dest, Err: err}
+	}
+	if !replace {
+		return &os.LinkError{Op: "link", Old: src, New: dest, Err: fs.ErrExist}
 	}
 	base := filepath.Base(dest)
 	for range 100 {
@@ -65,17 +70,4 @@ func linkUnnamed(f *os.File, dir, dest string) error {
 		return nil
 	}
 	return &os.LinkError{Op: "link", Old: src, New: dest, Err: errors.New("too many temporary name collisions")}
-}
-
-// syncDir fsyncs a directory so that a rename or link in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

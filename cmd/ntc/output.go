@@ -1,0 +1,47 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ntc-project/ntc/internal/fsutil"
+	"github.com/ntc-project/ntc/pkg/tensorio"
+)
+
+// addForceFlag adds --force (-f), which lets a command replace an
+// existing output file.
+func addForceFlag(f *pflag.FlagSet, force *bool) {
+	f.BoolVarP(force, "force", "f", false, "replace the output file if it exists")
+}
+
+// checkOutput checks, before any work, that out may be written: it is not
+// one of the inputs (the same file, whatever the path), and it does not
+// exist unless force. inputs are input specs (FILE or FILE:NAME). When
+// out's extension is none of exts it warns on stderr that the file will be
+// what (e.g. "an .ntcb file") all the same.
+func (g *globals) checkOutput(out string, inputs []string, force bool, what string, exts ...string) error {
+	paths := make([]string, len(inputs))
+	for i, in := range inputs {
+		paths[i] = tensorio.SpecPath(in)
+	}
+	if err := fsutil.CheckOutput(out, paths, force); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w; give --force to replace it", err)
+		}
+		return err
+	}
+	if len(exts) > 0 {
+		if w := fsutil.ExtensionWarning(out, what, exts...); w != "" {
+			g.warn("%s", w)
+		}
+	}
+	return nil
+}
+
+// warn prints a warning on stderr, even with --quiet.
+func (g *globals) warn(format string, a ...any) {
+	fmt.Fprintf(g.stderr, "ntc: warning: "+format+"\n", a...)
+}
