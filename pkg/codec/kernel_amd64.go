@@ -12,28 +12,13 @@ func hasFMA() bool  { return cpufeat.X86.HasFMA }
 func has512() bool  { return cpufeat.X86.HasAVX512F }
 
 //go:noescape
-func axpy4FMA512(out *float32, ostride int, a *float32, astride int, na int, m *float32, stride, cols int)
-
-// axpy4Asm does axpyRowsFast for the four tokens out[t*ostride:][:w] with
-// coefficients a[t*astride:][:na], t = 0..3, when the machine has AVX-512;
-// it reports whether it did.
-func axpy4Asm(out []float32, ostride int, w int, a []float32, astride, na int, m []float32, stride int) bool {
-	return axpy4With(axpy4FMA512, axpyRowsFast, out, ostride, w, a, astride, na, m, stride)
-}
-
-//go:noescape
 func axpy4Exact512(out *float32, ostride int, a *float32, astride int, na int, m *float32, stride, cols int)
 
-// axpy4ExactAsm is axpy4Asm with the rounding of axpyRows.
+// axpy4ExactAsm does axpyRows for the four tokens out[t*ostride:][:w] with
+// coefficients a[t*astride:][:na], t = 0..3, when the machine has AVX-512:
+// the AVX-512 kernel over the first multiple of 16 columns, axpyRows over
+// the rest. It reports whether it did.
 func axpy4ExactAsm(out []float32, ostride int, w int, a []float32, astride, na int, m []float32, stride int) bool {
-	return axpy4With(axpy4Exact512, axpyRows, out, ostride, w, a, astride, na, m, stride)
-}
-
-// axpy4With runs the four-token AVX-512 kernel over the first multiple of
-// 16 columns and the matching Go loop over the rest.
-func axpy4With(kernel func(out *float32, ostride int, a *float32, astride int, na int, m *float32, stride, cols int),
-	tail func(out, a, m []float32, stride int),
-	out []float32, ostride int, w int, a []float32, astride, na int, m []float32, stride int) bool {
 	if !has512() || w < 16 || na == 0 {
 		return false
 	}
@@ -41,10 +26,10 @@ func axpy4With(kernel func(out *float32, ostride int, a *float32, astride int, n
 	_ = a[3*astride+na-1]
 	_ = m[(na-1)*stride+w-1]
 	c16 := w &^ 15
-	kernel(&out[0], ostride, &a[0], astride, na, &m[0], stride, c16)
+	axpy4Exact512(&out[0], ostride, &a[0], astride, na, &m[0], stride, c16)
 	if c16 < w {
 		for t := range 4 {
-			tail(out[t*ostride+c16:t*ostride+w], a[t*astride:t*astride+na], m[c16:], stride)
+			axpyRows(out[t*ostride+c16:t*ostride+w], a[t*astride:t*astride+na], m[c16:], stride)
 		}
 	}
 	return true
@@ -92,3 +77,43 @@ func axpyRowsFastAsm(out, a, m []float32, stride int) bool {
 	}
 	return true
 }
+
+//go:noescape
+func gemm6x16(a *float32, lda, groups int, b *float32, kc int, c *float32, ldc int, s *float32, lds int)
+
+//go:noescape
+func gemm6x64(a *float32, lda, groups int, b *float32, bstride, kc int, c *float32, ldc int, s *float32, lds int)
+
+// gemmLevel returns the product kernels the active vector level runs.
+func gemmLevel() int {
+	switch {
+	case has512():
+		return gemmAVX512
+	case hasFMA():
+		return gemmAVX2
+	}
+	return gemmGo
+}
+
+// gemmKernel runs the kernel of level lv over groups groups of rows and w
+// columns (gemmWide with AVX-512, else gemmPanel) from the panel at b,
+// panels bstride floats apart; mulAdd has checked the bounds.
+func gemmKernel(lv, w int, a []float32, lda, groups int, b []float32, bstride, kc int, c []float32, ldc int, s []float32, lds int) {
+	switch {
+	case w == gemmWide:
+		gemm6x64(&a[0], lda, groups, &b[0], bstride, kc, &c[0], ldc, &s[0], lds)
+	case lv >= gemmAVX2:
+		gemm6x16(&a[0], lda, groups, &b[0], kc, &c[0], ldc, &s[0], lds)
+	default:
+		gemmGoKernel(a, lda, groups, b, kc, c, ldc, s, lds)
+	}
+}
+
+// fmaPeak256 and fmaPeak512 run n iterations of 12 independent FMAs on
+// YMM or ZMM registers: the benchmarks' ceiling of the FMA ports.
+//
+//go:noescape
+func fmaPeak256(n int)
+
+//go:noescape
+func fmaPeak512(n int)

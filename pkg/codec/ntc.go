@@ -136,13 +136,14 @@ func init() {
 type ntcCodec struct {
 	layout Layout
 	dim, k int
-	mean   []float32 // D, float16 values
-	basis  []float32 // K x D, int8 times the row's scale
-	bq     []int8    // K x D, the stored basis
-	hi16   int       // rows below hi16 are stored as float16 (bq unused)
-	bscale []uint16  // K float16 row scales
-	basisT []float32 // D x K, for the forward projection
-	sig    []uint8   // K x ntcClasses sigma codes
+	mean   []float32  // D, float16 values
+	basis  []float32  // K x D, int8 times the row's scale
+	bq     []int8     // K x D, the stored basis
+	hi16   int        // rows below hi16 are stored as float16 (bq unused)
+	bscale []uint16   // K float16 row scales
+	basisT []float32  // D x K, for the forward projection
+	packed *packedMat // basis packed for the inverse transform's product
+	sig    []uint8    // K x ntcClasses sigma codes
 	tabs   [ntcBuckets]ransTable
 	tlo    uint8 // tabs[tlo:thi] are stored, the rest uniform
 	thi    uint8
@@ -426,6 +427,7 @@ func (c *ntcCodec) finish() {
 			c.basisT[d*c.k+k] = c.basis[k*c.dim+d]
 		}
 	}
+	c.packed = packMat(c.basis, c.k, c.dim)
 	c.blocks, c.groups = gridBlocks(c.layout)
 	c.lut = ransLUT(c.tabs[:])
 }
@@ -501,19 +503,22 @@ func (c *ntcCodec) shapeIndex(pl []planEntry) [][]int32 {
 type ntcScratch struct {
 	coef []float32 // one sample's blocks, blockSize x K each
 	tmp  []float32
-	y    []float32
-	q    []int32 // one block's symbols
-	rans []byte  // the rANS stream and ransPad zero bytes
-	bits []byte  // the raw bit stream and ransPad zero bytes
+	y    []float32 // one sample's grid tokens in PCA coordinates, K each (padded to whole kernel groups)
+	ytmp []float32 // the product's last rows (packedMat.mulAdd's tmp)
+	q    []int32   // one block's symbols
+	rans []byte    // the rANS stream and ransPad zero bytes
+	bits []byte    // the raw bit stream and ransPad zero bytes
 }
 
 func (c *ntcCodec) scratch() *ntcScratch {
 	s, _ := c.bufs.Get().(*ntcScratch)
 	if s == nil {
+		l := c.layout
 		s = &ntcScratch{
 			coef: make([]float32, len(c.blocks)*blockSize*c.k),
 			tmp:  make([]float32, blockSize*c.k),
-			y:    make([]float32, blockSize*c.k),
+			y:    make([]float32, gemmPadRows(l.GridH*l.GridW)*c.k),
+			ytmp: make([]float32, gemmRows*c.dim),
 		}
 	}
 	return s
@@ -804,8 +809,12 @@ func (c *ntcCodec) synthesize(out []float32, s *ntcScratch) {
 		}
 	}
 	for bi := range c.blocks {
-		c.inverseBlock(out, &c.blocks[bi], s.coef[bi*per:(bi+1)*per], s)
+		c.inverseBlock(s.y, &c.blocks[bi], s.coef[bi*per:(bi+1)*per], s)
 	}
+	// The inverse PCA of every grid token at once: one blocked product,
+	// grid tokens x K by K x D, plus the mean.
+	l := c.layout
+	c.packed.mulAdd(out[l.Prefix*l.Dim:], s.y, K, l.GridH*l.GridW, c.mean, s.ytmp)
 }
 
 // decPlanCache is how many step codes' decoding plans a codec keeps: a
@@ -851,10 +860,10 @@ type decPlanEntry struct {
 	ents [][]decEntry
 }
 
-// inverseBlock turns the block's DCT coefficients (class-major) into
-// tokens of out.
-func (c *ntcCodec) inverseBlock(out []float32, g *blockGeom, coef []float32, s *ntcScratch) {
-	K, D := c.k, c.dim
+// inverseBlock turns the block's DCT coefficients (class-major) into its
+// tokens' PCA coordinates: row t-Prefix of y (K floats) for token t.
+func (c *ntcCodec) inverseBlock(y []float32, g *blockGeom, coef []float32, s *ntcScratch) {
+	K, P := c.k, c.layout.Prefix
 	bh, bw := int(g.bh), int(g.bw)
 	cy, cx := &dctMats[bh], &dctMats[bw]
 	// Along x: tmp[fy][px] = sum_fx cx[fx][px] coef[fy][fx].
@@ -869,28 +878,15 @@ func (c *ntcCodec) inverseBlock(out []float32, g *blockGeom, coef []float32, s *
 			axpyRowsFast(tmp[(fy*blockSide+px)*K:][:K], a[:bw], coef[fy*blockSide*K:], K)
 		}
 	}
-	y := s.y
-	clear(y)
+	// Along y, into the token's row.
 	for py := range bh {
 		for fy := range bh {
 			a[fy] = cy[fy][py]
 		}
 		for px := range bw {
-			axpyRowsFast(y[(py*blockSide+px)*K:][:K], a[:bh], tmp[px*K:], blockSide*K)
-		}
-	}
-	for py := range bh {
-		t0 := int(g.tok[py*blockSide])
-		for px := range bw {
-			copy(out[(t0+px)*D:(t0+px)*D+D], c.mean)
-		}
-		// A row of four tokens is contiguous in the output: one pass of
-		// the basis serves all four.
-		if bw == blockSide && axpy4Asm(out[t0*D:], D, D, y[py*blockSide*K:], K, K, c.basis, D) {
-			continue
-		}
-		for px := range bw {
-			axpyRowsFast(out[(t0+px)*D:(t0+px)*D+D], y[(py*blockSide+px)*K:][:K], c.basis, D)
+			row := y[(int(g.tok[py*blockSide+px])-P)*K:][:K]
+			clear(row)
+			axpyRowsFast(row, a[:bh], tmp[px*K:], blockSide*K)
 		}
 	}
 }

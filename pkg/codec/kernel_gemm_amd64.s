@@ -1,0 +1,325 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Register-blocked product kernels for the inverse transform: for groups
+// of 6 rows, C[r][0:NR] = S[r][0:NR] + sum_k A[r][k] * B[k][0:NR], with
+// fused multiply-adds in the order k = 0, 1, ..., kc-1. Each B row is
+// loaded once for the 6 rows and each A value broadcast once for the NR
+// columns, so the kernel runs on the FMA ports instead of waiting on
+// loads; B is a packed panel (ldb floats from row to row) small enough to
+// stay in L1 while the groups go by.
+//
+// B is packed in panels of 16 columns, each K rows of 64 bytes.
+// Arguments (strides in floats): a, lda: the first group's 6 rows of A;
+// groups: how many groups (6 rows each) follow one another at 6*lda,
+// 6*ldc and 6*lds; b, kc: row k0 of B's first panel, and how many rows to
+// use; bstride (6x64 only): floats from one 16-column panel to the next;
+// c, ldc: the output rows; s, lds: the rows the accumulators start from
+// (lds = 0: one row for all, the mean; s = c: accumulate). kc >= 1.
+
+// func gemm6x16(a *float32, lda, groups int, b *float32, kc int, c *float32, ldc int, s *float32, lds int)
+// AVX2+FMA: 6 rows x 16 columns, twelve YMM accumulators.
+TEXT ·gemm6x16(SB), NOSPLIT, $0-72
+	MOVQ a+0(FP), DI
+	MOVQ lda+8(FP), R8
+	MOVQ groups+16(FP), R14
+	MOVQ b+24(FP), AX
+	MOVQ c+40(FP), R10
+	MOVQ ldc+48(FP), R11
+	MOVQ s+56(FP), R12
+	MOVQ lds+64(FP), R13
+	SHLQ $2, R8
+	SHLQ $2, R11
+	SHLQ $2, R13
+	TESTQ R14, R14
+	JZ   y16done
+
+y16group:
+	// Accumulators from S.
+	LEAQ (R12)(R13*2), R15
+	ADDQ R13, R15
+	VMOVUPS 0(R12), Y0
+	VMOVUPS 32(R12), Y1
+	VMOVUPS 0(R12)(R13*1), Y2
+	VMOVUPS 32(R12)(R13*1), Y3
+	VMOVUPS 0(R12)(R13*2), Y4
+	VMOVUPS 32(R12)(R13*2), Y5
+	VMOVUPS 0(R15), Y6
+	VMOVUPS 32(R15), Y7
+	VMOVUPS 0(R15)(R13*1), Y8
+	VMOVUPS 32(R15)(R13*1), Y9
+	VMOVUPS 0(R15)(R13*2), Y10
+	VMOVUPS 32(R15)(R13*2), Y11
+
+	MOVQ DI, SI              // row 0 of A
+	LEAQ (DI)(R8*2), BX
+	ADDQ R8, BX              // row 3 of A
+	MOVQ AX, DX              // B row
+	MOVQ kc+32(FP), CX
+
+y16k:
+	VMOVUPS 0(DX), Y12
+	VMOVUPS 32(DX), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS (SI)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	VBROADCASTSS (SI)(R8*2), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y5
+	VBROADCASTSS (BX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VBROADCASTSS (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y9
+	VBROADCASTSS (BX)(R8*2), Y15
+	VFMADD231PS Y12, Y15, Y10
+	VFMADD231PS Y13, Y15, Y11
+	ADDQ $4, SI
+	ADDQ $4, BX
+	ADDQ $64, DX
+	DECQ CX
+	JNZ  y16k
+
+	LEAQ (R10)(R11*2), R15
+	ADDQ R11, R15
+	VMOVUPS Y0, 0(R10)
+	VMOVUPS Y1, 32(R10)
+	VMOVUPS Y2, 0(R10)(R11*1)
+	VMOVUPS Y3, 32(R10)(R11*1)
+	VMOVUPS Y4, 0(R10)(R11*2)
+	VMOVUPS Y5, 32(R10)(R11*2)
+	VMOVUPS Y6, 0(R15)
+	VMOVUPS Y7, 32(R15)
+	VMOVUPS Y8, 0(R15)(R11*1)
+	VMOVUPS Y9, 32(R15)(R11*1)
+	VMOVUPS Y10, 0(R15)(R11*2)
+	VMOVUPS Y11, 32(R15)(R11*2)
+
+	// Next group: 6 rows down in A, C and S.
+	LEAQ (R8)(R8*2), R15
+	LEAQ (DI)(R15*2), DI
+	LEAQ (R11)(R11*2), R15
+	LEAQ (R10)(R15*2), R10
+	LEAQ (R13)(R13*2), R15
+	LEAQ (R12)(R15*2), R12
+	DECQ R14
+	JNZ  y16group
+
+y16done:
+	VZEROUPPER
+	RET
+
+// func gemm6x64(a *float32, lda, groups int, b *float32, bstride, kc int, c *float32, ldc int, s *float32, lds int)
+// AVX-512: 6 rows x 64 columns, 24 ZMM accumulators; per k, 4 loads of B
+// and 6 broadcasts of A for 24 FMAs.
+TEXT ·gemm6x64(SB), NOSPLIT, $0-80
+	MOVQ a+0(FP), DI
+	MOVQ lda+8(FP), R8
+	MOVQ groups+16(FP), R14
+	MOVQ bstride+32(FP), R9
+	MOVQ c+48(FP), R10
+	MOVQ ldc+56(FP), R11
+	MOVQ s+64(FP), R12
+	MOVQ lds+72(FP), R13
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, R11
+	SHLQ $2, R13
+	TESTQ R14, R14
+	JZ   z64done
+
+z64group:
+	LEAQ (R12)(R13*2), R15
+	ADDQ R13, R15
+	VMOVUPS 0(R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 0(R12)(R13*1), Z4
+	VMOVUPS 64(R12)(R13*1), Z5
+	VMOVUPS 128(R12)(R13*1), Z6
+	VMOVUPS 192(R12)(R13*1), Z7
+	VMOVUPS 0(R12)(R13*2), Z8
+	VMOVUPS 64(R12)(R13*2), Z9
+	VMOVUPS 128(R12)(R13*2), Z10
+	VMOVUPS 192(R12)(R13*2), Z11
+	VMOVUPS 0(R15), Z12
+	VMOVUPS 64(R15), Z13
+	VMOVUPS 128(R15), Z14
+	VMOVUPS 192(R15), Z15
+	VMOVUPS 0(R15)(R13*1), Z16
+	VMOVUPS 64(R15)(R13*1), Z17
+	VMOVUPS 128(R15)(R13*1), Z18
+	VMOVUPS 192(R15)(R13*1), Z19
+	VMOVUPS 0(R15)(R13*2), Z20
+	VMOVUPS 64(R15)(R13*2), Z21
+	VMOVUPS 128(R15)(R13*2), Z22
+	VMOVUPS 192(R15)(R13*2), Z23
+
+	MOVQ DI, SI
+	LEAQ (DI)(R8*2), BX
+	ADDQ R8, BX
+	MOVQ b+24(FP), DX        // B row in panels 0, 1, 2 (DX, +R9, +2*R9)
+	LEAQ (DX)(R9*2), AX
+	ADDQ R9, AX              // and in panel 3
+	MOVQ kc+40(FP), CX
+
+z64k:
+	VMOVUPS (DX), Z24
+	VMOVUPS (DX)(R9*1), Z25
+	VMOVUPS (DX)(R9*2), Z26
+	VMOVUPS (AX), Z27
+	VBROADCASTSS (SI), Z28
+	VBROADCASTSS (SI)(R8*1), Z29
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VBROADCASTSS (SI)(R8*2), Z30
+	VFMADD231PS Z24, Z29, Z4
+	VFMADD231PS Z25, Z29, Z5
+	VFMADD231PS Z26, Z29, Z6
+	VFMADD231PS Z27, Z29, Z7
+	VBROADCASTSS (BX), Z31
+	VFMADD231PS Z24, Z30, Z8
+	VFMADD231PS Z25, Z30, Z9
+	VFMADD231PS Z26, Z30, Z10
+	VFMADD231PS Z27, Z30, Z11
+	VBROADCASTSS (BX)(R8*1), Z28
+	VFMADD231PS Z24, Z31, Z12
+	VFMADD231PS Z25, Z31, Z13
+	VFMADD231PS Z26, Z31, Z14
+	VFMADD231PS Z27, Z31, Z15
+	VBROADCASTSS (BX)(R8*2), Z29
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VFMADD231PS Z24, Z29, Z20
+	VFMADD231PS Z25, Z29, Z21
+	VFMADD231PS Z26, Z29, Z22
+	VFMADD231PS Z27, Z29, Z23
+	ADDQ $4, SI
+	ADDQ $4, BX
+	ADDQ $64, DX
+	ADDQ $64, AX
+	DECQ CX
+	JNZ  z64k
+
+	LEAQ (R10)(R11*2), R15
+	ADDQ R11, R15
+	VMOVUPS Z0, 0(R10)
+	VMOVUPS Z1, 64(R10)
+	VMOVUPS Z2, 128(R10)
+	VMOVUPS Z3, 192(R10)
+	VMOVUPS Z4, 0(R10)(R11*1)
+	VMOVUPS Z5, 64(R10)(R11*1)
+	VMOVUPS Z6, 128(R10)(R11*1)
+	VMOVUPS Z7, 192(R10)(R11*1)
+	VMOVUPS Z8, 0(R10)(R11*2)
+	VMOVUPS Z9, 64(R10)(R11*2)
+	VMOVUPS Z10, 128(R10)(R11*2)
+	VMOVUPS Z11, 192(R10)(R11*2)
+	VMOVUPS Z12, 0(R15)
+	VMOVUPS Z13, 64(R15)
+	VMOVUPS Z14, 128(R15)
+	VMOVUPS Z15, 192(R15)
+	VMOVUPS Z16, 0(R15)(R11*1)
+	VMOVUPS Z17, 64(R15)(R11*1)
+	VMOVUPS Z18, 128(R15)(R11*1)
+	VMOVUPS Z19, 192(R15)(R11*1)
+	VMOVUPS Z20, 0(R15)(R11*2)
+	VMOVUPS Z21, 64(R15)(R11*2)
+	VMOVUPS Z22, 128(R15)(R11*2)
+	VMOVUPS Z23, 192(R15)(R11*2)
+
+	LEAQ (R8)(R8*2), R15
+	LEAQ (DI)(R15*2), DI
+	LEAQ (R11)(R11*2), R15
+	LEAQ (R10)(R15*2), R10
+	LEAQ (R13)(R13*2), R15
+	LEAQ (R12)(R15*2), R12
+	DECQ R14
+	JNZ  z64group
+
+z64done:
+	VZEROUPPER
+	RET
+
+// func fmaPeak256(n int)
+// n iterations of 12 independent YMM FMAs (192 flops), no memory access:
+// the FMA ports' ceiling, for the benchmarks.
+TEXT ·fmaPeak256(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+peak256:
+	VFMADD231PS Y12, Y13, Y0
+	VFMADD231PS Y12, Y13, Y1
+	VFMADD231PS Y12, Y13, Y2
+	VFMADD231PS Y12, Y13, Y3
+	VFMADD231PS Y12, Y13, Y4
+	VFMADD231PS Y12, Y13, Y5
+	VFMADD231PS Y12, Y13, Y6
+	VFMADD231PS Y12, Y13, Y7
+	VFMADD231PS Y12, Y13, Y8
+	VFMADD231PS Y12, Y13, Y9
+	VFMADD231PS Y12, Y13, Y10
+	VFMADD231PS Y12, Y13, Y11
+	DECQ CX
+	JNZ  peak256
+	VZEROUPPER
+	RET
+
+// func fmaPeak512(n int)
+// fmaPeak256 with ZMM registers (384 flops per iteration).
+TEXT ·fmaPeak512(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+peak512:
+	VFMADD231PS Z12, Z13, Z0
+	VFMADD231PS Z12, Z13, Z1
+	VFMADD231PS Z12, Z13, Z2
+	VFMADD231PS Z12, Z13, Z3
+	VFMADD231PS Z12, Z13, Z4
+	VFMADD231PS Z12, Z13, Z5
+	VFMADD231PS Z12, Z13, Z6
+	VFMADD231PS Z12, Z13, Z7
+	VFMADD231PS Z12, Z13, Z8
+	VFMADD231PS Z12, Z13, Z9
+	VFMADD231PS Z12, Z13, Z10
+	VFMADD231PS Z12, Z13, Z11
+	DECQ CX
+	JNZ  peak512
+	VZEROUPPER
+	RET
