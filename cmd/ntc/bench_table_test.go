@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,5 +182,31 @@ func TestBenchRecommendSearchesRate(t *testing.T) {
 	// The command keeps the target, for data the bench has not seen.
 	if !strings.Contains(rec.Command, "--quality cos=0.99") {
 		t.Errorf("command %q", rec.Command)
+	}
+}
+
+// TestBenchEmbeddedKeys checks that the default bench's files do not
+// depend on where the embedded sample's temporary copy is: its keys are the
+// file's own name, so its sizes are the same in any temporary folder.
+func TestBenchEmbeddedKeys(t *testing.T) {
+	var sizes []float64
+	for _, sub := range []string{"a", strings.Repeat("b", 40)} {
+		tmp := filepath.Join(t.TempDir(), sub)
+		if err := os.Mkdir(tmp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("TMPDIR", tmp)
+		code, out, errs := ntc(t, "bench", "--codecs", "int8", "--repeat", "1", "--json")
+		var rep struct {
+			Rows []map[string]any `json:"rows"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || len(rep.Rows) != 2 {
+			t.Fatalf("exit %d, %v: %s", code, err, errs)
+		}
+		size, _ := rep.Rows[1]["file_bytes"].(float64)
+		sizes = append(sizes, size)
+	}
+	if sizes[0] != sizes[1] || sizes[0] == 0 {
+		t.Errorf("int8 file of the embedded sample: %v bytes in two temporary folders", sizes)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/ntc-project/ntc/internal/sample"
 	"github.com/ntc-project/ntc/pkg/bench"
 	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
 type benchOptions struct {
@@ -240,10 +241,10 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 			return err
 		}
 	}
-	inputs := args
+	inputs, dir := args, ""
 	if len(args) == 0 {
-		dir, err := os.MkdirTemp("", "ntc-bench-")
-		if err != nil {
+		var err error
+		if dir, err = os.MkdirTemp("", "ntc-bench-"); err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
@@ -254,13 +255,17 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 		inputs, opts.Note = []string{path}, embeddedNote
 		opts.Files = []string{sample.Bench.Name}
 	}
-	src, err := openInputs(inputs)
+	files, err := openInputs(inputs)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer files.Close()
 	if opts.Files == nil {
 		opts.Files = inputs
+	}
+	var src ntcb.Source = files
+	if dir != "" {
+		src = keysIn{files, filepath.ToSlash(dir) + "/"}
 	}
 	rep, err := bench.Run(ctx, src, opts)
 	if err != nil {
@@ -402,6 +407,17 @@ func printRecommendation(w io.Writer, rec *recommendation) {
 		rec.Target, r.Label(), r.Ratio, r.Quality.CosMean, r.DecodeP99ms)
 	fmt.Fprintf(w, "  %s\n", rec.Command)
 }
+
+// keysIn is a source whose keys are relative to a folder: the embedded
+// sample's copy in a temporary folder keeps the keys of its own name, so
+// that its files (whose index holds the keys) do not change size with the
+// folder's name.
+type keysIn struct {
+	ntcb.Source
+	dir string
+}
+
+func (k keysIn) Key(i int) string { return strings.TrimPrefix(k.Source.Key(i), k.dir) }
 
 // ratiosValue is the value of --ratios: comma-separated ratios, printed
 // the way they are written ("4,8,16").
