@@ -60,43 +60,58 @@ const IDNTC uint8 = 5
 //	    rANS tables of buckets lo..hi-1: 16 uint16 frequencies each, every
 //	    one >= 1, summing to 2^11; other buckets use a uniform table
 //
-// Payload layout (little-endian):
+// Payload layout (version 6, little-endian; uvarint is Go's
+// binary.Uvarint, LEB128): a head, then one part per sample, so that the
+// head followed by the parts of any run of consecutive samples is itself a
+// payload of those samples (Split):
 //
+//	head:
 //	0   version (ntcPayloadVersion)
 //	1   flags (0)
 //	2   step code (int32)
-//	6   centroid offsets: ntcBuckets*3 int8, in 1/256 of a step
-//	    prefix tokens: n*Prefix*(2+D) bytes (float16 scale, D int8)
-//	    outlier count M (uint32, at most the chunk's grid tokens)
-//	    M token indices (uint32, s*Tokens+t, increasing, grid tokens only)
+//	6   slices per sample S (uint16): 1 <= S <= the grid's blocks, 0
+//	    without blocks or components
+//	8   centroid offsets: ntcBuckets*3 int8, in 1/256 of a step
+//	part of a sample:
+//	    prefix tokens: Prefix*(2+D) bytes (float16 scale, D int8)
+//	    outlier count M (uvarint, at most the grid's tokens)
+//	    M token indices within the sample, increasing, grid tokens only:
+//	    each the gap (uvarint) after the previous one (the first after
+//	    Prefix-1)
 //	    M outlier tokens: (2+D) bytes each, as the prefix tokens
-//	    blocks per slice B (uint32, at least 1)
-//	    slice count S (uint32): ceil(n*blocks/B), 0 without blocks or
-//	    components
-//	    S pairs of lengths (uint32 each): the slice's rANS stream (at
+//	    S pairs of lengths (uvarint each): the slice's rANS stream (at
 //	    least 8 bytes) and raw bit stream
 //	    the streams, slice by slice: rANS then raw bits
 //
-// A slice codes B consecutive blocks in coding order (sample by sample,
-// the blocks of a sample in order; the last slice may hold fewer) and is
-// decoded by itself: its rANS stream starts with the two final states
-// (uint32 each), then uint16 words; its raw bits, LSB first, hold for each
-// coded magnitude m with symbol t = m >> r (r = lowBits(bucket)) the
-// Exp-Golomb code of t-15 when t >= 15 (symbol 15 is the escape), then the
-// r low bits of m, then the sign when m != 0. Independent slices let a
-// GPU (or several CPU threads) decode one chunk's coefficients in
-// parallel; a slice of 4 blocks (64 tokens) costs 16 bytes.
+// Slice j of a sample codes its blocks [j*NB/S, (j+1)*NB/S) in coding order
+// (NB blocks per sample; a slice never crosses a sample) and is decoded by
+// itself: its rANS stream starts with the two final states (uint32 each),
+// then uint16 words; its raw bits, LSB first, hold for each coded
+// magnitude m with symbol t = m >> r (r = lowBits(bucket)) the Exp-Golomb
+// code of t-15 when t >= 15 (symbol 15 is the escape), then the r low bits
+// of m, then the sign when m != 0. Independent slices let a GPU (or several
+// CPU threads) decode one chunk's coefficients in parallel.
 //
-// Payload version 4, still read, has no slices: after the outliers, the
-// rANS stream length (uint32), the rANS stream, and the raw bits (the
-// rest), one stream for all blocks.
+// Payload version 5, still read: after the head (version, flags, step
+// code, centroid offsets, as above without S), the chunk's prefix tokens
+// (n*Prefix rows), the outlier count (uint32), the outliers' indices
+// s*Tokens+t (uint32 each) and rows, then the blocks per slice B (uint32)
+// and the slice count ceil(n*blocks/B) (uint32), the slices' lengths
+// (uint32 pairs) and streams; a slice codes B consecutive blocks of the
+// chunk in coding order, across samples. Payload version 4, still read, is
+// version 5 with one stream for all blocks: after the outliers, the rANS
+// stream length (uint32), the rANS stream, and the raw bits (the rest).
 const (
 	ntcModelVersion   = 4
-	ntcPayloadVersion = 5
-	// ntcSliceBlocks is the number of blocks per slice the encoder writes.
-	ntcSliceBlocks   = 4
-	ntcModelHeader   = 22
-	ntcPayloadHeader = 6 + ntcBuckets*3
+	ntcPayloadVersion = 6
+	// ntcSliceBlocks is the most blocks the encoder puts in a slice.
+	ntcSliceBlocks = 16
+	ntcModelHeader = 22
+	// ntcHeadV6 is the size of a version 6 payload's head.
+	ntcHeadV6 = 8 + ntcBuckets*3
+	// ntcPayloadHeaderV5 is the size of the header of payload versions 4
+	// and 5.
+	ntcPayloadHeaderV5 = 6 + ntcBuckets*3
 
 	// Step codes are in 1/256 octave; this bounds the step to 2^+-24.
 	stepCodeMax = 24 * 256
@@ -536,12 +551,15 @@ type ntcChunk struct {
 	outTok   []int32 // nout outlier token indices (s*Tokens+t)
 	outRows  []byte  // nout rows as prefix
 	version  uint8
-	perSlice int        // blocks per slice
 	slices   []ntcSlice // the coefficient streams
 }
 
-// ntcSlice is one slice's streams (unpadded).
-type ntcSlice struct{ rans, bits []byte }
+// ntcSlice is one slice's streams (unpadded) and the blocks [from, to) of
+// the chunk, in coding order, that it codes.
+type ntcSlice struct {
+	rans, bits []byte
+	from, to   int
+}
 
 // rowScale returns the float16 scale of an int8 row, checked.
 func rowScale(row []byte, what string) (float32, error) {
@@ -550,6 +568,38 @@ func rowScale(row []byte, what string) (float32, error) {
 		return 0, fmt.Errorf("%w: ntc %s scale %#04x", ErrCorrupt, what, h)
 	}
 	return f16.ToFloat32(h), nil
+}
+
+// checkRows checks the scale of every int8 row of rows.
+func checkRows(rows []byte, dim int, what string) error {
+	for r := 0; r < len(rows); r += 2 + dim {
+		if _, err := rowScale(rows[r:], what); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseHeader reads the step code and the centroid offsets at the start of
+// b (the payload after its version and flags bytes).
+func (ch *ntcChunk) parseHeader(b []byte) error {
+	ch.stepCode = int32(binary.LittleEndian.Uint32(b))
+	if ch.stepCode < -stepCodeMax || ch.stepCode > stepCodeMax {
+		return fmt.Errorf("%w: ntc step code %d", ErrCorrupt, ch.stepCode)
+	}
+	ch.step = stepOf(ch.stepCode)
+	return nil
+}
+
+// parseOffsets reads the centroid offsets (ntcBuckets*3 int8).
+func (ch *ntcChunk) parseOffsets(b []byte) {
+	var off [ntcBuckets][3]int8
+	for i := range off {
+		for j := range off[i] {
+			off[i][j] = int8(b[i*3+j])
+		}
+	}
+	ch.recon = reconTable(&off)
 }
 
 // parse checks a payload of n samples and locates its sections. Every
@@ -562,41 +612,47 @@ func (c *ntcCodec) parse(payload []byte, n int) (ch ntcChunk, err error) {
 		return ch, err
 	}
 	ch.n = n
-	// Sizes in int64: on 32-bit platforms they could overflow int.
-	prefixBytes := int64(n) * int64(l.Prefix) * int64(2+l.Dim)
-	if int64(len(payload)) < ntcPayloadHeader+prefixBytes+4+8 {
-		return ch, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+	if len(payload) < 2 {
+		return ch, fmt.Errorf("%w: ntc payload of %d bytes", ErrCorrupt, len(payload))
 	}
-	version := payload[0]
-	ch.version = version
-	if version != ntcPayloadVersion && version != 4 || payload[1] != 0 {
+	ch.version = payload[0]
+	if payload[1] != 0 {
 		return ch, fmt.Errorf("%w: ntc payload version %d flags %d", ErrCorrupt, payload[0], payload[1])
 	}
-	ch.stepCode = int32(binary.LittleEndian.Uint32(payload[2:]))
-	if ch.stepCode < -stepCodeMax || ch.stepCode > stepCodeMax {
-		return ch, fmt.Errorf("%w: ntc step code %d", ErrCorrupt, ch.stepCode)
+	switch ch.version {
+	case ntcPayloadVersion:
+		return ch, c.parseV6(&ch, payload)
+	case 4, 5:
+		return ch, c.parseV5(&ch, payload)
 	}
-	ch.step = stepOf(ch.stepCode)
-	var off [ntcBuckets][3]int8
-	for b := range off {
-		for j := range off[b] {
-			off[b][j] = int8(payload[6+b*3+j])
-		}
+	return ch, fmt.Errorf("%w: ntc payload version %d flags %d", ErrCorrupt, payload[0], payload[1])
+}
+
+// parseV5 parses a payload of version 5 (or 4): the chunk's sections one
+// after the other.
+func (c *ntcCodec) parseV5(ch *ntcChunk, payload []byte) error {
+	l := c.layout
+	n := ch.n
+	// Sizes in int64: on 32-bit platforms they could overflow int.
+	prefixBytes := int64(n) * int64(l.Prefix) * int64(2+l.Dim)
+	if int64(len(payload)) < ntcPayloadHeaderV5+prefixBytes+4+8 {
+		return fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
 	}
-	ch.recon = reconTable(&off)
-	p := ntcPayloadHeader
+	if err := ch.parseHeader(payload[2:]); err != nil {
+		return err
+	}
+	ch.parseOffsets(payload[6:])
+	p := ntcPayloadHeaderV5
 	ch.prefix = payload[p : p+int(prefixBytes)]
-	for r := 0; r < len(ch.prefix); r += 2 + l.Dim {
-		if _, err := rowScale(ch.prefix[r:], "prefix"); err != nil {
-			return ch, err
-		}
+	if err := checkRows(ch.prefix, l.Dim, "prefix"); err != nil {
+		return err
 	}
 	p += int(prefixBytes)
 	// Outlier tokens.
 	nout := int(binary.LittleEndian.Uint32(payload[p:]))
 	p += 4
 	if int64(nout) > int64(n)*int64(l.Tokens-l.Prefix) || int64(nout)*int64(6+l.Dim) > int64(len(payload)-p) {
-		return ch, fmt.Errorf("%w: ntc payload claims %d outlier tokens", ErrCorrupt, nout)
+		return fmt.Errorf("%w: ntc payload claims %d outlier tokens", ErrCorrupt, nout)
 	}
 	ch.nout = nout
 	ch.outTok = make([]int32, nout)
@@ -605,35 +661,35 @@ func (c *ntcCodec) parse(payload []byte, n int) (ch ntcChunk, err error) {
 	for i := range nout {
 		t := int(binary.LittleEndian.Uint32(payload[p+4*i:]))
 		if t <= prev || t >= n*l.Tokens || t%l.Tokens < l.Prefix {
-			return ch, fmt.Errorf("%w: ntc outlier token index %d", ErrCorrupt, t)
+			return fmt.Errorf("%w: ntc outlier token index %d", ErrCorrupt, t)
 		}
 		prev = t
 		ch.outTok[i] = int32(t)
-		if _, err := rowScale(ch.outRows[i*(2+l.Dim):], "outlier"); err != nil {
-			return ch, err
-		}
+	}
+	if err := checkRows(ch.outRows, l.Dim, "outlier"); err != nil {
+		return err
 	}
 	p += nout * (6 + l.Dim)
 	coded := len(c.blocks) > 0 && c.k > 0
-	if version == 4 {
-		return ch, c.parseV4(&ch, payload[p:])
+	if ch.version == 4 {
+		return c.parseV4(ch, payload[p:])
 	}
 	if len(payload)-p < 8 {
-		return ch, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+		return fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
 	}
-	ch.perSlice = int(binary.LittleEndian.Uint32(payload[p:]))
+	perSlice := int64(binary.LittleEndian.Uint32(payload[p:]))
 	ns := int64(binary.LittleEndian.Uint32(payload[p+4:]))
 	p += 8
 	nb := int64(n) * int64(len(c.blocks))
 	want := int64(0)
 	if coded {
-		if ch.perSlice < 1 {
-			return ch, fmt.Errorf("%w: ntc slices of %d blocks", ErrCorrupt, ch.perSlice)
+		if perSlice < 1 {
+			return fmt.Errorf("%w: ntc slices of %d blocks", ErrCorrupt, perSlice)
 		}
-		want = (nb + int64(ch.perSlice) - 1) / int64(ch.perSlice)
+		want = (nb + perSlice - 1) / perSlice
 	}
 	if ns != want || 8*ns > int64(len(payload)-p) {
-		return ch, fmt.Errorf("%w: ntc payload has %d slices, want %d", ErrCorrupt, ns, want)
+		return fmt.Errorf("%w: ntc payload has %d slices, want %d", ErrCorrupt, ns, want)
 	}
 	table := payload[p : p+8*int(ns)]
 	p += 8 * int(ns)
@@ -642,15 +698,16 @@ func (c *ntcCodec) parse(payload []byte, n int) (ch ntcChunk, err error) {
 		rl := int64(binary.LittleEndian.Uint32(table[8*i:]))
 		bl := int64(binary.LittleEndian.Uint32(table[8*i+4:]))
 		if rl < 8 || rl+bl > int64(len(payload)-p) {
-			return ch, fmt.Errorf("%w: ntc slice %d of %d+%d bytes, %d left", ErrCorrupt, i, rl, bl, len(payload)-p)
+			return fmt.Errorf("%w: ntc slice %d of %d+%d bytes, %d left", ErrCorrupt, i, rl, bl, len(payload)-p)
 		}
-		ch.slices[i] = ntcSlice{rans: payload[p : p+int(rl)], bits: payload[p+int(rl) : p+int(rl+bl)]}
+		from := int64(i) * perSlice
+		ch.slices[i] = ntcSlice{rans: payload[p : p+int(rl)], bits: payload[p+int(rl) : p+int(rl+bl)], from: int(from), to: int(min(nb, from+perSlice))}
 		p += int(rl + bl)
 	}
 	if p != len(payload) {
-		return ch, fmt.Errorf("%w: ntc payload has %d bytes after its slices", ErrCorrupt, len(payload)-p)
+		return fmt.Errorf("%w: ntc payload has %d bytes after its slices", ErrCorrupt, len(payload)-p)
 	}
-	return ch, nil
+	return nil
 }
 
 // parseV4 locates the single coefficient stream of a version 4 payload,
@@ -670,9 +727,191 @@ func (c *ntcCodec) parseV4(ch *ntcChunk, b []byte) error {
 		}
 		return nil
 	}
-	ch.perSlice = ch.n * len(c.blocks)
-	ch.slices = []ntcSlice{{rans: b[:rlen], bits: b[rlen:]}}
+	ch.slices = []ntcSlice{{rans: b[:rlen], bits: b[rlen:], from: 0, to: ch.n * len(c.blocks)}}
 	return nil
+}
+
+// parseV6 parses a sample-major payload (version 6): its head, then one
+// part per sample.
+func (c *ntcCodec) parseV6(ch *ntcChunk, payload []byte) error {
+	l := c.layout
+	n := ch.n
+	spp, err := c.parseHeadV6(payload, n)
+	if err != nil {
+		return err
+	}
+	if err := ch.parseHeader(payload[2:]); err != nil {
+		return err
+	}
+	ch.parseOffsets(payload[8:])
+	ch.prefix = make([]byte, 0, n*l.Prefix*(2+l.Dim))
+	ch.slices = make([]ntcSlice, 0, n*spp)
+	p := ntcHeadV6
+	for s := range n {
+		size, err := c.parsePart(payload[p:], s, spp, ch)
+		if err != nil {
+			return err
+		}
+		p += size
+	}
+	if p != len(payload) {
+		return fmt.Errorf("%w: ntc payload has %d bytes after its %d samples", ErrCorrupt, len(payload)-p, n)
+	}
+	ch.nout = len(ch.outTok)
+	return nil
+}
+
+// parseHeadV6 checks the head of a version 6 payload of n samples against
+// the payload's size and returns its slices per sample.
+func (c *ntcCodec) parseHeadV6(payload []byte, n int) (int, error) {
+	l := c.layout
+	if len(payload) < ntcHeadV6 {
+		return 0, fmt.Errorf("%w: ntc payload of %d bytes", ErrCorrupt, len(payload))
+	}
+	spp := int(binary.LittleEndian.Uint16(payload[6:]))
+	if coded := c.slicesPerSample() > 0; coded && (spp < 1 || spp > len(c.blocks)) || !coded && spp != 0 {
+		return 0, fmt.Errorf("%w: ntc payload has %d slices per sample of %d blocks", ErrCorrupt, spp, len(c.blocks))
+	}
+	// Every part holds at least its prefix rows, its outlier count and
+	// two lengths per slice.
+	if minPart := int64(l.Prefix)*int64(2+l.Dim) + 1 + 2*int64(spp); int64(n)*minPart > int64(len(payload)-ntcHeadV6) {
+		return 0, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+	}
+	return spp, nil
+}
+
+// uvarint reads an unsigned varint of at most max from the start of b and
+// returns it with its length.
+func uvarint(b []byte, max uint64, what string) (int, int, error) {
+	v, k := binary.Uvarint(b)
+	if k <= 0 || v > max {
+		return 0, 0, fmt.Errorf("%w: ntc %s", ErrCorrupt, what)
+	}
+	return int(v), k, nil
+}
+
+// parsePart reads the part of sample s at the start of b and returns its
+// size. With ch nil it only finds the part's end (Split); otherwise it
+// checks the part and appends its rows and slices to ch.
+func (c *ntcCodec) parsePart(b []byte, s, spp int, ch *ntcChunk) (int, error) {
+	l := c.layout
+	row := 2 + l.Dim
+	bad := func(what string) error { return fmt.Errorf("%w: ntc sample %d: %s", ErrCorrupt, s, what) }
+	p := l.Prefix * row
+	if len(b) < p {
+		return 0, bad("part truncated in its prefix tokens")
+	}
+	if ch != nil {
+		if err := checkRows(b[:p], l.Dim, "prefix"); err != nil {
+			return 0, err
+		}
+		ch.prefix = append(ch.prefix, b[:p]...)
+	}
+	grid := l.Tokens - l.Prefix
+	m, k, err := uvarint(b[p:], uint64(grid), "outlier count")
+	if err != nil {
+		return 0, bad(err.Error())
+	}
+	p += k
+	t := l.Prefix - 1
+	for range m {
+		gap, k, err := uvarint(b[p:], uint64(grid), "outlier token index")
+		if err != nil || t+1+gap >= l.Tokens {
+			return 0, bad("outlier token index out of range")
+		}
+		t += 1 + gap
+		p += k
+		if ch != nil {
+			ch.outTok = append(ch.outTok, int32(s*l.Tokens+t))
+		}
+	}
+	if len(b)-p < m*row {
+		return 0, bad("part truncated in its outlier tokens")
+	}
+	if ch != nil {
+		if err := checkRows(b[p:p+m*row], l.Dim, "outlier"); err != nil {
+			return 0, err
+		}
+		ch.outRows = append(ch.outRows, b[p:p+m*row]...)
+	}
+	p += m * row
+	// The slices' lengths, then their streams.
+	q := p
+	var total int
+	for range 2 * spp {
+		v, k, err := uvarint(b[q:], uint64(len(b)), "slice length")
+		if err != nil {
+			return 0, bad(err.Error())
+		}
+		q += k
+		total += v
+		if total > len(b) {
+			return 0, bad("slices longer than the payload")
+		}
+	}
+	if total > len(b)-q {
+		return 0, bad(fmt.Sprintf("slices of %d bytes, %d left", total, len(b)-q))
+	}
+	if ch == nil {
+		return q + total, nil
+	}
+	nb := len(c.blocks)
+	for j := range spp {
+		rl, k, _ := uvarint(b[p:], uint64(len(b)), "")
+		p += k
+		bl, k, _ := uvarint(b[p:], uint64(len(b)), "")
+		p += k
+		if rl < 8 {
+			return 0, bad(fmt.Sprintf("slice %d: rANS stream of %d bytes", j, rl))
+		}
+		ch.slices = append(ch.slices, ntcSlice{rans: b[q : q+rl], bits: b[q+rl : q+rl+bl], from: s*nb + j*nb/spp, to: s*nb + (j+1)*nb/spp})
+		q += rl + bl
+	}
+	return q, nil
+}
+
+// slicesPerSample returns how many slices the encoder cuts a sample's
+// blocks into: slices of about ntcSliceTokens tokens, 0 when nothing is
+// coded.
+func (c *ntcCodec) slicesPerSample() int {
+	nb := len(c.blocks)
+	if nb == 0 || c.k == 0 {
+		return 0
+	}
+	return min((nb+ntcSliceBlocks-1)/ntcSliceBlocks, math.MaxUint16)
+}
+
+// Split implements Splitter: the head of a version 6 payload holds the
+// step code and the centroid offsets, and each sample's part its prefix
+// and outlier tokens and its coefficient slices.
+func (c *ntcCodec) Split(payload []byte, n int) (int, []int, error) {
+	if _, err := c.layout.CheckCount(n); err != nil {
+		return 0, nil, err
+	}
+	if len(payload) < 2 || payload[0] != ntcPayloadVersion || payload[1] != 0 {
+		if len(payload) >= 2 && (payload[0] == 4 || payload[0] == 5) {
+			return 0, nil, fmt.Errorf("%w: ntc payload version %d has no sample parts", ErrCorrupt, payload[0])
+		}
+		return 0, nil, fmt.Errorf("%w: not an ntc payload of version %d", ErrCorrupt, ntcPayloadVersion)
+	}
+	spp, err := c.parseHeadV6(payload, n)
+	if err != nil {
+		return 0, nil, err
+	}
+	parts := make([]int, n)
+	p := ntcHeadV6
+	for s := range parts {
+		size, err := c.parsePart(payload[p:], s, spp, nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		parts[s] = size
+		p += size
+	}
+	if p != len(payload) {
+		return 0, nil, fmt.Errorf("%w: ntc payload has %d bytes after its %d samples", ErrCorrupt, len(payload)-p, n)
+	}
+	return ntcHeadV6, parts, nil
 }
 
 // symbols decodes the chunk's quantized coefficients, block by block in
@@ -688,9 +927,8 @@ func (c *ntcCodec) symbols(ch *ntcChunk, s *ntcScratch, coef func(smp, bi int) [
 	if cap(s.q) < blockSize*c.k {
 		s.q = make([]int32, blockSize*c.k)
 	}
-	nb := len(c.blocks)
 	for si, sl := range ch.slices {
-		if err := c.sliceSymbols(ch, s, sl, si*ch.perSlice, min(ch.n*nb, (si+1)*ch.perSlice), ents, coef, block); err != nil {
+		if err := c.sliceSymbols(ch, s, sl, sl.from, sl.to, ents, coef, block); err != nil {
 			return fmt.Errorf("slice %d: %w", si, err)
 		}
 	}

@@ -166,31 +166,26 @@ func (c *ntcCodec) quantize(cs *coefSet, pl []planEntry, stepCode int32, round f
 	return sym, off
 }
 
-// encodeSyms appends the coefficient slices of the symbols of nb blocks:
-// the blocks per slice, the slice count, every slice's rANS and raw-bit
-// stream lengths, then the streams, slice by slice.
-func encodeSyms(dst []byte, pl []planEntry, sym []int32, idx [][]int32, nb int, tabs *[ntcBuckets]ransTable) []byte {
-	ns := 0
-	if nb > 0 {
-		ns = (nb + ntcSliceBlocks - 1) / ntcSliceBlocks
-	}
-	dst = binary.LittleEndian.AppendUint32(dst, ntcSliceBlocks)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(ns))
-	table := len(dst)
-	dst = append(dst, make([]byte, 8*ns)...)
-	syms := make([]ransSymbol, 0, ntcSliceBlocks*len(pl))
-	for si := range ns {
+// encodeSlices appends the coefficient slices of one sample, whose nb
+// blocks' symbols are sym (one per plan entry and block): every slice's
+// rANS and raw-bit stream lengths (uvarints), then the streams, slice by
+// slice. Slice j codes the blocks [j*nb/spp, (j+1)*nb/spp).
+func encodeSlices(dst []byte, pl []planEntry, sym []int32, idx [][]int32, nb, spp int, tabs *[ntcBuckets]ransTable, e *sliceEncoder) []byte {
+	e.streams = e.streams[:0]
+	e.lens = e.lens[:0]
+	for j := range spp {
 		var bw bitWriter
-		syms = syms[:0]
-		for bi := si * ntcSliceBlocks; bi < min(nb, (si+1)*ntcSliceBlocks); bi++ {
+		bw.out = e.bits[:0]
+		e.syms = e.syms[:0]
+		for bi := j * nb / spp; bi < (j+1)*nb/spp; bi++ {
 			q := sym[bi*len(pl):][:len(pl)]
-			for _, i := range idx[bi%len(idx)] {
+			for _, i := range idx[bi] {
 				v := q[i]
 				m := uint32(abs32i(v))
 				r := uint(pl[i].shift)
 				t := m >> r
 				s := min(t, ransEsc)
-				syms = append(syms, ransSymbol{bucket: pl[i].bucket, sym: uint8(s)})
+				e.syms = append(e.syms, ransSymbol{bucket: pl[i].bucket, sym: uint8(s)})
 				if s == ransEsc {
 					writeEscape(&bw, t-ransEsc)
 				}
@@ -202,14 +197,26 @@ func encodeSyms(dst []byte, pl []planEntry, sym []int32, idx [][]int32, nb int, 
 				}
 			}
 		}
-		p := len(dst)
-		dst = encodeRANS(dst, tabs, syms)
-		binary.LittleEndian.PutUint32(dst[table+8*si:], uint32(len(dst)-p))
-		p = len(dst)
-		dst = append(dst, bw.flush()...)
-		binary.LittleEndian.PutUint32(dst[table+8*si+4:], uint32(len(dst)-p))
+		p := len(e.streams)
+		e.streams = encodeRANS(e.streams, tabs, e.syms)
+		e.lens = append(e.lens, len(e.streams)-p)
+		p = len(e.streams)
+		e.bits = bw.flush()
+		e.streams = append(e.streams, e.bits...)
+		e.lens = append(e.lens, len(e.streams)-p)
 	}
-	return dst
+	for _, n := range e.lens {
+		dst = binary.AppendUvarint(dst, uint64(n))
+	}
+	return append(dst, e.streams...)
+}
+
+// sliceEncoder holds encodeSlices' buffers.
+type sliceEncoder struct {
+	syms    []ransSymbol
+	bits    []byte
+	streams []byte
+	lens    []int
 }
 
 // histogram adds the symbols of nb blocks to h.
@@ -358,27 +365,43 @@ func unpackRows(dst []float32, dim int, idx []int32, rows []byte) {
 	}
 }
 
-// appendPayload appends the payload of n samples given their symbols.
+// appendPayload appends the payload of n samples given their symbols:
+// the head, then each sample's part.
 func (c *ntcCodec) appendPayload(dst []byte, src []float32, n int, pl []planEntry, sym []int32, off [ntcBuckets][3]int8, stepCode int32, tabs *[ntcBuckets]ransTable) []byte {
+	l := c.layout
+	spp := c.slicesPerSample()
 	dst = append(dst, ntcPayloadVersion, 0)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(stepCode))
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(spp))
 	for b := range off {
 		for j := range off[b] {
 			dst = append(dst, byte(off[b][j]))
 		}
 	}
-	dst = appendRows(dst, src, c.layout.Dim, c.prefixIndex(n))
 	outl := c.outliers(src, n)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(outl)))
-	for _, t := range outl {
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(t))
+	idx := c.shapeIndex(pl)
+	nb := len(c.blocks)
+	var e sliceEncoder
+	pidx := c.prefixIndex(n)
+	for s := range n {
+		dst = appendRows(dst, src, l.Dim, pidx[s*l.Prefix:(s+1)*l.Prefix])
+		var mine []int32
+		for len(outl) > 0 && int(outl[0])/l.Tokens == s {
+			mine, outl = append(mine, outl[0]), outl[1:]
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(mine)))
+		t := l.Prefix - 1
+		for _, o := range mine {
+			u := int(o) % l.Tokens
+			dst = binary.AppendUvarint(dst, uint64(u-t-1))
+			t = u
+		}
+		dst = appendRows(dst, src, l.Dim, mine)
+		if spp > 0 {
+			dst = encodeSlices(dst, pl, sym[s*nb*len(pl):(s+1)*nb*len(pl)], idx, nb, spp, tabs, &e)
+		}
 	}
-	dst = appendRows(dst, src, c.layout.Dim, outl)
-	nb := n * len(c.blocks)
-	if c.k == 0 {
-		nb = 0 // nothing to code
-	}
-	return encodeSyms(dst, pl, sym, c.shapeIndex(pl), nb, tabs)
+	return dst
 }
 
 // Encode implements Codec.

@@ -48,19 +48,23 @@ func TestRANSRoundTrip(t *testing.T) {
 		}
 		sym[i] = v
 	}
-	idx := [][]int32{{0, 1, 2}}
-	p := encodeSyms(nil, pl, sym, idx, blocks, &tabs)
-	le := binary.LittleEndian
-	per, ns := int(le.Uint32(p)), int(le.Uint32(p[4:]))
-	if per != ntcSliceBlocks || ns != (blocks+per-1)/per {
-		t.Fatalf("%d slices of %d blocks for %d blocks", ns, per, blocks)
+	idx := make([][]int32, blocks)
+	for i := range idx {
+		idx[i] = []int32{0, 1, 2}
 	}
-	pos := 8 + 8*ns
+	const spp = (blocks + ntcSliceBlocks - 1) / ntcSliceBlocks
+	p := encodeSlices(nil, pl, sym, idx, blocks, spp, &tabs, &sliceEncoder{})
+	lens := make([]int, 2*spp)
+	pos := 0
+	for i := range lens {
+		v, k := binary.Uvarint(p[pos:])
+		lens[i], pos = int(v), pos+k
+	}
 	lut := ransLUT(tabs[:])
 	ents := decEntries(pl, idx[0], K)
 	q := make([]int32, len(ents))
-	for si := range ns {
-		rl, bl := int(le.Uint32(p[8+8*si:])), int(le.Uint32(p[12+8*si:]))
+	for si := range spp {
+		rl, bl := lens[2*si], lens[2*si+1]
 		rs := append(append([]byte(nil), p[pos:pos+rl]...), make([]byte, ransPad)...)
 		bs := append(append([]byte(nil), p[pos+rl:pos+rl+bl]...), make([]byte, ransPad)...)
 		pos += rl + bl
@@ -68,7 +72,7 @@ func TestRANSRoundTrip(t *testing.T) {
 		if err := d.init(rs, bs); err != nil {
 			t.Fatal(err)
 		}
-		for b := si * per; b < min(blocks, (si+1)*per); b++ {
+		for b := si * blocks / spp; b < (si+1)*blocks/spp; b++ {
 			if err := d.decodeBlock(lut, ents, q, nil, nil, 1); err != nil {
 				t.Fatal(err)
 			}

@@ -186,7 +186,7 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stag
 //	0       Step (float32), the number of exceptions (uint32), the
 //	        number of int8 rows (uint32), 4 zero bytes (DeviceNTC); for
 //	        DeviceNTCStreams the slice count replaces the number of
-//	        exceptions and the blocks per slice the zero bytes
+//	        exceptions
 //	16      reconstruction table: NTCBuckets x 4 float32; a symbol q in
 //	        bucket b reconstructs to sign(q) * (|q| + recon[b][min(|q|,3)]) * Step
 //	QOff    symbols: N * Plan.Entries int16, sample by sample, block by
@@ -202,14 +202,16 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stag
 //
 // A DeviceNTCStreams chunk holds instead, after the reconstruction table:
 //
-//	SliceOff   for every slice, four uint32: the offset (from the start
+//	SliceOff   for every slice, six uint32: the offset (from the start
 //	           of the staged data) and length of its rANS stream, then of
-//	           its raw bit stream
+//	           its raw bit stream, then the index of its first block in
+//	           the chunk's coding order (sample by sample, the blocks of a
+//	           sample in order) and its number of blocks
 //	StreamOff  the streams
 //	RowOff     the int8 rows, as above; the staged data ends after them
 //
-// and its device program first decodes the symbols of every slice (one
-// slice of PerSlice blocks in coding order, with Model.LUT, Plan.Order and
+// and its device program first decodes the symbols of every slice (its
+// blocks in coding order, with Model.LUT, Plan.Order and
 // the bucket's low-bit count max(0, bucket/4-3), exactly as the payload
 // format in pkg/codec/ntc.go specifies) into an int32 symbol array laid
 // out as the int16 one above, then goes on as for DeviceNTC.
@@ -232,9 +234,9 @@ type NTCStaged struct {
 	// a multiple of 16.
 	QOff, RowOff, ExcOff int
 	// Slices is the number of coefficient slices of a DeviceNTCStreams
-	// chunk, PerSlice the blocks in each, and SliceOff and StreamOff the
-	// offsets of the slice table and of the streams.
-	Slices, PerSlice    int
+	// chunk, and SliceOff and StreamOff the offsets of the slice table
+	// and of the streams.
+	Slices              int
 	SliceOff, StreamOff int
 }
 
@@ -455,7 +457,7 @@ func (c *ntcCodec) stageSize(ch *ntcChunk, mode StageMode) int {
 // with its coefficient streams, and its size.
 func ntcStreamsLayout(l Layout, ch *ntcChunk) (sliceOff, streamOff, rowOff, size int) {
 	sliceOff = 16 + ntcBuckets*4*4
-	streamOff = align(sliceOff + 16*len(ch.slices))
+	streamOff = align(sliceOff + ntcSliceEntry*len(ch.slices))
 	n := 0
 	for _, sl := range ch.slices {
 		n += len(sl.rans) + len(sl.bits)
@@ -465,13 +467,16 @@ func ntcStreamsLayout(l Layout, ch *ntcChunk) (sliceOff, streamOff, rowOff, size
 	return
 }
 
+// ntcSliceEntry is the size of an entry of a staged chunk's slice table.
+const ntcSliceEntry = 24
+
 // stageHeader writes the header and reconstruction table of a staged
 // chunk.
-func stageHeader(dst []byte, ch *ntcChunk, count, rows, perSlice uint32) {
+func stageHeader(dst []byte, ch *ntcChunk, count, rows uint32) {
 	binary.LittleEndian.PutUint32(dst[0:], math.Float32bits(ch.step))
 	binary.LittleEndian.PutUint32(dst[4:], count)
 	binary.LittleEndian.PutUint32(dst[8:], rows)
-	binary.LittleEndian.PutUint32(dst[12:], perSlice)
+	binary.LittleEndian.PutUint32(dst[12:], 0)
 	for b := range ntcBuckets {
 		for j := range 4 {
 			binary.LittleEndian.PutUint32(dst[16+(b*4+j)*4:], math.Float32bits(ch.recon[b][j]))
@@ -494,14 +499,16 @@ func (c *ntcCodec) stageRows(dst []byte, ch *ntcChunk, off int) {
 // device to entropy-decode.
 func (c *ntcCodec) stageStreams(dst []byte, ch *ntcChunk) Staged {
 	l := c.layout
-	st := NTCStaged{Model: c.DeviceModel(), Plan: c.devicePlan(ch.stepCode), Rows: ch.n*l.Prefix + ch.nout, Slices: len(ch.slices), PerSlice: ch.perSlice}
+	st := NTCStaged{Model: c.DeviceModel(), Plan: c.devicePlan(ch.stepCode), Rows: ch.n*l.Prefix + ch.nout, Slices: len(ch.slices)}
 	var size int
 	st.SliceOff, st.StreamOff, st.RowOff, size = ntcStreamsLayout(l, ch)
 	clear(dst[:size])
-	stageHeader(dst, ch, uint32(len(ch.slices)), uint32(st.Rows), uint32(ch.perSlice))
+	stageHeader(dst, ch, uint32(len(ch.slices)), uint32(st.Rows))
 	p := st.StreamOff
 	for i, sl := range ch.slices {
-		e := dst[st.SliceOff+16*i:]
+		e := dst[st.SliceOff+ntcSliceEntry*i:]
+		binary.LittleEndian.PutUint32(e[16:], uint32(sl.from))
+		binary.LittleEndian.PutUint32(e[20:], uint32(sl.to-sl.from))
 		binary.LittleEndian.PutUint32(e[0:], uint32(p))
 		binary.LittleEndian.PutUint32(e[4:], uint32(len(sl.rans)))
 		p += copy(dst[p:], sl.rans)
@@ -562,7 +569,7 @@ func (c *ntcCodec) Stage(dst []byte, payload []byte, n int, mode StageMode) (Sta
 	if staged.Size > len(dst) {
 		return staged, fmt.Errorf("%w: %d symbols beyond int16 need %d bytes of staging, have %d", ErrShortBuffer, st.Exceptions, staged.Size, len(dst))
 	}
-	stageHeader(dst, &ch, uint32(st.Exceptions), uint32(st.Rows), 0)
+	stageHeader(dst, &ch, uint32(st.Exceptions), uint32(st.Rows))
 	clear(dst[st.QOff+2*n*entries : st.RowOff])
 	clear(dst[st.RowOff:st.ExcOff])
 	c.stageRows(dst, &ch, st.RowOff)

@@ -219,7 +219,7 @@ func refEntropy(st Staged, data []byte) ([]int32, error) {
 	nb := len(m.Blocks) / 20
 	q := make([]int32, st.N*pl.Entries)
 	for si := range st.NTC.Slices {
-		e := data[st.NTC.SliceOff+16*si:]
+		e := data[st.NTC.SliceOff+ntcSliceEntry*si:]
 		ro, rl := int(le.Uint32(e)), int(le.Uint32(e[4:]))
 		bo, bl := int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
 		rs := data[ro : ro+rl]
@@ -248,8 +248,8 @@ func refEntropy(st Staged, data []byte) ([]int32, error) {
 			bp += int(n)
 			return uint32(v)
 		}
-		from := si * st.NTC.PerSlice
-		for gb := from; gb < min(st.N*nb, from+st.NTC.PerSlice); gb++ {
+		from, count := int(le.Uint32(e[16:])), int(le.Uint32(e[20:]))
+		for gb := from; gb < min(st.N*nb, from+count); gb++ {
 			smp, bi := gb/nb, gb%nb
 			sh := pl.Shape[bi]
 			if sh < 0 {

@@ -378,7 +378,7 @@ func TestEmuDamagedStreams(t *testing.T) {
 		}
 		staged[i], stageds[i] = buf[:st.Size], st
 		for _, si := range []int{0, st.NTC.Slices / 2, st.NTC.Slices - 1} {
-			eo := st.NTC.SliceOff + 16*si
+			eo := st.NTC.SliceOff + 24*si
 			e := buf[eo:]
 			ro, rl := int(le.Uint32(e)), int(le.Uint32(e[4:]))
 			bo, bl := int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
@@ -516,7 +516,7 @@ func TestEmuLaunchLimits(t *testing.T) {
 			{Kind: codec.DeviceF16, N: n},
 			{Kind: codec.DeviceFixed, N: n, Fixed: codec.FixedDevice{Group: 8, TokenBytes: 10}},
 			{Kind: codec.DeviceNTC, N: n, NTC: codec.NTCStaged{Model: model, Plan: plan, Rows: n}},
-			{Kind: codec.DeviceNTCStreams, N: n, NTC: codec.NTCStaged{Model: model, Plan: plan, Rows: n, Slices: (n + 3) / 4, PerSlice: 4}},
+			{Kind: codec.DeviceNTCStreams, N: n, NTC: codec.NTCStaged{Model: model, Plan: plan, Rows: n, Slices: (n + 3) / 4}},
 		} {
 			p, err := chunkProgram(0, l, st, false)
 			if err != nil {

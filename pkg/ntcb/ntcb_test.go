@@ -449,7 +449,8 @@ func TestGolden(t *testing.T) {
 
 // TestDefaultIsLearnedCodec checks that Encode without a codec uses the
 // learned codec at its default ratio, stores its model, and that a sample
-// read reads the model once and then only the chunk.
+// read reads the model once and then only the chunk's head and the
+// sample's part.
 func TestDefaultIsLearnedCodec(t *testing.T) {
 	const n, tk, d = 24, 1 + 8*8, 32
 	m := &Memory{Data: tokens(10, n, tk, d), N: n, Tokens: tk, Dim: d}
@@ -475,7 +476,12 @@ func TestDefaultIsLearnedCodec(t *testing.T) {
 			t.Fatal(err)
 		}
 		ci, _ := r.Container().SampleChunk(i)
-		want := int64(r.Container().Chunk(ci).Length) + 12
+		ch := r.Container().Chunk(ci)
+		if !ch.Split {
+			t.Fatalf("chunk %d is not split", ci)
+		}
+		_, part := r.Container().SamplePart(i)
+		want := int64(8 + ch.Head + part) // the block header, the head, the part
 		if k == 0 {
 			want += model
 		}

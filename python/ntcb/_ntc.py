@@ -1,22 +1,26 @@
 """Decoder of the learned codec "ntc" (codec id 5), ported from
 pkg/codec/ntc.go and pkg/codec/rans.go.
 
-Ported version: model version 4, payload versions 5 and 4 (ntcModelVersion
-and ntcPayloadVersion in ntc.go; the Go encoder writes payload version 5, and
-its reader, like this one, still reads 4): a 22-byte model header (H, the
-basis rows stored as float16, the other K-H rows int8 with a float16 scale;
-the outlier threshold), 32 sigma classes per component, outlier grid tokens
-coded like prefix tokens and written over the grid; 4x4 block DCT whose DC
-coefficients go through a second 2-D DCT per group of up to 4x4 blocks, two
-interleaved rANS states with static per-bucket frequency tables (11-bit
-precision, 16 symbols, escape 15) coding the magnitude without its
-lowBits(bucket) low bits, and a raw LSB-first bit stream for Exp-Golomb
-escapes, those low bits and the signs of nonzero values. Payload version 5
-splits the coded blocks into slices of B blocks in coding order (a slice
-table after the outlier tokens: B, the slice count, each slice's rANS and
-raw-bit stream lengths), each slice decoded by itself; version 4 has one rANS
-stream (its length first) and the raw bits (the rest) for all blocks. Files
-of other versions are refused with CorruptError.
+Ported version: model version 4, payload versions 6, 5 and 4
+(ntcModelVersion and ntcPayloadVersion in ntc.go; the Go encoder writes
+payload version 6, and its reader, like this one, still reads 5 and 4): a
+22-byte model header (H, the basis rows stored as float16, the other K-H rows
+int8 with a float16 scale; the outlier threshold), 32 sigma classes per
+component, outlier grid tokens coded like prefix tokens and written over the
+grid; 4x4 block DCT whose DC coefficients go through a second 2-D DCT per
+group of up to 4x4 blocks, two interleaved rANS states with static per-bucket
+frequency tables (11-bit precision, 16 symbols, escape 15) coding the
+magnitude without its lowBits(bucket) low bits, and a raw LSB-first bit
+stream for Exp-Golomb escapes, those low bits and the signs of nonzero
+values. The coded blocks are cut into slices, each decoded by itself.
+Payload version 6 is sample-major: a head (step code, slices per sample,
+centroid offsets), then one part per sample (prefix rows, outliers, its
+slices' lengths as uvarints and streams), so that the head and the parts of
+any run of samples form a payload of those samples. Version 5 has the
+chunk's sections one after the other and slices of B blocks across samples
+(a slice table after the outlier tokens); version 4 has one rANS stream (its
+length first) and the raw bits (the rest) for all blocks. Files of other
+versions are refused with CorruptError.
 
 Entropy decoding is a pure-Python loop over the coded symbols (about a
 microsecond each); the inverse transform is vectorized with numpy, or runs
@@ -35,14 +39,15 @@ from .codecs import Codec, Layout, f16_to_f32
 from .errors import CorruptError
 
 MODEL_VERSION = 4
-PAYLOAD_VERSION = 5  # what the Go encoder writes
-PAYLOAD_VERSIONS = (4, 5)  # what this reader reads (version 4 has no slices)
+PAYLOAD_VERSION = 6  # what the Go encoder writes
+PAYLOAD_VERSIONS = (4, 5, 6)  # what this reader reads (version 4 has no slices)
 MODEL_HEADER = 22
 BUCKET_SHIFT = 6
 BUCKETS = 14 << (8 - BUCKET_SHIFT)  # 56
 BASE = -2 * 256
 SKIP = -2 * 256
-PAYLOAD_HEADER = 6 + BUCKETS * 3
+PAYLOAD_HEADER_V5 = 6 + BUCKETS * 3  # payload versions 4 and 5
+HEAD_V6 = 8 + BUCKETS * 3  # the head of a version 6 payload
 STEP_CODE_MAX = 24 * 256
 BLOCK_SIDE = 4
 BLOCK_SIZE = 16
@@ -81,6 +86,35 @@ CLASS_ORDER = [fy * BLOCK_SIDE + (s - fy) for s in range(2 * BLOCK_SIDE - 1) for
 
 def _u16(b, p):
     return b[p] | (b[p + 1] << 8)
+
+
+def _uvarint(b: bytes, p: int, most: int, bad, what: str) -> tuple[int, int]:
+    """Reads an unsigned LEB128 varint of at most `most` at b[p:] (Go's
+    binary.Uvarint): (value, position after it)."""
+    v, shift = 0, 0
+    while True:
+        if p >= len(b) or shift > 63:
+            raise bad(what)
+        c = b[p]
+        p += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            break
+    if v > most:
+        raise bad(what)
+    return v, p
+
+
+def _rows(raw: bytes, count: int, dim: int, what: str) -> np.ndarray:
+    """int8 rows with a float16 scale each ([count, 2+dim] bytes) as float32
+    [count, dim], their scales checked."""
+    rows = np.frombuffer(raw, dtype=np.uint8, count=count * (2 + dim)).reshape(count, 2 + dim)
+    sc = rows[:, 0].astype(np.uint16) | (rows[:, 1].astype(np.uint16) << 8)
+    bad = ((sc & 0x7C00) == 0x7C00) | ((sc & 0x8000) != 0)
+    if bad.any():
+        raise CorruptError(f"ntc {what} scale {int(sc[np.argmax(bad)]):#06x}")
+    return rows[:, 2:].view(np.int8).astype(np.float32) * f16_to_f32(sc)[:, None]
 
 
 class NTC(Codec):
@@ -223,57 +257,24 @@ class NTC(Codec):
         l.check_count(n)
         payload = bytes(payload)
         D, P = l.dim, l.prefix
-        prefix_bytes = n * P * (2 + D)
-        if len(payload) < PAYLOAD_HEADER + prefix_bytes + 4 + 8:
-            raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
-        version = payload[0]
-        if version not in PAYLOAD_VERSIONS or payload[1] != 0:
+        if len(payload) < 2 or payload[0] not in PAYLOAD_VERSIONS or payload[1] != 0:
+            v, f = (payload[0], payload[1]) if len(payload) >= 2 else (None, None)
             raise CorruptError(
-                f"ntc payload version {payload[0]} flags {payload[1]} (this reader reads versions "
+                f"ntc payload version {v} flags {f} (this reader reads versions "
                 f"{', '.join(map(str, PAYLOAD_VERSIONS))})"
             )
-        (step_code,) = struct.unpack_from("<i", payload, 2)
-        if not -STEP_CODE_MAX <= step_code <= STEP_CODE_MAX:
-            raise CorruptError(f"ntc step code {step_code}")
-        step = np.float32(2.0 ** (step_code / 256))
-        off = np.frombuffer(payload, dtype=np.int8, count=BUCKETS * 3, offset=6).reshape(BUCKETS, 3)
-        recon = np.zeros((BUCKETS, 4), dtype=np.float32)
-        recon[:, 1:] = -off.astype(np.float32) / np.float32(256)
-        # Prefix tokens: int8 with a float16 scale each.
-        p = PAYLOAD_HEADER
-        rows = np.frombuffer(payload, dtype=np.uint8, count=prefix_bytes, offset=p).reshape(n * P, 2 + D)
-        sc = rows[:, 0].astype(np.uint16) | (rows[:, 1].astype(np.uint16) << 8)
-        if (((sc & 0x7C00) == 0x7C00) | ((sc & 0x8000) != 0)).any():
-            bad = int(sc[np.argmax(((sc & 0x7C00) == 0x7C00) | ((sc & 0x8000) != 0))])
-            raise CorruptError(f"ntc prefix scale {bad:#06x}")
-        prefix = (rows[:, 2:].view(np.int8).astype(np.float32) * f16_to_f32(sc)[:, None]).reshape(n, P, D)
-        p += prefix_bytes
-        # Outlier grid tokens, coded like prefix tokens: written over the grid last.
-        if len(payload) - p < 4:
-            raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
-        (nout,) = struct.unpack_from("<I", payload, p)
-        p += 4
-        if nout > n * (l.tokens - P) or nout * (6 + D) > len(payload) - p:
-            raise CorruptError(f"ntc payload claims {nout} outlier tokens")
-        out_idx = np.frombuffer(payload, dtype="<u4", count=nout, offset=p).astype(np.int64)
-        orows = np.frombuffer(payload, dtype=np.uint8, count=nout * (2 + D), offset=p + 4 * nout).reshape(nout, 2 + D)
-        prev = -1
-        for t in out_idx.tolist():
-            if t <= prev or t >= n * l.tokens or t % l.tokens < P:
-                raise CorruptError(f"ntc outlier token index {t}")
-            prev = t
-        osc = orows[:, 0].astype(np.uint16) | (orows[:, 1].astype(np.uint16) << 8)
-        bad = ((osc & 0x7C00) == 0x7C00) | ((osc & 0x8000) != 0)
-        if bad.any():
-            raise CorruptError(f"ntc outlier scale {int(osc[np.argmax(bad)]):#06x}")
-        outliers = (out_idx, orows[:, 2:].view(np.int8).astype(np.float32) * f16_to_f32(osc)[:, None])
-        p += nout * (6 + D)
         nb = len(self.blocks)
         coded = nb > 0 and self.k > 0
-        if version == 4:
-            per_slice, slices = self._parse_v4(payload, p, n, coded)
+        if payload[0] == 6:
+            ch = self._parse_v6(payload, n, coded)
         else:
-            per_slice, slices = self._parse_slices(payload, p, n, coded)
+            ch = self._parse_v5(payload, n, coded)
+        step_code = ch["step_code"]
+        step = np.float32(2.0 ** (step_code / 256))
+        recon = np.zeros((BUCKETS, 4), dtype=np.float32)
+        recon[:, 1:] = -ch["offsets"].astype(np.float32) / np.float32(256)
+        prefix = _rows(ch["prefix"], n * P, D, "prefix").reshape(n, P, D)
+        outliers = (np.asarray(ch["out_idx"], dtype=np.int64), _rows(ch["out_rows"], len(ch["out_idx"]), D, "outlier"))
         coef = np.zeros((n, nb, BLOCK_SIZE, self.k), dtype=np.float32)
         if not coded:
             return {"prefix": prefix, "coef": coef, "outliers": outliers}
@@ -281,9 +282,9 @@ class NTC(Codec):
         plan = (us, ks, bs, sh, [shapes[(bh, bw, gpos)] for bh, bw, _, gpos in self.blocks])
         # Decoded symbols: flat index into coef, signed magnitude, bucket.
         at, mags, bks = [], [], []
-        for si, (rans, bits) in enumerate(slices):
+        for si, (rans, bits, start, stop) in enumerate(ch["slices"]):
             try:
-                self._slice_symbols(plan, rans, bits, si * per_slice, min(n * nb, (si + 1) * per_slice), at, mags, bks)
+                self._slice_symbols(plan, rans, bits, start, stop, at, mags, bks)
             except CorruptError as e:
                 raise CorruptError(f"slice {si}: {e.detail}") from None
         if at:
@@ -293,9 +294,51 @@ class NTC(Codec):
             coef.reshape(-1)[np.asarray(at)] = np.where(m < 0, -r, r)
         return {"prefix": prefix, "coef": coef, "outliers": outliers}
 
+    @staticmethod
+    def _step_code(payload: bytes) -> int:
+        (step_code,) = struct.unpack_from("<i", payload, 2)
+        if not -STEP_CODE_MAX <= step_code <= STEP_CODE_MAX:
+            raise CorruptError(f"ntc step code {step_code}")
+        return step_code
+
+    def _parse_v5(self, payload: bytes, n: int, coded: bool) -> dict:
+        """Parses a payload of version 5 or 4, its sections one after the
+        other (parseV5): step code, centroid offsets, prefix rows, outlier
+        token indices and rows, and the slices (rans, bits, first block, end
+        block)."""
+        l = self.layout
+        D, P = l.dim, l.prefix
+        prefix_bytes = n * P * (2 + D)
+        if len(payload) < PAYLOAD_HEADER_V5 + prefix_bytes + 4 + 8:
+            raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
+        ch = {"step_code": self._step_code(payload),
+              "offsets": np.frombuffer(payload, dtype=np.int8, count=BUCKETS * 3, offset=6).reshape(BUCKETS, 3)}
+        p = PAYLOAD_HEADER_V5
+        ch["prefix"] = payload[p : p + prefix_bytes]
+        p += prefix_bytes
+        # Outlier grid tokens, coded like prefix tokens: written over the grid last.
+        (nout,) = struct.unpack_from("<I", payload, p)
+        p += 4
+        if nout > n * (l.tokens - P) or nout * (6 + D) > len(payload) - p:
+            raise CorruptError(f"ntc payload claims {nout} outlier tokens")
+        out_idx = struct.unpack_from(f"<{nout}I", payload, p)
+        prev = -1
+        for t in out_idx:
+            if t <= prev or t >= n * l.tokens or t % l.tokens < P:
+                raise CorruptError(f"ntc outlier token index {t}")
+            prev = t
+        ch["out_idx"] = list(out_idx)
+        ch["out_rows"] = payload[p + 4 * nout : p + nout * (6 + D)]
+        p += nout * (6 + D)
+        if payload[0] == 4:
+            ch["slices"] = self._parse_v4(payload, p, n, coded)
+        else:
+            ch["slices"] = self._parse_slices(payload, p, n, coded)
+        return ch
+
     def _parse_v4(self, payload: bytes, p: int, n: int, coded: bool):
         """Locates the single coefficient stream of a version 4 payload, whose
-        rest starts at p: (blocks per slice, [(rans, bits)]) (parseV4)."""
+        rest starts at p: [(rans, bits, 0, blocks)] (parseV4)."""
         if len(payload) - p < 4:
             raise CorruptError(f"ntc payload too short for {n} samples")
         (rlen,) = struct.unpack_from("<I", payload, p)
@@ -306,21 +349,22 @@ class NTC(Codec):
         if not coded:
             if rlen != 8 or rlen != left:
                 raise CorruptError(f"ntc payload has {left - 8} bytes of coefficients, want none")
-            return 0, []
-        return n * len(self.blocks), [(payload[p : p + rlen], payload[p + rlen :])]
+            return []
+        return [(payload[p : p + rlen], payload[p + rlen :], 0, n * len(self.blocks))]
 
     def _parse_slices(self, payload: bytes, p: int, n: int, coded: bool):
         """Locates the slices of a version 5 payload, whose slice table starts
-        at p: (blocks per slice, [(rans, bits)] per slice) (parse)."""
+        at p: [(rans, bits, first block, end block)] (parseV5)."""
         if len(payload) - p < 8:
             raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
         per_slice, ns = struct.unpack_from("<II", payload, p)
         p += 8
+        nb = n * len(self.blocks)
         want = 0
         if coded:
             if per_slice < 1:
                 raise CorruptError(f"ntc slices of {per_slice} blocks")
-            want = -(-n * len(self.blocks) // per_slice)
+            want = -(-nb // per_slice)
         if ns != want or 8 * ns > len(payload) - p:
             raise CorruptError(f"ntc payload has {ns} slices, want {want}")
         table = struct.unpack_from(f"<{2 * ns}I", payload, p)
@@ -330,11 +374,69 @@ class NTC(Codec):
             rl, bl = table[2 * i], table[2 * i + 1]
             if rl < 8 or rl + bl > len(payload) - p:
                 raise CorruptError(f"ntc slice {i} of {rl}+{bl} bytes, {len(payload) - p} left")
-            slices.append((payload[p : p + rl], payload[p + rl : p + rl + bl]))
+            slices.append((payload[p : p + rl], payload[p + rl : p + rl + bl], i * per_slice, min(nb, (i + 1) * per_slice)))
             p += rl + bl
         if p != len(payload):
             raise CorruptError(f"ntc payload has {len(payload) - p} bytes after its slices")
-        return per_slice, slices
+        return slices
+
+    def _parse_v6(self, payload: bytes, n: int, coded: bool) -> dict:
+        """Parses a sample-major payload (version 6, parseV6): the head (step
+        code, slices per sample, centroid offsets), then one part per sample:
+        its prefix rows, outlier tokens (a count and index gaps as uvarints,
+        then the rows), its slices' lengths (uvarints) and streams."""
+        l = self.layout
+        D, P = l.dim, l.prefix
+        row = 2 + D
+        nb = len(self.blocks)
+        if len(payload) < HEAD_V6:
+            raise CorruptError(f"ntc payload of {len(payload)} bytes")
+        (spp,) = struct.unpack_from("<H", payload, 6)
+        if (coded and not 1 <= spp <= nb) or (not coded and spp != 0):
+            raise CorruptError(f"ntc payload has {spp} slices per sample of {nb} blocks")
+        if n * (P * row + 1 + 2 * spp) > len(payload) - HEAD_V6:
+            raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
+        ch = {"step_code": self._step_code(payload),
+              "offsets": np.frombuffer(payload, dtype=np.int8, count=BUCKETS * 3, offset=8).reshape(BUCKETS, 3)}
+        prefix, out_idx, out_rows, slices = [], [], [], []
+        p = HEAD_V6
+        grid = l.tokens - P
+        for s in range(n):
+            def bad(what):
+                return CorruptError(f"ntc sample {s}: {what}")
+            if len(payload) - p < P * row:
+                raise bad("part truncated in its prefix tokens")
+            prefix.append(payload[p : p + P * row])
+            p += P * row
+            m, p = _uvarint(payload, p, grid, bad, "outlier count")
+            t = P - 1
+            for _ in range(m):
+                gap, p = _uvarint(payload, p, grid, bad, "outlier token index")
+                t += 1 + gap
+                if t >= l.tokens:
+                    raise bad("outlier token index out of range")
+                out_idx.append(s * l.tokens + t)
+            if len(payload) - p < m * row:
+                raise bad("part truncated in its outlier tokens")
+            out_rows.append(payload[p : p + m * row])
+            p += m * row
+            lens = []
+            for _ in range(2 * spp):
+                v, p = _uvarint(payload, p, len(payload), bad, "slice length")
+                lens.append(v)
+            if sum(lens) > len(payload) - p:
+                raise bad(f"slices of {sum(lens)} bytes, {len(payload) - p} left")
+            for j in range(spp):
+                rl, bl = lens[2 * j], lens[2 * j + 1]
+                if rl < 8:
+                    raise bad(f"slice {j}: rANS stream of {rl} bytes")
+                slices.append((payload[p : p + rl], payload[p + rl : p + rl + bl],
+                               s * nb + j * nb // spp, s * nb + (j + 1) * nb // spp))
+                p += rl + bl
+        if p != len(payload):
+            raise CorruptError(f"ntc payload has {len(payload) - p} bytes after its {n} samples")
+        ch.update(prefix=b"".join(prefix), out_idx=out_idx, out_rows=b"".join(out_rows), slices=slices)
+        return ch
 
     def _slice_symbols(self, plan, rans: bytes, bits: bytes, start: int, stop: int, at: list, mags: list,
                        bks: list) -> None:

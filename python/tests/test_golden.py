@@ -77,26 +77,30 @@ def ntc_payload_versions(path):
         return [r._c.read_chunk(i)[0] for i in range(r.num_chunks)]
 
 
-def test_ntc_golden_is_payload_v5():
-    """The ntc golden file is what the Go encoder writes now: payload version 5 (slices)."""
+def test_ntc_golden_is_payload_v6():
+    """The ntc golden file is what the Go encoder writes now: payload version 6 (sample-major)."""
     if "ntc" not in GO_CODECS:
         pytest.skip("no ntc golden file")
-    assert set(ntc_payload_versions(golden("ntc"))) == {5}
+    assert set(ntc_payload_versions(golden("ntc"))) == {6}
 
 
-def test_ntc_payload_v4_compat():
-    """testdata/golden/compat/ntc_payload_v4.ntcb, written by the Go encoder
-    before payload version 5 (one coefficient stream per chunk, no slices),
-    decodes to what the Go reader decodes it to."""
-    path = os.path.join(COMPAT, "ntc_payload_v4.ntcb")
-    want = np.load(os.path.join(COMPAT, "ntc_payload_v4.decoded.npy"))
-    assert set(ntc_payload_versions(path)) == {4}
+COMPAT_NTC = {4: "ntc_payload_v4", 5: "ntc_payload_v5"}
+
+
+@pytest.mark.parametrize("version", sorted(COMPAT_NTC))
+def test_ntc_payload_compat(version):
+    """testdata/golden/compat/ntc_payload_v<version>.ntcb, written by the Go
+    encoder of that payload version (4: one coefficient stream per chunk; 5:
+    slices across samples), decodes to what the Go reader decodes it to."""
+    path = os.path.join(COMPAT, COMPAT_NTC[version] + ".ntcb")
+    want = np.load(os.path.join(COMPAT, COMPAT_NTC[version] + ".decoded.npy"))
+    assert set(ntc_payload_versions(path)) == {version}
     with ntcb.open(path) as r:
         assert r.codec == "ntc" and r.shape == want.shape
         r.verify()
         got = r.read(range(len(r)))
     assert got.dtype == np.float32 and got.shape == want.shape
-    assert_close_to_go("ntc (payload v4)", got, want)
+    assert_close_to_go(f"ntc (payload v{version})", got, want)
 
 
 @pytest.mark.parametrize("name", sorted(EXACT))

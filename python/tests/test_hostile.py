@@ -294,15 +294,19 @@ def test_mutated_payloads_with_valid_crc(name):
     assert errors > 0
 
 
+NTC_V5 = os.path.join(GOLDEN, "compat", "ntc_payload_v5.ntcb")
+
+
 def ntc_chunk(path, i=0):
-    """Chunk i of an ntc file: (codec, payload, sample count, offset of the
-    part after the outlier tokens: v5's slice table, v4's rANS length)."""
+    """Chunk i of an ntc file of payload version 4 or 5: (codec, payload,
+    sample count, offset of the part after the outlier tokens: v5's slice
+    table, v4's rANS length)."""
     r = ntcb.open(path)
     ch = r._c.chunks[i]
     dec = r._codec(ch.codec)
     payload = r._c.read_chunk(i)
     lay = r.layout
-    p = _ntc.PAYLOAD_HEADER + ch.count * lay.prefix * (2 + lay.dim)
+    p = _ntc.PAYLOAD_HEADER_V5 + ch.count * lay.prefix * (2 + lay.dim)
     (nout,) = struct.unpack_from("<I", payload, p)
     return dec, payload, ch.count, p + 4 + nout * (6 + lay.dim)
 
@@ -312,7 +316,7 @@ def test_ntc_slice_table_checked():
     with CorruptError before any coefficient is decoded (or, where the
     lengths add up but split the streams wrongly, by the streams' end
     checks)."""
-    path = os.path.join(GOLDEN, "ntc.ntcb")
+    path = NTC_V5
     if not os.path.exists(path) or "ntc" not in ntcb.codec_names():
         pytest.skip("no ntc golden file or port")
     dec, good, n, p = ntc_chunk(path)
@@ -382,10 +386,11 @@ def test_ntc_slice_table_checked():
 
 def test_ntc_slice_table_checked_in_file():
     """The same through a file whose CRCs match: a CorruptError naming the file."""
-    path = os.path.join(GOLDEN, "ntc.ntcb")
+    path = NTC_V5
     if not os.path.exists(path) or "ntc" not in ntcb.codec_names():
         pytest.skip("no ntc golden file or port")
-    good = golden_bytes("ntc")
+    with open(path, "rb") as f:
+        good = f.read()
     c = ntcb.Reader.from_bytes(good)._c
     for i in range(len(c.chunks)):
         _, payload, n, p = ntc_chunk(path, i)
@@ -424,6 +429,6 @@ def test_ntc_payload_v4_checked():
     for v in (5, 3, 6):
         with pytest.raises(ntcb.CorruptError):
             dec.decode_coefficients(bytes([v]) + good[1:], n)
-    _, v5, n5, _ = ntc_chunk(os.path.join(GOLDEN, "ntc.ntcb"))
+    _, v5, n5, _ = ntc_chunk(NTC_V5)
     with pytest.raises(ntcb.CorruptError):
         dec.decode_coefficients(bytes([4]) + v5[1:], n5)

@@ -266,8 +266,9 @@ extern "C" __global__ void ntc_synth32(const u8 *st, const int *q32, const int *
 }
 
 // ntc_entropy: the first step of DeviceNTCStreams. One thread per slice
-// decodes the symbols of its perSlice blocks into q32 (sample by sample,
-// block by block, Plan order), as pkg/codec's rANS decoder does: two
+// decodes the symbols of its blocks (a run of the chunk's blocks in coding
+// order: sample by sample, block by block) into q32 (Plan order), as
+// pkg/codec's rANS decoder does: two
 // interleaved rANS states over 16-bit words, then for each symbol its
 // escape, low bits and sign from the raw bit stream. A slice that does not
 // decode to its exact end sets *err to at least chunk+1.
@@ -279,8 +280,8 @@ extern "C" __global__ void ntc_entropy(const u8 *st, int *q32, const unsigned *l
   const i64 nslices = *(const unsigned *)(st + 4);
   if (si >= nslices)
     return;
-  const i64 per = *(const unsigned *)(st + 12);
-  const unsigned *e = (const unsigned *)(st + 16 + 56 * 16) + 4 * si;
+  const unsigned *e = (const unsigned *)(st + 16 + 56 * 16) + 6 * si;
+  const i64 first = e[4], count = e[5];
   const u8 *rs = st + e[0], *bs = st + e[2];
   const i64 rl = e[1], bl = e[3];
   unsigned x0 = rs[0] | rs[1] << 8 | rs[2] << 16 | (unsigned)rs[3] << 24;
@@ -293,7 +294,7 @@ extern "C" __global__ void ntc_entropy(const u8 *st, int *q32, const unsigned *l
   bool bad = false;
   const i64 K16 = 16 * K;
   const i64 total = nblocks * nsamples;
-  for (i64 gb = si * per; gb < total && gb < (si + 1) * per && !bad; gb++) {
+  for (i64 gb = first; gb < total && gb < first + count && !bad; gb++) {
     i64 smp = gb / nblocks, bi = gb - smp * nblocks;
     int sh = shape[bi];
     if (sh < 0)
