@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,14 +22,16 @@ import (
 )
 
 type decodeOptions struct {
-	output  string
-	samples string
-	keys    []string
-	dtype   string
-	workers int
-	device  string
-	gpu     int
-	force   bool
+	output   string
+	samples  string
+	keys     []string
+	key      []string
+	keysFile string
+	dtype    string
+	workers  int
+	device   string
+	gpu      int
+	force    bool
 }
 
 // cudaBatchBytes bounds the decoded output that decode --device cuda holds
@@ -51,7 +57,8 @@ any other dtype as float32 and converted on the host.`,
 		Example: examples(
 			"ntc decode train.ntcb -o train.npy",
 			"ntc decode train.ntcb -o some.safetensors --samples 0,5,10-20",
-			"ntc decode train.ntcb -o one.npy --keys shards/a#3 --dtype float32",
+			"ntc decode train.ntcb -o one.npy --key a#3 --dtype float32",
+			"ntc decode train.ntcb -o some.npy --keys-file keys.txt",
 			"ntc decode train.ntcb -o train.npy --device cuda --gpu 1",
 		),
 		Args: exactArgs(1),
@@ -62,8 +69,8 @@ any other dtype as float32 and converted on the host.`,
 			if o.workers < 0 {
 				return usagef("--workers must be >= 0")
 			}
-			if o.samples != "" && len(o.keys) > 0 {
-				return usagef("give --samples or --keys, not both")
+			if o.samples != "" && (len(o.keys) > 0 || len(o.key) > 0 || o.keysFile != "") {
+				return usagef("give --samples or keys (--keys, --key, --keys-file), not both")
 			}
 			if o.dtype != "" {
 				if _, err := tensorio.ParseDType(o.dtype); err != nil {
@@ -91,7 +98,9 @@ any other dtype as float32 and converted on the host.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.output, "output", "o", "", "output .npy or .safetensors file (required)")
 	f.StringVar(&o.samples, "samples", "", "sample indices and inclusive ranges, e.g. 0,5,10-20")
-	f.StringSliceVar(&o.keys, "keys", nil, "sample keys, comma-separated")
+	f.StringSliceVar(&o.keys, "keys", nil, "sample keys, comma-separated (a key with a comma: --key)")
+	f.StringArrayVar(&o.key, "key", nil, "a sample key, taken whole; repeatable")
+	f.StringVar(&o.keysFile, "keys-file", "", "a file of sample keys, one per line ('-': standard input)")
 	f.StringVar(&o.dtype, "dtype", "", "output dtype: float16, bfloat16, float32 or float64 (default: the input's)")
 	f.IntVar(&o.workers, "workers", 0, "chunks decoded (with cuda: staged) in parallel (0: one per CPU)")
 	f.StringVar(&o.device, "device", bench.DeviceCPU, "where to decode: cpu or cuda")
@@ -101,6 +110,32 @@ any other dtype as float32 and converted on the host.`,
 		return []string{bench.DeviceCPU, bench.DeviceCUDA}, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
+}
+
+// readKeysFile reads sample keys, one per line (empty lines skipped),
+// from the file at path, or from stdin for "-".
+func readKeysFile(path string, stdin io.Reader) ([]string, error) {
+	r := stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	var keys []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if k := strings.TrimSuffix(sc.Text(), "\r"); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--keys-file %s: %w", path, err)
+	}
+	return keys, nil
 }
 
 // parseSelection parses "0,5,10-20" into indices below n, in order.
@@ -127,14 +162,23 @@ func parseSelection(s string, n int) ([]int, error) {
 	return out, nil
 }
 
-// selectSamples turns --samples or --keys into indices.
-func (o *decodeOptions) selectSamples(r *ntcb.Reader) ([]int, error) {
+// selectSamples turns --samples or the keys of --keys, --key and
+// --keys-file (in that order) into indices.
+func (o *decodeOptions) selectSamples(r *ntcb.Reader, stdin io.Reader) ([]int, error) {
 	switch {
 	case o.samples != "":
 		return parseSelection(o.samples, r.Len())
-	case len(o.keys) > 0:
-		idx := make([]int, 0, len(o.keys))
-		for _, k := range o.keys {
+	case len(o.keys) > 0 || len(o.key) > 0 || o.keysFile != "":
+		keys := append(slices.Clone(o.keys), o.key...)
+		if o.keysFile != "" {
+			more, err := readKeysFile(o.keysFile, stdin)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, more...)
+		}
+		idx := make([]int, 0, len(keys))
+		for _, k := range keys {
 			i, err := r.Lookup(k)
 			if err != nil {
 				return nil, usageError{err}
@@ -170,7 +214,7 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 		return err
 	}
 	defer r.Close()
-	idx, err := o.selectSamples(r.Reader)
+	idx, err := o.selectSamples(r.Reader, g.stdin)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ type encodeOptions struct {
 	meta    []string
 	json    bool
 	force   bool
+	keyRoot string
 	dataFlags
 
 	// Parsed in PreRunE.
@@ -37,8 +38,11 @@ func newEncodeCmd(g *globals, runF func(context.Context, *encodeOptions, []strin
 		Short: "Compress token files into a .ntcb file",
 		Long: `Encode reads token tensors from .npy, .npz or .safetensors files (globs
 allowed) and writes one .ntcb file. Each input holds one sample [T, D] or a
-batch [N, T, D]; every sample gets a key: the input's path without its
-extension, plus "#i" for the i-th sample of a batch file.
+batch [N, T, D]; every sample gets a key: the input's path relative to
+--key-root (default: the inputs' common directory) without its extension,
+plus "#i" for the i-th sample of a batch file ('ntc encode /data/a.npy
+/data/b.npy' gives a#0, ..., b#0, ...). Inputs that would give the same
+key are an error.
 
 Select an array inside an .npz or .safetensors file with FILE:NAME.
 T = prefix + H*W: the layout is inferred (one CLS token when T-1 is a perfect
@@ -76,6 +80,8 @@ cosine (mean and 1st percentile) of the decoded file against the input.`,
 	o.dataFlags.addFlags(f)
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
 	addForceFlag(f, &o.force)
+	f.StringVar(&o.keyRoot, "key-root", "", "directory the sample keys are relative to (default: the inputs' common directory)")
+	_ = cmd.MarkFlagDirname("key-root")
 	_ = cmd.MarkFlagFilename("output", "ntcb")
 	_ = cmd.MarkFlagFilename("model", "ntcm")
 	return cmd
@@ -196,18 +202,19 @@ func (o *encodeOptions) ntcbOptions() ntcb.Options {
 	}
 }
 
-// openInputs expands globs and scans the inputs.
-func openInputs(args []string) (*ntcb.Files, error) {
+// openInputs expands globs and scans the inputs; sample keys are relative
+// to keyRoot, or to the inputs' common directory when it is empty.
+func openInputs(args []string, keyRoot string) (*ntcb.Files, error) {
 	specs, err := tensorio.Expand(args)
 	if err != nil {
 		return nil, err
 	}
-	return ntcb.OpenFiles(specs)
+	return ntcb.OpenFilesWith(specs, ntcb.FilesOptions{KeyRoot: keyRoot})
 }
 
 func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string) error {
 	limitMemory()
-	src, err := openInputs(args)
+	src, err := openInputs(args, o.keyRoot)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ every chunk.`,
 
 func runFit(ctx context.Context, g *globals, o *encodeOptions, args []string) error {
 	limitMemory()
-	src, err := openInputs(args)
+	src, err := openInputs(args, "")
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ use 'ntc verify' to check the chunks.`,
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print everything as JSON (chunks included)")
 	cmd.Flags().BoolVar(&o.chunks, "chunks", false, "list every chunk with its rate")
-	cmd.Flags().BoolVar(&o.keys, "keys", false, "list every sample key")
+	cmd.Flags().BoolVar(&o.keys, "keys", false, "list every sample key (with --json: as \"keys\")")
 	return cmd
 }
 
@@ -54,7 +54,17 @@ func runInspect(g *globals, o *inspectOptions, in string) error {
 	defer r.Close()
 	info := r.Info()
 	if o.json {
-		return writeJSON(g, info)
+		out := struct {
+			ntcb.Info
+			Keys []string `json:"keys,omitempty"`
+		}{Info: info}
+		if o.keys {
+			out.Keys = make([]string, r.Len())
+			for i := range out.Keys {
+				out.Keys[i] = r.Key(i)
+			}
+		}
+		return writeJSON(g, out)
 	}
 	printInfo(g.stdout, in, info)
 	if o.chunks {

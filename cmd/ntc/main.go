@@ -56,14 +56,19 @@ func main() {
 // run executes the command line and maps its error to an exit code. A
 // panic is reported as an internal error (exit 4) with its stack, never
 // as the Go runtime's exit 2, which would read as a usage error.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runWith is run with the standard input given.
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "ntc: internal error (a bug in ntc; please report it with this message): panic: %v\n%s", r, debug.Stack())
 			code = exitInternal
 		}
 	}()
-	root := newRootCmd(&globals{stdout: stdout, stderr: stderr})
+	root := newRootCmd(&globals{stdin: stdin, stdout: stdout, stderr: stderr})
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

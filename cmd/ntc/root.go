@@ -30,8 +30,9 @@ func toolVersion() string {
 	return "devel"
 }
 
-// globals holds what every verb shares: output streams and --quiet.
+// globals holds what every verb shares: the standard streams and --quiet.
 type globals struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	quiet          bool
 }

@@ -2,9 +2,7 @@ package ntcb
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/ntc-project/ntc/pkg/tensorio"
 )
@@ -49,10 +47,21 @@ type Files struct {
 
 // OpenFiles scans the inputs (file specs as tensorio.Open takes them) and
 // checks that every sample has the same shape and dtype. Each file is opened
-// to read its header, then closed.
-func OpenFiles(specs []string) (*Files, error) {
+// to read its header, then closed. Keys are relative to the inputs' common
+// directory (see OpenFilesWith).
+func OpenFiles(specs []string) (*Files, error) { return OpenFilesWith(specs, FilesOptions{}) }
+
+// OpenFilesWith is OpenFiles with options. Each sample's key is its file's
+// path relative to the key root, without the extension, plus "#i" for the
+// i-th sample of a batch file: the same keys whatever the spelling of the
+// paths. Inputs that would give the same key are an error naming both.
+func OpenFilesWith(specs []string, opts FilesOptions) (*Files, error) {
 	if len(specs) == 0 {
 		return nil, fmt.Errorf("%w: no input files", ErrInput)
+	}
+	keys, err := inputKeys(specs, opts.KeyRoot)
+	if err != nil {
+		return nil, err
 	}
 	f := &Files{curIdx: -1}
 	for i, spec := range specs {
@@ -61,7 +70,7 @@ func OpenFiles(specs []string) (*Files, error) {
 			return nil, err
 		}
 		t, d := src.SampleShape()
-		in := fileInput{spec: spec, key: keyBase(spec), first: f.total, n: src.NumSamples(), batched: src.Batched()}
+		in := fileInput{spec: spec, key: keys[i], first: f.total, n: src.NumSamples(), batched: src.Batched()}
 		dt := src.DType()
 		src.Close()
 		if i == 0 {
@@ -77,22 +86,10 @@ func OpenFiles(specs []string) (*Files, error) {
 	if f.total == 0 {
 		return nil, fmt.Errorf("%w: the inputs hold no samples", ErrInput)
 	}
-	return f, nil
-}
-
-// keyBase turns an input spec into the key of its samples: the path as
-// given, cleaned, with slashes, without the file extension, keeping a
-// ":name" array selection ("shards/a.npz:tokens" -> "shards/a:tokens").
-func keyBase(spec string) string {
-	path, name := spec, ""
-	if i := strings.LastIndexByte(spec, ':'); i > 0 {
-		ext := strings.ToLower(filepath.Ext(spec[:i]))
-		if ext == ".npz" || ext == ".safetensors" {
-			path, name = spec[:i], spec[i:]
-		}
+	if err := checkBatchKeys(f); err != nil {
+		return nil, err
 	}
-	path = filepath.ToSlash(filepath.Clean(path))
-	return strings.TrimSuffix(path, filepath.Ext(path)) + name
+	return f, nil
 }
 
 // Len implements Source.
