@@ -32,6 +32,7 @@ type decodeOptions struct {
 	device   string
 	gpu      int
 	force    bool
+	json     bool
 }
 
 // cudaBatchBytes bounds the decoded output that decode --device cuda holds
@@ -106,6 +107,7 @@ any other dtype as float32 and converted on the host.`,
 	f.StringVar(&o.device, "device", bench.DeviceCPU, "where to decode: cpu or cuda")
 	f.IntVar(&o.gpu, "gpu", 0, "with --device cuda: the GPU's ordinal")
 	addForceFlag(f, &o.force)
+	f.BoolVar(&o.json, "json", false, "print the result as JSON")
 	_ = cmd.RegisterFlagCompletionFunc("device", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{bench.DeviceCPU, bench.DeviceCUDA}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -246,6 +248,20 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 	}
 	if err := w.Close(); err != nil {
 		return err
+	}
+	if o.json {
+		device := o.device
+		if dev != nil {
+			device = dev.Name()
+		}
+		return writeJSON(g, struct {
+			Output  string `json:"output"`
+			Samples int    `json:"samples"`
+			Tokens  int    `json:"tokens"`
+			Dim     int    `json:"dim"`
+			DType   string `json:"dtype"`
+			Device  string `json:"device"`
+		}{o.output, len(idx), l.Tokens, l.Dim, dt.String(), device})
 	}
 	g.summary("%s: %d samples of %dx%d %s%s", o.output, len(idx), l.Tokens, l.Dim, dt, where)
 	return nil

@@ -41,6 +41,7 @@ every chunk.`,
 	o.addCodecFlags(cmd)
 	o.dataFlags.addFlags(f)
 	addForceFlag(f, &o.force)
+	f.BoolVar(&o.json, "json", false, "print the result as JSON")
 	return cmd
 }
 
@@ -64,6 +65,12 @@ func runFit(ctx context.Context, g *globals, o *encodeOptions, args []string) er
 	}
 	if err := write(o.output, m, "ntc "+toolVersion()); err != nil {
 		return err
+	}
+	if o.json {
+		return writeJSON(g, struct {
+			Output string `json:"output"`
+			modelSummary
+		}{o.output, summarize(m)})
 	}
 	g.summary("%s: %s model for %d x %d tokens, %d bytes", o.output, m.Codec, m.Layout.Tokens, m.Layout.Dim, len(m.Blob))
 	return nil

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
@@ -21,12 +24,14 @@ type inspectOptions struct {
 func newInspectCmd(g *globals, runF func(context.Context, *inspectOptions, []string) error) *cobra.Command {
 	o := &inspectOptions{}
 	cmd := &cobra.Command{
-		Use:   "inspect IN.ntcb",
+		Use:   "inspect IN.ntcb|MODEL.ntcm",
 		Short: "Show a .ntcb file's layout, codec, ratio and metadata",
 		Long: `Inspect prints what a .ntcb file holds: token layout, samples, chunks, codec
 and model size, ratio against float16 (float16 bytes of the tokens / bytes of
 the whole file), and the metadata. It reads only the header and the index;
-use 'ntc verify' to check the chunks.`,
+use 'ntc verify' to check the chunks. For a model file (.ntcm, from 'ntc
+fit') it prints the codec, its parameters and the layout it was fitted on.
+With --json, "kind" says which ("data" or "model").`,
 		Example: examples(
 			"ntc inspect train.ntcb",
 			"ntc inspect train.ntcb --chunks",
@@ -48,6 +53,9 @@ use 'ntc verify' to check the chunks.`,
 
 func runInspect(g *globals, o *inspectOptions, in string) error {
 	r, err := ntcb.Open(in)
+	if errors.Is(err, ntcb.ErrKind) {
+		return inspectModel(g, o, in)
+	}
 	if err != nil {
 		return err
 	}
@@ -55,9 +63,10 @@ func runInspect(g *globals, o *inspectOptions, in string) error {
 	info := r.Info()
 	if o.json {
 		out := struct {
+			Kind string `json:"kind"`
 			ntcb.Info
 			Keys []string `json:"keys,omitempty"`
-		}{Info: info}
+		}{Kind: "data", Info: info}
 		if o.keys {
 			out.Keys = make([]string, r.Len())
 			for i := range out.Keys {
@@ -81,6 +90,51 @@ func runInspect(g *globals, o *inspectOptions, in string) error {
 		}
 	}
 	return nil
+}
+
+// modelSummary describes a model for --json (fit, inspect).
+type modelSummary struct {
+	Codec      string         `json:"codec"`
+	ModelBytes int            `json:"model_bytes"`
+	Layout     codec.Layout   `json:"layout"`
+	DType      string         `json:"dtype"`
+	Params     map[string]any `json:"codec_params,omitempty"`
+	Tool       string         `json:"tool,omitempty"`
+}
+
+func summarize(m *ntcb.Model) modelSummary {
+	return modelSummary{m.Codec, len(m.Blob), m.Layout, m.DType, m.Params, m.Tool}
+}
+
+// inspectModel describes a model file (.ntcm, from 'ntc fit').
+func inspectModel(g *globals, o *inspectOptions, in string) error {
+	m, err := ntcb.ReadModelFile(in)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(in)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return writeJSON(g, struct {
+			Kind      string `json:"kind"`
+			FileBytes int64  `json:"file_bytes"`
+			modelSummary
+		}{"model", fi.Size(), summarize(m)})
+	}
+	l := m.Layout
+	tw := tabwriter.NewWriter(g.stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "file\t%s (model file, %d bytes)\n", in, fi.Size())
+	fmt.Fprintf(tw, "codec\t%s, model %d bytes\n", m.Codec, len(m.Blob))
+	if len(m.Params) > 0 {
+		fmt.Fprintf(tw, "codec params\t%s\n", sortedPairs(m.Params))
+	}
+	fmt.Fprintf(tw, "fitted on\t[%d tokens, %d dims], dtype %s\n", l.Tokens, l.Dim, m.DType)
+	fmt.Fprintf(tw, "layout\t%d prefix + %dx%d grid\n", l.Prefix, l.GridH, l.GridW)
+	fmt.Fprintf(tw, "written by\t%s\n", m.Tool)
+	fmt.Fprintf(tw, "use\tntc encode INPUT... -o OUT.ntcb --model %s\n", in)
+	return tw.Flush()
 }
 
 func printInfo(w io.Writer, path string, info ntcb.Info) {

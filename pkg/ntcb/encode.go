@@ -68,6 +68,8 @@ type Options struct {
 
 // Result describes an encoded file.
 type Result struct {
+	// Codec is the codec's registered name.
+	Codec string `json:"codec"`
 	// Samples and Chunks count what was written.
 	Samples int `json:"samples"`
 	Chunks  int `json:"chunks"`
@@ -161,7 +163,7 @@ func encode(ctx context.Context, w *container.Writer, src Source, opts Options) 
 	if err != nil {
 		return nil, nil, err
 	}
-	res := &Result{Samples: src.Len(), Layout: layout, FP16Bytes: 2 * int64(src.Len()) * int64(layout.Values())}
+	res := &Result{Codec: c.Name(), Samples: src.Len(), Layout: layout, FP16Bytes: 2 * int64(src.Len()) * int64(layout.Values())}
 	if model := c.Model(); model != nil {
 		if err := w.WriteModel(spec.ID, model); err != nil {
 			return nil, nil, err

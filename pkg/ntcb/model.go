@@ -22,6 +22,9 @@ type Model struct {
 	Params map[string]any
 	// Blob is the codec's serialized model (may be empty).
 	Blob []byte
+	// Tool names the program that wrote the model file (set by
+	// ReadModelFile and ReadModel; WriteModelFile takes it as an argument).
+	Tool string
 }
 
 // codec restores the model's codec.
@@ -132,7 +135,7 @@ func modelFrom(r *container.Reader) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Codec: meta.Codec, Layout: meta.Layout, DType: meta.DType, Params: meta.CodecParams, Blob: blob}
+	m := &Model{Codec: meta.Codec, Layout: meta.Layout, DType: meta.DType, Params: meta.CodecParams, Blob: blob, Tool: meta.Tool}
 	if _, err := m.codec(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// jsonOf runs the command, which must exit with code, and decodes its
+// standard output as JSON.
+func jsonOf(t *testing.T, code int, args ...string) map[string]any {
+	t.Helper()
+	got, out, errs := ntc(t, args...)
+	var v map[string]any
+	if err := json.Unmarshal([]byte(out), &v); got != code || err != nil {
+		t.Fatalf("%v: exit %d (want %d), %v\nstdout %s\nstderr %s", args, got, code, err, out, errs)
+	}
+	return v
+}
+
+// TestJSONEverywhere checks --json on every verb that writes or checks
+// files (encode with its codec, verify, decode, fit), and that inspect
+// describes a model file instead of calling it damaged.
+func TestJSONEverywhere(t *testing.T) {
+	dir, in := writeSample(t)
+	x := filepath.Join(dir, "x.ntcb")
+	if v := jsonOf(t, 0, "encode", in, "-o", x, "--codec", "int8", "--json"); v["codec"] != "int8" || v["samples"] == nil {
+		t.Errorf("encode --json: %v", v)
+	}
+	bad := writeEdited(t, x, dir, "bad.ntcb", func(b []byte) { b[len(b)/2] ^= 1 })
+	v := jsonOf(t, exitCorrupt, "verify", x, bad, "--json")
+	files, _ := v["files"].([]any)
+	if v["ok"] != false || len(files) != 2 {
+		t.Fatalf("verify --json: %v", v)
+	}
+	good, broken := files[0].(map[string]any), files[1].(map[string]any)
+	if good["ok"] != true || good["kind"] != "data" || good["samples"] == nil || broken["ok"] != false ||
+		broken["exit_code"] != float64(exitCorrupt) || !strings.Contains(broken["error"].(string), "bad.ntcb") {
+		t.Errorf("verify --json files: %v", files)
+	}
+	if v := jsonOf(t, 0, "verify", x, "--json"); v["ok"] != true {
+		t.Errorf("verify --json of a good file: %v", v)
+	}
+	if v := jsonOf(t, 0, "decode", x, "-o", filepath.Join(dir, "y.npy"), "--json"); v["samples"] == nil || v["dtype"] != "float16" || v["output"] == nil {
+		t.Errorf("decode --json: %v", v)
+	}
+	m := filepath.Join(dir, "m.ntcm")
+	if v := jsonOf(t, 0, "fit", in, "-o", m, "--json", "--fit-samples", "4"); v["codec"] != "ntc" || v["model_bytes"] == nil {
+		t.Errorf("fit --json: %v", v)
+	}
+	if v := jsonOf(t, 0, "inspect", m, "--json"); v["kind"] != "model" || v["codec"] != "ntc" || v["layout"] == nil {
+		t.Errorf("inspect --json of a model: %v", v)
+	}
+	if v := jsonOf(t, 0, "inspect", x, "--json"); v["kind"] != "data" {
+		t.Errorf("inspect --json of a data file: %v", v)
+	}
+	code, out, errs := ntc(t, "inspect", m)
+	if code != 0 || !strings.Contains(out, "model file") || !strings.Contains(out, "ntc") {
+		t.Errorf("inspect of a model: exit %d\n%s%s", code, out, errs)
+	}
+}
