@@ -2,6 +2,7 @@ package ntcb
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -41,6 +42,25 @@ type Options struct {
 	CodecOptions codec.Options
 	// Model, when set, is a fitted model to encode with instead of fitting.
 	Model *Model
+	// ModelRef records Model in the file by reference (its SHA-256 and
+	// length) instead of storing a copy, so that many files share one
+	// model file; a reader finds the model by its hash. ModelFile is the
+	// model file's name, recorded in the metadata as where to look first.
+	// Without a Model (the encode fits its own), the model is stored.
+	ModelRef  bool
+	ModelFile string
+	// SharedModel tells rate control, in a fit, that the model will serve
+	// files beyond these samples (a model file for a growing dataset): its
+	// bytes are not counted against the ratio. Otherwise they are spread
+	// over the samples at hand, as in one file or one dataset that holds
+	// the model once.
+	SharedModel bool
+	// ShardSamples tells rate control that the samples will be stored as
+	// files of this many samples each, each with its own framing; 0 means
+	// one file. ExtraBytes counts other bytes that hold the samples (a
+	// dataset's index, the model file's framing).
+	ShardSamples int
+	ExtraBytes   int64
 	// ChunkBytes is the float16 size of the tokens in one chunk; 0 means
 	// DefaultChunkBytes. A chunk holds at least one sample.
 	ChunkBytes int
@@ -79,8 +99,12 @@ type Result struct {
 	// same tokens as raw float16.
 	FileBytes int64 `json:"file_bytes"`
 	FP16Bytes int64 `json:"fp16_bytes"`
-	// ModelBytes is the size of the codec's stored model (0 if none).
+	// ModelBytes is the size of the codec's stored model (0 if none, or
+	// if the file holds it by reference).
 	ModelBytes int `json:"model_bytes"`
+	// ModelSHA256 is the hex SHA-256 of the model, when the file holds it
+	// by reference.
+	ModelSHA256 string `json:"model_sha256,omitempty"`
 	// Ratio = FP16Bytes / FileBytes; BitsPerValue = 8*FileBytes / values.
 	Ratio        float64 `json:"ratio"`
 	BitsPerValue float64 `json:"bits_per_value"`
@@ -165,10 +189,18 @@ func encode(ctx context.Context, w *container.Writer, src Source, opts Options) 
 	}
 	res := &Result{Codec: c.Name(), Samples: src.Len(), Layout: layout, FP16Bytes: 2 * int64(src.Len()) * int64(layout.Values())}
 	if model := c.Model(); model != nil {
-		if err := w.WriteModel(spec.ID, model); err != nil {
-			return nil, nil, err
+		if opts.ModelRef && opts.Model != nil {
+			sha := sha256.Sum256(model)
+			if err := w.WriteModelRef(spec.ID, len(model), sha); err != nil {
+				return nil, nil, err
+			}
+			res.ModelSHA256, meta.ModelFile = FormatHash(sha), opts.ModelFile
+		} else {
+			if err := w.WriteModel(spec.ID, model); err != nil {
+				return nil, nil, err
+			}
+			res.ModelBytes = len(model)
 		}
-		res.ModelBytes = len(model)
 	}
 	acc, chunks, err := encodeChunks(ctx, w, src, c, spec.ID, perChunk, opts)
 	if err != nil {
@@ -229,11 +261,14 @@ func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perC
 	copts := o.CodecOptions
 	copts.ChunkSamples = perChunk
 	copts.TotalSamples = src.Len()
+	if o.SharedModel {
+		copts.TotalSamples = sharedModelSamples
+	}
 	if spec.Learned && copts.Ratio == 0 && copts.Quality == "" {
 		copts.Ratio = codec.DefaultRatio
 	}
 	if copts.Ratio > 0 {
-		copts.Ratio = adjustRatio(copts.Ratio, src, l, perChunk, meta)
+		copts.Ratio = o.adjustRatio(copts.Ratio, src, l, perChunk, meta)
 	}
 	var train []float32
 	n := 0
@@ -254,18 +289,39 @@ func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perC
 // evenly over total.
 func fitSample(k, n, total int) int { return int(int64(k) * int64(total) / int64(n)) }
 
-// adjustRatio turns a target ratio for the whole file into the target for
-// the codec's own bytes (model and chunk payloads), taking out the bytes of
+// metadataSlack is what rate control adds to the metadata's size for the
+// codec's parameters, which are known only after the fit (about 210 bytes
+// for the learned codec).
+const metadataSlack = 256
+
+// sharedModelSamples is the number of samples rate control spreads a
+// shared model over: so many that its bytes do not count.
+const sharedModelSamples = 1 << 30
+
+// adjustRatio turns a target ratio for the whole file (or the files of
+// ShardSamples samples each, with ExtraBytes more) into the target for the
+// codec's own bytes (model and chunk payloads), taking out the bytes of
 // the container: header, block framing, index, metadata and footer.
-func adjustRatio(r float64, src Source, l codec.Layout, perChunk int, meta *Metadata) float64 {
+func (o *Options) adjustRatio(r float64, src Source, l codec.Layout, perChunk int, meta *Metadata) float64 {
 	fp16 := 2 * float64(src.Len()) * float64(l.Values())
-	chunks := (src.Len() + perChunk - 1) / perChunk
-	keyBytes := 0
-	for i := range src.Len() {
-		keyBytes += len(src.Key(i))
+	per := src.Len()
+	if o.ShardSamples > 0 {
+		per = o.ShardSamples
 	}
 	mb, _ := meta.marshal()
-	overhead := float64(container.Overhead(chunks, 1, src.Len(), keyBytes, len(mb)+512))
+	overhead := float64(o.ExtraBytes)
+	for first := 0; first < src.Len(); first += per {
+		n := min(per, src.Len()-first)
+		f := container.Framing{Chunks: (n + perChunk - 1) / perChunk, Models: 1, Samples: n, MetadataLen: len(mb) + metadataSlack}
+		if o.ModelRef {
+			f.Models, f.ModelRefs = 0, 1
+			f.MetadataLen += len(o.ModelFile) + len(`,"model_file":""`)
+		}
+		for i := first; i < first+n; i++ {
+			f.KeyBytes += len(src.Key(i))
+		}
+		overhead += float64(f.Overhead())
+	}
 	budget := fp16/r - overhead
 	if budget <= 0 {
 		return r

@@ -17,8 +17,19 @@ type Info struct {
 	Layout       codec.Layout `json:"layout"`
 	Codec        string       `json:"codec"`
 	ModelBytes   int          `json:"model_bytes"`
+	ModelRefs    []ModelRef   `json:"model_refs,omitempty"`
 	Metadata     Metadata     `json:"metadata"`
 	Chunks       []ChunkInfo  `json:"chunks"`
+}
+
+// ModelRef describes a model that a file holds by reference: not stored
+// in it, found by its hash in a model file.
+type ModelRef struct {
+	Codec  string `json:"codec"`
+	SHA256 string `json:"sha256"`
+	Bytes  int    `json:"bytes"`
+	// File is the model file's name as the writer recorded it (a hint).
+	File string `json:"file,omitempty"`
 }
 
 // ChunkInfo describes one chunk and its rate.
@@ -49,7 +60,15 @@ func (r *Reader) Info() Info {
 		info.BitsPerValue = 8 * float64(info.FileBytes) / float64(values)
 	}
 	for _, m := range r.c.Models() {
-		info.ModelBytes += m.Length
+		if !m.External {
+			info.ModelBytes += m.Length
+			continue
+		}
+		name := fmt.Sprintf("id %d", m.Codec)
+		if s, err := codec.LookupID(m.Codec); err == nil {
+			name = s.Name
+		}
+		info.ModelRefs = append(info.ModelRefs, ModelRef{Codec: name, SHA256: FormatHash(m.SHA256), Bytes: m.Length, File: r.meta.ModelFile})
 	}
 	for i := range r.c.NumChunks() {
 		ch := r.c.Chunk(i)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/ntc-project/ntc/pkg/codec"
 )
@@ -63,10 +65,14 @@ type Metadata struct {
 	Inputs int `json:"inputs"`
 	// Meta holds the user's key=value pairs (model name, layer, ...).
 	Meta map[string]string `json:"meta,omitempty"`
+	// ModelFile names the model file (.ntcm) of a model the file holds by
+	// reference, as the writer knew it: a hint where to look first. The
+	// hash in the container's model entry is what a reader checks.
+	ModelFile string `json:"model_file,omitempty"`
 }
 
 func (m *Metadata) marshal() ([]byte, error) {
-	b, err := json.MarshalIndent(m, "", "  ")
+	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
@@ -88,6 +94,9 @@ func parseMetadata(b []byte, wantFormat string) (*Metadata, error) {
 	}
 	if err := m.Layout.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: metadata: %v", ErrCorrupt, err)
+	}
+	if m.ModelFile != "" && (len(m.ModelFile) > 255 || m.ModelFile != filepath.Base(m.ModelFile) || strings.ContainsAny(m.ModelFile, `/\`) || m.ModelFile[0] == '.') {
+		return nil, fmt.Errorf("%w: metadata: model file %q is not a plain file name", ErrCorrupt, m.ModelFile)
 	}
 	if len(m.Meta) > maxMetaFields {
 		return nil, fmt.Errorf("%w: %d metadata fields", ErrCorrupt, len(m.Meta))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/container"
@@ -148,37 +149,70 @@ type VerifyReport struct {
 	Model bool
 	// Samples and Chunks count what was decoded (zero for a model file).
 	Samples, Chunks int
+	// ModelFile says where the model a data file holds by reference was
+	// found; empty when the file stores its model or has none.
+	ModelFile string
 }
 
 // VerifyFile checks the .ntcb or .ntcm file at path: every checksum, then
 // for a data file every chunk decoded, for a model file that its codec
-// loads the model. progress, if set, is called once with the number of
+// loads the model. A model the data file holds by reference must be found,
+// as Open finds it (the options, then next to the file), and have the
+// recorded hash. progress, if set, is called once with the number of
 // samples to decode and returns the Progress to report them to.
-func VerifyFile(ctx context.Context, path string, progress func(total int) Progress) (VerifyReport, error) {
+func VerifyFile(ctx context.Context, path string, progress func(total int) Progress, opts ...ReadOption) (VerifyReport, error) {
 	f, err := container.Open(path)
 	if err != nil {
 		return VerifyReport{}, err
 	}
 	defer f.Close()
-	if _, err := parseMetadata(f.Metadata(), ModelFormatName); err == nil {
-		if err := f.Verify(); err != nil {
-			return VerifyReport{}, fmt.Errorf("%s: %w", path, err)
+	ro := readOpts(append(opts, WithLocator(DirLocator(filepath.Dir(path)))))
+	if ro.name == "" {
+		ro.name = path
+	}
+	rep, err := verify(ctx, f.Reader, ro, progress)
+	if err != nil {
+		return rep, fmt.Errorf("%s: %w", path, err)
+	}
+	return rep, nil
+}
+
+// Verify is VerifyFile for the file held in r, of the given size; the
+// options say where to look for a model it holds by reference.
+func Verify(ctx context.Context, r io.ReaderAt, size int64, progress func(total int) Progress, opts ...ReadOption) (VerifyReport, error) {
+	c, err := container.NewReader(r, size)
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	return verify(ctx, c, readOpts(opts), progress)
+}
+
+func verify(ctx context.Context, c *container.Reader, ro readOptions, progress func(total int) Progress) (VerifyReport, error) {
+	if _, err := parseMetadata(c.Metadata(), ModelFormatName); err == nil {
+		if err := c.Verify(); err != nil {
+			return VerifyReport{}, err
 		}
-		if _, err := modelFrom(f.Reader); err != nil {
-			return VerifyReport{}, fmt.Errorf("%s: %w", path, err)
+		if _, err := modelFrom(c); err != nil {
+			return VerifyReport{}, err
 		}
 		return VerifyReport{Model: true}, nil
 	}
-	r, err := newReader(f.Reader)
+	r, err := newReader(c, ro)
 	if err != nil {
-		return VerifyReport{}, fmt.Errorf("%s: %w", path, err)
+		return VerifyReport{}, err
 	}
 	var p Progress
 	if progress != nil {
 		p = progress(r.Len())
 	}
 	if err := r.Verify(ctx, p); err != nil {
-		return VerifyReport{}, fmt.Errorf("%s: %w", path, err)
+		return VerifyReport{}, err
 	}
-	return VerifyReport{Samples: r.Len(), Chunks: f.NumChunks()}, nil
+	rep := VerifyReport{Samples: r.Len(), Chunks: c.NumChunks()}
+	for _, m := range c.Models() {
+		if m.External {
+			rep.ModelFile = ro.models.where(m.SHA256)
+		}
+	}
+	return rep, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -22,6 +23,7 @@ import (
 type Reader struct {
 	c    *container.Reader
 	meta *Metadata
+	ro   readOptions
 
 	mu     sync.Mutex // guards codecs
 	codecs map[uint8]codec.Codec
@@ -35,16 +37,18 @@ type Reader struct {
 }
 
 // NewReader opens the .ntcb stream in r, of the given size, and checks that
-// its metadata and index agree.
-func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
+// its metadata and index agree. A model the file holds by reference is
+// looked for, when first needed, where the options say (WithModels,
+// WithLocator).
+func NewReader(r io.ReaderAt, size int64, opts ...ReadOption) (*Reader, error) {
 	c, err := container.NewReader(r, size)
 	if err != nil {
 		return nil, err
 	}
-	return newReader(c)
+	return newReader(c, readOpts(opts))
 }
 
-func newReader(c *container.Reader) (*Reader, error) {
+func newReader(c *container.Reader, ro readOptions) (*Reader, error) {
 	meta, err := parseMetadata(c.Metadata(), FormatName)
 	if err != nil {
 		return nil, err
@@ -67,7 +71,7 @@ func newReader(c *container.Reader) (*Reader, error) {
 			return nil, fmt.Errorf("%w: chunk %d: %w", ErrCorrupt, i, err)
 		}
 	}
-	return &Reader{c: c, meta: meta, codecs: map[uint8]codec.Codec{}, cached: -1}, nil
+	return &Reader{c: c, meta: meta, ro: ro, codecs: map[uint8]codec.Codec{}, cached: -1}, nil
 }
 
 // File is a Reader over an open file.
@@ -76,13 +80,19 @@ type File struct {
 	f *container.File
 }
 
-// Open opens the .ntcb file at path. Errors name the path.
-func Open(path string) (*File, error) {
+// Open opens the .ntcb file at path. Errors name the path. A model the
+// file holds by reference is looked for where the options say, then next
+// to the file (DirLocator).
+func Open(path string, opts ...ReadOption) (*File, error) {
 	f, err := container.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := newReader(f.Reader)
+	ro := readOpts(append(opts, WithLocator(DirLocator(filepath.Dir(path)))))
+	if ro.name == "" {
+		ro.name = path
+	}
+	r, err := newReader(f.Reader, ro)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -92,6 +102,14 @@ func Open(path string) (*File, error) {
 
 // Close closes the file.
 func (f *File) Close() error { return f.f.Close() }
+
+// name returns what messages call the file.
+func (r *Reader) name() string {
+	if r.ro.name == "" {
+		return "the file"
+	}
+	return r.ro.name
+}
 
 // Meta returns the file's metadata.
 func (r *Reader) Meta() Metadata { return *r.meta }
@@ -124,10 +142,19 @@ func (r *Reader) codecFor(id uint8) (codec.Codec, error) {
 	}
 	var model []byte
 	for _, m := range r.c.Models() {
-		if m.Codec == id {
-			if model, err = r.c.ReadModel(id); err != nil {
+		if m.Codec != id {
+			continue
+		}
+		if m.External {
+			c, err := r.ro.models.load(spec, r.meta.Layout, m, r.meta.ModelFile, r.name(), r.ro.locators)
+			if err != nil {
 				return nil, err
 			}
+			r.codecs[id] = c
+			return c, nil
+		}
+		if model, err = r.c.ReadModel(id); err != nil {
+			return nil, err
 		}
 	}
 	c, err := spec.Load(r.meta.Layout, model)
