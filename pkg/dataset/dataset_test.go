@@ -7,15 +7,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
+	"github.com/ntc-project/ntc/internal/testhttp"
 	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
@@ -276,29 +274,6 @@ func TestKeysFile(t *testing.T) {
 	}
 }
 
-// servedCounter serves dir over HTTP (Range support from http.FileServer)
-// and counts the body bytes sent.
-func servedCounter(t *testing.T, dir string) (*httptest.Server, *atomic.Int64) {
-	var n atomic.Int64
-	fs := http.FileServer(http.Dir(dir))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fs.ServeHTTP(counting{w, &n}, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &n
-}
-
-type counting struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (c counting) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
 // TestHTTP reads a dataset over HTTP: random samples are those of the
 // local dataset, and a few of them cost well under half of its bytes.
 func TestHTTP(t *testing.T) {
@@ -309,7 +284,7 @@ func TestHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer local.Close()
-	srv, served := servedCounter(t, dir)
+	srv, served := testhttp.Dir(t, dir)
 	for _, url := range []string{srv.URL, srv.URL + "/", srv.URL + "/" + IndexName} {
 		served.Store(0)
 		r, err := Open(context.Background(), url, nil)

@@ -28,6 +28,24 @@ type Options struct {
 	// decoded chunks); 0 means DefaultMaxOpenShards. Shards in use are
 	// never closed, so more may be open for a moment.
 	MaxOpenShards int
+	// Models are where to look first for the models that files hold by
+	// reference (model files the user named), shared by every shard; nil
+	// means a new, empty set. The dataset's own models come next.
+	Models *ntcb.Models
+}
+
+func (o *Options) remote() *remote.Options {
+	if o == nil {
+		return nil
+	}
+	return o.Remote
+}
+
+func (o *Options) models() *ntcb.Models {
+	if o == nil || o.Models == nil {
+		return ntcb.NewModels()
+	}
+	return o.Models
 }
 
 // Reader reads the samples of a dataset: one index over many .ntcb shards,
@@ -36,13 +54,15 @@ type Options struct {
 // the index (size, sample count, keys, layout), when one of its samples is
 // first read. A Reader is safe for concurrent use.
 type Reader struct {
-	ctx     context.Context
-	store   Store
-	name    string // the index file's name in store
-	idx     *Index
-	starts  []int64
-	keys    map[string]int
-	maxOpen int
+	ctx        context.Context
+	store      Store
+	name       string // the index file's name in store
+	indexBytes int64  // of index.json and the keys file
+	idx        *Index
+	starts     []int64
+	keys       map[string]int
+	maxOpen    int
+	models     *ntcb.Models
 
 	shards []*shardSlot
 	mu     sync.Mutex
@@ -62,11 +82,7 @@ type shardSlot struct {
 // Open opens the dataset at loc: a directory, its index.json, or an http(s)
 // URL of either. ctx bounds every remote request the Reader makes.
 func Open(ctx context.Context, loc string, o *Options) (*Reader, error) {
-	var ro *remote.Options
-	if o != nil {
-		ro = o.Remote
-	}
-	kind, store, name, err := Resolve(loc, ro)
+	kind, store, name, err := Resolve(loc, o.remote())
 	if err != nil {
 		return nil, err
 	}
@@ -95,9 +111,12 @@ func OpenStore(ctx context.Context, store Store, name string, o *Options) (*Read
 			return nil, fmt.Errorf("%s: %w", store.Location(idx.Keys.Name), err)
 		}
 	}
-	r := &Reader{ctx: ctx, store: store, name: name, idx: idx, starts: idx.Starts(),
-		keys: make(map[string]int, idx.Samples), maxOpen: DefaultMaxOpenShards,
+	r := &Reader{ctx: ctx, store: store, name: name, indexBytes: int64(len(b)), idx: idx, starts: idx.Starts(),
+		keys: make(map[string]int, idx.Samples), maxOpen: DefaultMaxOpenShards, models: o.models(),
 		shards: make([]*shardSlot, len(idx.Shards)), idle: list.New()}
+	if idx.Keys != nil {
+		r.indexBytes += idx.Keys.Bytes
+	}
 	if o != nil && o.MaxOpenShards > 0 {
 		r.maxOpen = o.MaxOpenShards
 	}
@@ -229,7 +248,7 @@ func (r *Reader) openShard(s int) (*ntcb.Reader, Blob, error) {
 	if blob.Size() != sh.Bytes {
 		return fail(fmt.Errorf("%w: %d bytes, the index says %d", ErrMismatch, blob.Size(), sh.Bytes))
 	}
-	nr, err := ntcb.NewReader(blob, blob.Size())
+	nr, err := ntcb.NewReader(blob, blob.Size(), ntcb.WithModels(r.models), ntcb.WithLocator(r.locateModel), ntcb.WithName(loc))
 	if err != nil {
 		return fail(err)
 	}
@@ -429,6 +448,20 @@ func hashReaderAt(ctx context.Context, r io.ReaderAt, size int64) (Hash, error) 
 	return sum, nil
 }
 
+// locateModel is the ntcb.ModelLocator of the dataset's models: the model
+// file the index lists with the hash.
+func (r *Reader) locateModel(_ uint8, sha [32]byte, _ string) ([]byte, string, error) {
+	m, ok := r.idx.Model(sha)
+	if !ok {
+		return nil, fmt.Sprintf("the models of %s", r.Location()), nil
+	}
+	model, err := r.loadModel(r.ctx, m)
+	if err != nil {
+		return nil, "", err
+	}
+	return model.Blob, r.store.Location(m.Name), nil
+}
+
 // loadModel reads a model file of the dataset and checks that it holds the
 // model blob the index names, for the codec it names.
 func (r *Reader) loadModel(ctx context.Context, m Model) (*ntcb.Model, error) {
@@ -449,4 +482,40 @@ func (r *Reader) loadModel(ctx context.Context, m Model) (*ntcb.Model, error) {
 		return nil, fmt.Errorf("%s: %w: model sha256 %s, the index says %s", loc, ErrMismatch, got, m.ModelSHA256)
 	}
 	return model, nil
+}
+
+// Info summarises a dataset for display, from its index alone.
+type Info struct {
+	Location string            `json:"location"`
+	Version  int               `json:"format_version"`
+	Tool     string            `json:"tool,omitempty"`
+	Codec    string            `json:"codec"`
+	DType    string            `json:"dtype"`
+	Layout   codec.Layout      `json:"layout"`
+	Sizes    Sizes             `json:"sizes"`
+	Models   []Model           `json:"models"`
+	Shards   []ShardInfo       `json:"shards"`
+	Meta     map[string]string `json:"meta,omitempty"`
+}
+
+// ShardInfo describes one shard.
+type ShardInfo struct {
+	File        string `json:"file"`
+	Bytes       int64  `json:"bytes"`
+	FirstSample int64  `json:"first_sample"`
+	Samples     int    `json:"samples"`
+	// Ratio is the shard's float16 bytes over its file's.
+	Ratio float64 `json:"ratio"`
+}
+
+// Info describes the dataset; it reads nothing.
+func (r *Reader) Info() Info {
+	x := r.idx
+	info := Info{Location: r.Location(), Version: x.Version, Tool: x.Tool, Codec: x.Codec, DType: x.DType,
+		Layout: x.Layout, Sizes: SizesOf(x, r.indexBytes), Models: x.Models, Meta: x.Meta}
+	for i, s := range x.Shards {
+		info.Shards = append(info.Shards, ShardInfo{File: s.Name, Bytes: s.Bytes, FirstSample: r.starts[i], Samples: s.Samples,
+			Ratio: float64(2*int64(s.Samples)*int64(x.Layout.Values())) / float64(max(1, s.Bytes))})
+	}
+	return info
 }

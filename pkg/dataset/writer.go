@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/container"
 	"github.com/ntc-project/ntc/pkg/metrics"
 	"github.com/ntc-project/ntc/pkg/ntcb"
 )
@@ -76,7 +77,7 @@ type Sizes struct {
 }
 
 // SizesOf accounts for the dataset an index describes, whose index.json
-// (with its keys file) is indexBytes long.
+// and keys file are indexBytes long together.
 func SizesOf(x *Index, indexBytes int64) Sizes {
 	s := Sizes{Shards: len(x.Shards), Samples: x.Samples, IndexBytes: indexBytes}
 	s.FP16Bytes = 2 * x.Samples * int64(x.Layout.Values())
@@ -85,9 +86,6 @@ func SizesOf(x *Index, indexBytes int64) Sizes {
 	}
 	for _, m := range x.Models {
 		s.ModelBytes += m.Bytes
-	}
-	if x.Keys != nil {
-		s.IndexBytes += x.Keys.Bytes
 	}
 	if all := s.ShardBytes + s.ModelBytes + s.IndexBytes; all > 0 {
 		s.Ratio = float64(s.FP16Bytes) / float64(all)
@@ -158,10 +156,15 @@ func Encode(ctx context.Context, dir string, src ntcb.Source, o EncodeOptions) (
 	if perShard <= 0 {
 		perShard = max(1, DefaultShardBytes/(2*tokens*dim))
 	}
+	// Shards hold the model by reference; the dataset holds it once.
+	opts.ModelRef, opts.ModelFile = true, ModelName
 	if opts.Model == nil && prev == nil {
 		if spec, err := codec.Lookup(codecName(opts.Codec)); err == nil && spec.Learned {
+			// Rate control aims the whole dataset at the ratio: the shards'
+			// framing, the model once (with its file's) and the index.
 			fit := opts
-			fit.Progress = nil
+			fit.Progress, fit.ShardSamples, fit.SharedModel = nil, perShard, false
+			fit.ExtraBytes = estimateIndexBytes(src, perShard) + modelFileFraming
 			if opts.Model, err = ntcb.Fit(ctx, src, fit); err != nil {
 				return nil, err
 			}
@@ -211,6 +214,21 @@ func codecName(name string) string {
 		return ntcb.DefaultCodec
 	}
 	return name
+}
+
+// modelFileFraming is about what a model file holds besides the model:
+// its container framing and metadata.
+var modelFileFraming = container.Framing{Models: 1, MetadataLen: 700}.Overhead()
+
+// estimateIndexBytes estimates the size of the index of src in shards of
+// perShard samples, for rate control.
+func estimateIndexBytes(src ntcb.Source, perShard int) int64 {
+	shards := int64((src.Len() + perShard - 1) / perShard)
+	n := 600 + 250 + shards*int64(len(`{"file":"shard-00000.ntcb","bytes":,"sha256":"","samples":,"keys":[]},`)+64+12+4)
+	for i := range src.Len() {
+		n += int64(len(src.Key(i))) + 3
+	}
+	return n
 }
 
 // readLocalIndex reads and parses the index of the dataset in store, with

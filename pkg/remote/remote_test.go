@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ntc-project/ntc/internal/testhttp"
 )
 
 // server serves data at /f with Range support (http.ServeContent) and
@@ -25,19 +27,8 @@ type server struct {
 	data     []byte
 	etag     atomic.Value
 	requests atomic.Int64
-	served   atomic.Int64
+	served   testhttp.Counter
 	fail     func(w http.ResponseWriter, r *http.Request, n int64) bool
-}
-
-type countingWriter struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 func newServer(t *testing.T, data []byte) *server {
@@ -53,7 +44,9 @@ func newServer(t *testing.T, data []byte) *server {
 			return
 		}
 		w.Header().Set("ETag", s.etag.Load().(string))
-		http.ServeContent(countingWriter{w, &s.served}, r, "f", time.Time{}, bytes.NewReader(s.data))
+		s.served.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(s.data))
+		})).ServeHTTP(w, r)
 	}))
 	t.Cleanup(s.Close)
 	return s
