@@ -22,6 +22,7 @@ import (
 )
 
 type decodeOptions struct {
+	readFlags
 	output   string
 	samples  string
 	keys     []string
@@ -42,9 +43,9 @@ const cudaBatchBytes = 1 << 30
 func newDecodeCmd(g *globals, runF func(context.Context, *decodeOptions, []string) error) *cobra.Command {
 	o := &decodeOptions{}
 	cmd := &cobra.Command{
-		Use:   "decode IN.ntcb -o OUT.npy|OUT.safetensors",
-		Short: "Decode a .ntcb file back to a token tensor",
-		Long: `Decode writes the samples of a .ntcb file as one [N, T, D] tensor, in .npy or
+		Use:   "decode IN -o OUT.npy|OUT.safetensors",
+		Short: "Decode a .ntcb file or a dataset back to a token tensor",
+		Long: `Decode writes the samples of a .ntcb file or a dataset as one [N, T, D] tensor, in .npy or
 .safetensors format (by the output's extension), in the input's dtype unless
 --dtype says otherwise. Select samples by index (--samples) or key (--keys);
 by default all are written, in file order. The output appears only when
@@ -54,13 +55,17 @@ With --device cuda the chunks are decoded on a GPU (--gpu picks which), in
 batches of at most 1 GiB of output, copied back and written as the CPU
 would write them. It needs ntc built with CUDA support
 (scripts/build-cuda.sh); float16 output is decoded as float16 on the GPU,
-any other dtype as float32 and converted on the host.`,
+any other dtype as float32 and converted on the host.
+
+` + inputHelp,
 		Example: examples(
 			"ntc decode train.ntcb -o train.npy",
 			"ntc decode train.ntcb -o some.safetensors --samples 0,5,10-20",
 			"ntc decode train.ntcb -o one.npy --key a#3 --dtype float32",
 			"ntc decode train.ntcb -o some.npy --keys-file keys.txt",
 			"ntc decode train.ntcb -o train.npy --device cuda --gpu 1",
+			"ntc decode data/ -o first.npy --samples 0-99",
+			"ntc decode https://example.org/data/ -o one.npy --key shard-00007#3",
 		),
 		Args: exactArgs(1),
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -108,6 +113,7 @@ any other dtype as float32 and converted on the host.`,
 	f.IntVar(&o.gpu, "gpu", 0, "with --device cuda: the GPU's ordinal")
 	addForceFlag(f, &o.force)
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	o.readFlags.addFlags(f)
 	_ = cmd.RegisterFlagCompletionFunc("device", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{bench.DeviceCPU, bench.DeviceCUDA}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -166,7 +172,10 @@ func parseSelection(s string, n int) ([]int, error) {
 
 // selectSamples turns --samples or the keys of --keys, --key and
 // --keys-file (in that order) into indices.
-func (o *decodeOptions) selectSamples(r *ntcb.Reader, stdin io.Reader) ([]int, error) {
+func (o *decodeOptions) selectSamples(r interface {
+	Len() int
+	Lookup(string) (int, error)
+}, stdin io.Reader) ([]int, error) {
 	switch {
 	case o.samples != "":
 		return parseSelection(o.samples, r.Len())
@@ -211,18 +220,18 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 	if err := g.checkOutput(o.output, []string{in}, o.force, ""); err != nil {
 		return err
 	}
-	r, err := ntcb.Open(in)
+	r, err := openInput(ctx, in, &o.readFlags)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	idx, err := o.selectSamples(r.Reader, g.stdin)
+	idx, err := o.selectSamples(r, g.stdin)
 	if err != nil {
 		return err
 	}
 	name := o.dtype
 	if name == "" {
-		name = r.Meta().DType
+		name = r.DType()
 	}
 	dt, err := tensorio.ParseDType(name)
 	if err != nil {
@@ -237,10 +246,12 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 	bar := g.newProgress(len(idx), "decode")
 	where := ""
 	if dev != nil {
-		err = exportCUDA(ctx, dev, r.Reader, idx, w, bar, dt != tensorio.Float16, o.workers)
+		err = r.eachRun(idx, func(sr *ntcb.Reader, samples []int) error {
+			return exportCUDA(ctx, dev, sr, samples, w, bar, dt != tensorio.Float16, o.workers)
+		})
 		where = ", decoded on " + dev.Name()
 	} else {
-		err = ntcb.Export(ctx, r.Reader, idx, w, bar, o.workers)
+		err = r.export(ctx, idx, w, bar, o.workers)
 	}
 	bar.Done()
 	if err != nil {

@@ -5,12 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/dataset"
+	"github.com/ntc-project/ntc/pkg/metrics"
 	"github.com/ntc-project/ntc/pkg/ntcb"
 	"github.com/ntc-project/ntc/pkg/tensorio"
 )
@@ -26,6 +31,9 @@ type encodeOptions struct {
 	force   bool
 	keyRoot string
 	dataFlags
+	shardSamples int
+	appendTo     bool
+	embedModel   bool
 
 	// Parsed in PreRunE.
 	metaMap map[string]string
@@ -34,11 +42,11 @@ type encodeOptions struct {
 func newEncodeCmd(g *globals, runF func(context.Context, *encodeOptions, []string) error) *cobra.Command {
 	o := &encodeOptions{}
 	cmd := &cobra.Command{
-		Use:   "encode INPUT... -o OUT.ntcb",
-		Short: "Compress token files into a .ntcb file",
+		Use:   "encode INPUT... -o OUT.ntcb|DIR",
+		Short: "Compress token files into a .ntcb file or a dataset of shards",
 		Long: `Encode reads token tensors from .npy, .npz or .safetensors files (globs
-allowed) and writes one .ntcb file. Each input holds one sample [T, D] or a
-batch [N, T, D]; every sample gets a key: the input's path relative to
+allowed) and writes one .ntcb file, or a dataset. Each input holds one sample
+[T, D] or a batch [N, T, D]; every sample gets a key: the input's path relative to
 --key-root (default: the inputs' common directory) without its extension,
 plus "#i" for the i-th sample of a batch file ('ntc encode /data/a.npy
 /data/b.npy' gives a#0, ..., b#0, ...). Inputs that would give the same
@@ -54,12 +62,28 @@ replaced without --force, and never when it is one of the inputs. Memory stays b
 whatever the dataset's size: ntc keeps its heap near 400 MiB unless
 GOMEMLIMIT says otherwise; --fit-samples sets how much a fit holds.
 
+With --model, the file holds the model by reference (its SHA-256), not a
+copy: keep the .ntcm next to the file (or name it with --model when
+reading); --embed-model stores a copy instead. Without --model the encode
+fits its own model and stores it in the file.
+
+With --shard-samples N, --append, or -o naming a directory, the output is a
+dataset: DIR/index.json, the model once (DIR/model.ntcm) and shards of N
+samples (DIR/shard-00000.ntcb, ...) that hold the model by reference. A fit
+(without --model) aims the whole dataset at --ratio: shards, model and
+index. index.json is written last, once every shard is complete; --append
+adds shards, encoded with the dataset's model, and keeps the index
+consistent. Shards are encoded several at a time.
+
 Ends with one line: ratio against float16, bits per value, SNR and per-token
-cosine (mean and 1st percentile) of the decoded file against the input.`,
+cosine (mean and 1st percentile) of the decoded file against the input; for
+a dataset, its ratio over every file and over the shards alone.`,
 		Example: examples(
 			"ntc encode tokens.npy -o tokens.ntcb",
 			"ntc encode 'shards/*.npy' -o train.ntcb --codec fp16 --meta model=clip-vit-l-14-336 --meta layer=-2",
 			"ntc encode batch.safetensors:hidden -o batch.ntcb --grid 24x24",
+			"ntc encode 'shards/*.npy' -o data/ --shard-samples 64 --model clip-l.ntcm",
+			"ntc encode 'more/*.npy' -o data/ --append",
 		),
 		Args: minArgs(1),
 		PreRunE: func(*cobra.Command, []string) error {
@@ -73,9 +97,12 @@ cosine (mean and 1st percentile) of the decoded file against the input.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.output, "output", "o", "", "output .ntcb file (required)")
+	f.StringVarP(&o.output, "output", "o", "", "output .ntcb file or dataset directory (required)")
 	o.addCodecFlags(cmd)
-	f.StringVar(&o.model, "model", "", "encode with a model fitted by 'ntc fit' (.ntcm)")
+	f.StringVar(&o.model, "model", "", "encode with a model fitted by 'ntc fit' (.ntcm), held by reference")
+	f.BoolVar(&o.embedModel, "embed-model", false, "with --model: store a copy of the model in the file")
+	f.BoolVar(&o.appendTo, "append", false, "add the inputs to the dataset in -o as new shards, with its model")
+	o.addShardFlag(f)
 	f.StringArrayVar(&o.meta, "meta", nil, "key=value kept in the metadata (model name, layer, ...); repeatable")
 	o.dataFlags.addFlags(f)
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
@@ -98,10 +125,30 @@ func (o *encodeOptions) addCodecFlags(cmd *cobra.Command) {
 	})
 }
 
+// addShardFlag adds --shard-samples, which encode and fit share.
+func (o *encodeOptions) addShardFlag(f *pflag.FlagSet) {
+	f.IntVar(&o.shardSamples, "shard-samples", 0, "samples per shard of a dataset (default: 256 MiB of float16 per shard)")
+}
+
+// dataset reports whether encode writes a dataset directory.
+func (o *encodeOptions) dataset() bool {
+	if o.shardSamples > 0 || o.appendTo || strings.HasSuffix(o.output, "/") {
+		return true
+	}
+	fi, err := os.Stat(o.output)
+	return err == nil && fi.IsDir()
+}
+
 func (o *encodeOptions) validate() error {
 	var err error
 	if o.output == "" {
 		return usagef("--output (-o) is required")
+	}
+	if o.shardSamples < 0 {
+		return usagef("--shard-samples must be >= 1")
+	}
+	if o.embedModel && o.model == "" {
+		return usagef("--embed-model goes with --model")
 	}
 	if o.codec != "" {
 		if _, err := codec.Lookup(o.codec); err != nil {
@@ -214,6 +261,9 @@ func openInputs(args []string, keyRoot string) (*ntcb.Files, error) {
 
 func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string) error {
 	limitMemory()
+	if o.dataset() && o.embedModel {
+		return usagef("--embed-model: the shards of a dataset hold its one model by reference")
+	}
 	src, err := openInputs(args, o.keyRoot)
 	if err != nil {
 		return err
@@ -223,13 +273,27 @@ func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string)
 	if o.model != "" {
 		inputs = append(inputs, o.model)
 	}
-	if err := g.checkOutput(o.output, inputs, o.force, "an .ntcb file", ".ntcb"); err != nil {
+	isDataset := o.dataset()
+	if isDataset {
+		if fi, err := os.Stat(o.output); err == nil && !fi.IsDir() {
+			return fmt.Errorf("%s: a file, not a dataset directory", o.output)
+		}
+	} else if err := g.checkOutput(o.output, inputs, o.force, "an .ntcb file", ".ntcb"); err != nil {
 		return err
 	}
 	opts := o.ntcbOptions()
 	if o.model != "" {
 		if opts.Model, err = ntcb.ReadModelFile(o.model); err != nil {
 			return err
+		}
+		opts.ModelRef, opts.ModelFile = !o.embedModel, filepath.Base(o.model)
+	}
+	if isDataset {
+		return runEncodeDataset(ctx, g, o, src, opts)
+	}
+	if opts.ModelRef {
+		if abs(filepath.Dir(o.model)) != abs(filepath.Dir(o.output)) {
+			g.note("%s holds its model by reference: keep %s next to it, or name it with --model when reading (--embed-model stores a copy)", o.output, opts.ModelFile)
 		}
 	}
 	bar := g.newProgress(src.Len(), "encode")
@@ -246,14 +310,44 @@ func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string)
 	return nil
 }
 
+// runEncodeDataset writes (or appends to) the dataset directory o.output.
+func runEncodeDataset(ctx context.Context, g *globals, o *encodeOptions, src *ntcb.Files, opts ntcb.Options) error {
+	bar := g.newProgress(src.Len(), "encode")
+	opts.Progress = bar
+	res, err := dataset.Encode(ctx, o.output, src, dataset.EncodeOptions{Options: opts, ShardSamples: o.shardSamples, Append: o.appendTo, Replace: o.force})
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return writeJSON(g, res)
+	}
+	sz := res.Sizes
+	g.summary("%s: %d samples in %d shards (%d written), ratio %.3fx over every file (%d bytes: shards %d, model %d, index %d), %.3fx over the shards alone, %s",
+		o.output, sz.Samples, sz.Shards, res.Shards, sz.Ratio, sz.ShardBytes+sz.ModelBytes+sz.IndexBytes,
+		sz.ShardBytes, sz.ModelBytes, sz.IndexBytes, sz.ShardRatio, formatQuality(res.Quality))
+	return nil
+}
+
+// abs returns path made absolute, or path itself if it cannot be.
+func abs(path string) string {
+	if a, err := filepath.Abs(path); err == nil {
+		return a
+	}
+	return path
+}
+
+// formatQuality says how close the decoded tokens are to the input.
+func formatQuality(q metrics.Summary) string {
+	if math.IsInf(q.SNR, 1) {
+		return "lossless (SNR inf, cos 1)"
+	}
+	return fmt.Sprintf("SNR %.2f dB, cos mean %.5f p1 %.5f", q.SNR, q.CosMean, q.CosP1)
+}
+
 // formatResult is encode's closing line.
 func formatResult(path string, r *ntcb.Result) string {
-	q := r.Quality
-	quality := fmt.Sprintf("SNR %.2f dB, cos mean %.5f p1 %.5f", q.SNR, q.CosMean, q.CosP1)
-	if math.IsInf(q.SNR, 1) {
-		quality = "lossless (SNR inf, cos 1)"
-	}
-	return fmt.Sprintf("%s: %d samples, ratio %.3fx, %.3f bits/value, %s", path, r.Samples, r.Ratio, r.BitsPerValue, quality)
+	return fmt.Sprintf("%s: %d samples, ratio %.3fx, %.3f bits/value, %s", path, r.Samples, r.Ratio, r.BitsPerValue, formatQuality(r.Quality))
 }
 
 // writeJSON prints v as indented JSON on stdout.

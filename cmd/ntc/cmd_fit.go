@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -15,15 +16,19 @@ func newFitCmd(g *globals, runF func(context.Context, *encodeOptions, []string) 
 		Short: "Fit a codec model on a sample of token files",
 		Long: `Fit fits a learned codec on a sample of the inputs (--fit-samples, spread
 evenly over them) and writes the model to a .ntcm file. 'ntc encode --model
-MODEL.ntcm' then encodes any number of shards with that one model, so each
-shard does not pay for a model of its own.
+MODEL.ntcm' then encodes any number of shards with that one model, and each
+shard holds it by reference (its SHA-256), not a copy: shards do not pay for
+a model of their own.
 
---ratio sets the rate the model encodes at: the ratio the inputs given to
-fit would reach as one file, model included; --quality sets a target met on
-every chunk.`,
+--ratio sets the rate the model encodes at: the ratio of files that hold the
+model by reference, the model not counted (it is stored once, for any
+number of files). Rate control takes out each file's framing, for files of
+--shard-samples samples (default: one file of all the inputs given to fit).
+--quality sets a target met on every chunk instead.`,
 		Example: examples(
 			"ntc fit 'shards/*.npy' -o clip-l.ntcm --ratio 8 --fit-samples 32",
 			"ntc encode shards/000.npy -o 000.ntcb --model clip-l.ntcm",
+			"ntc fit 'shards/*.npy' -o clip-l.ntcm --ratio 8 --shard-samples 64",
 		),
 		Args: minArgs(1),
 		PreRunE: func(*cobra.Command, []string) error {
@@ -42,6 +47,7 @@ every chunk.`,
 	o.dataFlags.addFlags(f)
 	addForceFlag(f, &o.force)
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	o.addShardFlag(f)
 	return cmd
 }
 
@@ -55,7 +61,9 @@ func runFit(ctx context.Context, g *globals, o *encodeOptions, args []string) er
 	if err := g.checkOutput(o.output, src.Specs(), o.force, "a model file", ".ntcm"); err != nil {
 		return err
 	}
-	m, err := ntcb.Fit(ctx, src, o.ntcbOptions())
+	opts := o.ntcbOptions()
+	opts.SharedModel, opts.ModelRef, opts.ModelFile, opts.ShardSamples = true, true, filepath.Base(o.output), o.shardSamples
+	m, err := ntcb.Fit(ctx, src, opts)
 	if err != nil {
 		return err
 	}

@@ -12,10 +12,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/dataset"
 	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
 type inspectOptions struct {
+	readFlags
 	json   bool
 	chunks bool
 	keys   bool
@@ -24,42 +26,55 @@ type inspectOptions struct {
 func newInspectCmd(g *globals, runF func(context.Context, *inspectOptions, []string) error) *cobra.Command {
 	o := &inspectOptions{}
 	cmd := &cobra.Command{
-		Use:   "inspect IN.ntcb|MODEL.ntcm",
-		Short: "Show a .ntcb file's layout, codec, ratio and metadata",
+		Use:   "inspect IN|MODEL.ntcm",
+		Short: "Show a .ntcb file's, a dataset's or a model file's layout, codec, ratio and metadata",
 		Long: `Inspect prints what a .ntcb file holds: token layout, samples, chunks, codec
 and model size, ratio against float16 (float16 bytes of the tokens / bytes of
 the whole file), and the metadata. It reads only the header and the index;
 use 'ntc verify' to check the chunks. For a model file (.ntcm, from 'ntc
 fit') it prints the codec, its parameters and the layout it was fitted on.
-With --json, "kind" says which ("data" or "model").`,
+
+For a dataset it reads index.json only, and prints the same for the whole
+dataset, with two ratios: over every file (the shards, the model once and
+the index) and over the shards alone; --chunks lists the shards. With
+--json, "kind" says which ("data", "model" or "dataset").
+
+` + inputHelp,
 		Example: examples(
 			"ntc inspect train.ntcb",
 			"ntc inspect train.ntcb --chunks",
 			"ntc inspect train.ntcb --json | jq .ratio",
+			"ntc inspect data/ --chunks",
+			"ntc inspect https://example.org/data/",
 		),
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), o, args)
 			}
-			return runInspect(g, o, args[0])
+			return runInspect(cmd.Context(), g, o, args[0])
 		},
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print everything as JSON (chunks included)")
-	cmd.Flags().BoolVar(&o.chunks, "chunks", false, "list every chunk with its rate")
+	cmd.Flags().BoolVar(&o.chunks, "chunks", false, "list every chunk (for a dataset: every shard) with its rate")
 	cmd.Flags().BoolVar(&o.keys, "keys", false, "list every sample key (with --json: as \"keys\")")
+	o.readFlags.addFlags(cmd.Flags())
 	return cmd
 }
 
-func runInspect(g *globals, o *inspectOptions, in string) error {
-	r, err := ntcb.Open(in)
+func runInspect(ctx context.Context, g *globals, o *inspectOptions, in string) error {
+	src, err := openInput(ctx, in, &o.readFlags)
 	if errors.Is(err, ntcb.ErrKind) {
 		return inspectModel(g, o, in)
 	}
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer src.Close()
+	if src.ds != nil {
+		return inspectDataset(g, o, src.ds)
+	}
+	r := src.file
 	info := r.Info()
 	if o.json {
 		out := struct {
@@ -143,7 +158,7 @@ func printInfo(w io.Writer, path string, info ntcb.Info) {
 	fmt.Fprintf(tw, "file\t%s (format v%d, %d bytes)\n", path, info.Version, info.FileBytes)
 	fmt.Fprintf(tw, "samples\t%d x [%d tokens, %d dims], input dtype %s\n", info.Samples, l.Tokens, l.Dim, m.DType)
 	fmt.Fprintf(tw, "layout\t%d prefix + %dx%d grid\n", l.Prefix, l.GridH, l.GridW)
-	fmt.Fprintf(tw, "codec\t%s, model %d bytes\n", info.Codec, info.ModelBytes)
+	fmt.Fprintf(tw, "codec\t%s, %s\n", info.Codec, modelLine(info))
 	if len(m.CodecParams) > 0 {
 		fmt.Fprintf(tw, "codec params\t%s\n", sortedPairs(m.CodecParams))
 	}
@@ -151,11 +166,7 @@ func printInfo(w io.Writer, path string, info ntcb.Info) {
 	fmt.Fprintf(tw, "ratio\t%.3fx against float16 (%d bytes), %.3f bits/value\n", info.Ratio, info.FP16Bytes, info.BitsPerValue)
 	fmt.Fprintf(tw, "written by\t%s\n", m.Tool)
 	if len(m.Meta) > 0 {
-		meta := make(map[string]any, len(m.Meta))
-		for k, v := range m.Meta {
-			meta[k] = v
-		}
-		fmt.Fprintf(tw, "metadata\t%s\n", sortedPairs(meta))
+		fmt.Fprintf(tw, "metadata\t%s\n", sortedPairs(anyMap(m.Meta)))
 	}
 	tw.Flush()
 }
@@ -174,4 +185,82 @@ func sortedPairs(m map[string]any) string {
 		s += fmt.Sprintf("%s=%v", k, m[k])
 	}
 	return s
+}
+
+// modelLine says where a file's model is.
+func modelLine(info ntcb.Info) string {
+	if len(info.ModelRefs) == 0 {
+		return fmt.Sprintf("model %d bytes", info.ModelBytes)
+	}
+	m := info.ModelRefs[0]
+	s := fmt.Sprintf("model by reference: %d bytes, sha256 %s", m.Bytes, m.SHA256)
+	if m.File != "" {
+		s += ", in " + m.File
+	}
+	return s
+}
+
+// inspectDataset prints what a dataset's index says.
+func inspectDataset(g *globals, o *inspectOptions, r *dataset.Reader) error {
+	info := r.Info()
+	if o.json {
+		out := struct {
+			Kind string `json:"kind"`
+			dataset.Info
+			Keys []string `json:"keys,omitempty"`
+		}{Kind: "dataset", Info: info}
+		if o.keys {
+			out.Keys = datasetKeys(r)
+		}
+		return writeJSON(g, out)
+	}
+	l, sz := info.Layout, info.Sizes
+	tw := tabwriter.NewWriter(g.stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "dataset\t%s (dataset format v%d)\n", info.Location, info.Version)
+	fmt.Fprintf(tw, "samples\t%d x [%d tokens, %d dims] in %d shards, input dtype %s\n", sz.Samples, l.Tokens, l.Dim, sz.Shards, info.DType)
+	fmt.Fprintf(tw, "layout\t%d prefix + %dx%d grid\n", l.Prefix, l.GridH, l.GridW)
+	fmt.Fprintf(tw, "codec\t%s\n", info.Codec)
+	for _, m := range info.Models {
+		fmt.Fprintf(tw, "model\t%s: %d bytes, model sha256 %s\n", m.Name, m.Bytes, m.ModelSHA256)
+	}
+	fmt.Fprintf(tw, "bytes\t%d in shards, %d in models, %d in the index\n", sz.ShardBytes, sz.ModelBytes, sz.IndexBytes)
+	fmt.Fprintf(tw, "ratio\t%.3fx against float16 (%d bytes) over every file; %.3fx over the shards alone\n", sz.Ratio, sz.FP16Bytes, sz.ShardRatio)
+	if info.Tool != "" {
+		fmt.Fprintf(tw, "written by\t%s\n", info.Tool)
+	}
+	if len(info.Meta) > 0 {
+		fmt.Fprintf(tw, "metadata\t%s\n", sortedPairs(anyMap(info.Meta)))
+	}
+	tw.Flush()
+	if o.chunks {
+		tw := tabwriter.NewWriter(g.stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "shard\tfile\tbytes\tfirst\tsamples\tratio\t")
+		for i, s := range info.Shards {
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.3f\t\n", i, s.File, s.Bytes, s.FirstSample, s.Samples, s.Ratio)
+		}
+		tw.Flush()
+	}
+	if o.keys {
+		for i, k := range datasetKeys(r) {
+			fmt.Fprintf(g.stdout, "%d\t%s\n", i, k)
+		}
+	}
+	return nil
+}
+
+func datasetKeys(r *dataset.Reader) []string {
+	keys := make([]string, r.Len())
+	for i := range keys {
+		keys[i] = r.Key(i)
+	}
+	return keys
+}
+
+// anyMap converts user metadata for sortedPairs.
+func anyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/container"
+	"github.com/ntc-project/ntc/pkg/dataset"
 	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
@@ -104,7 +105,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInternal
 	case errors.Is(err, container.ErrChecksum), errors.Is(err, container.ErrCorrupt),
 		errors.Is(err, container.ErrTruncated),
-		errors.Is(err, ntcb.ErrCorrupt), errors.Is(err, codec.ErrCorrupt):
+		errors.Is(err, ntcb.ErrCorrupt), errors.Is(err, codec.ErrCorrupt),
+		errors.Is(err, dataset.ErrCorrupt), errors.Is(err, dataset.ErrMismatch):
 		return exitCorrupt
 	}
 	// Anything else, container.ErrBadMagic (not an .ntcb file at all)

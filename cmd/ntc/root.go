@@ -125,6 +125,13 @@ func (p *progress) Done() {
 	}
 }
 
+// note prints a remark on stderr unless --quiet.
+func (g *globals) note(format string, a ...any) {
+	if !g.quiet {
+		fmt.Fprintf(g.stderr, "ntc: note: "+format+"\n", a...)
+	}
+}
+
 // summary prints a report line on stdout unless --quiet.
 func (g *globals) summary(format string, a ...any) {
 	if !g.quiet {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -153,7 +154,7 @@ func TestAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Encode(context.Background(), dir, memory(2, 4, "b"), EncodeOptions{ShardSamples: 2}); !errors.Is(err, ErrInput) {
+	if _, err := Encode(context.Background(), dir, memory(2, 4, "b"), EncodeOptions{ShardSamples: 2}); !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("a second encode without --append: %v", err)
 	}
 	if _, err := Encode(context.Background(), dir, memory(2, 4, "a"), EncodeOptions{ShardSamples: 2, Append: true}); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), `"a#0"`) {
@@ -357,4 +358,26 @@ func TestConcurrentShards(t *testing.T) {
 		t.Errorf("%d shards open after the reads, the limit is 2", r.nopen)
 	}
 	r.mu.Unlock()
+}
+
+func TestReplace(t *testing.T) {
+	dir := t.TempDir()
+	encodeTest(t, dir, memory(1, 9, "a"), EncodeOptions{Options: ntcb.Options{Codec: "ntc"}, ShardSamples: 3})
+	res := encodeTest(t, dir, memory(2, 4, "b"), EncodeOptions{Options: ntcb.Options{Codec: "int8"}, ShardSamples: 2, Replace: true})
+	if res.Sizes.Shards != 2 || res.Sizes.Samples != 4 || res.Codec != "int8" {
+		t.Fatalf("replaced: %+v", res.Sizes)
+	}
+	for _, gone := range []string{ModelName, "shard-00002.ntcb"} {
+		if _, err := os.Stat(filepath.Join(dir, gone)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s of the replaced dataset is still there: %v", gone, err)
+		}
+	}
+	r, err := Open(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Verify(context.Background(), nil); err != nil || r.Key(0) != "b#0" {
+		t.Fatalf("after replace: %v, key %q", err, r.Key(0))
+	}
 }

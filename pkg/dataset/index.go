@@ -484,6 +484,21 @@ func readLine(br *bufio.Reader, max int64) ([]byte, error) {
 	}
 }
 
+// names lists the files the index names, the index itself aside.
+func (x *Index) names() []string {
+	var names []string
+	for _, m := range x.Models {
+		names = append(names, m.Name)
+	}
+	for _, s := range x.Shards {
+		names = append(names, s.Name)
+	}
+	if x.Keys != nil {
+		names = append(names, x.Keys.Name)
+	}
+	return names
+}
+
 // Starts returns the index in the dataset of each shard's first sample,
 // and the total as a last element.
 func (x *Index) Starts() []int64 {

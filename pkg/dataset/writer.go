@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/ntc-project/ntc/internal/fsutil"
 	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/container"
 	"github.com/ntc-project/ntc/pkg/metrics"
@@ -37,8 +38,12 @@ type EncodeOptions struct {
 	ShardSamples int
 	// Append adds the samples to the dataset already in the directory, as
 	// new shards encoded with its model; without it the directory must not
-	// hold a dataset yet.
+	// hold a dataset yet, unless Replace.
 	Append bool
+	// Replace writes a new dataset over one already in the directory: the
+	// new index replaces the old, and then the old one's files that the
+	// new one does not use are removed.
+	Replace bool
 }
 
 // Result describes a dataset after Encode.
@@ -108,9 +113,12 @@ func Encode(ctx context.Context, dir string, src ntcb.Source, o EncodeOptions) (
 	}
 	store := Dir(dir)
 	prev, err := readLocalIndex(ctx, store)
+	var replaced *Index
 	switch {
+	case err == nil && o.Replace && !o.Append:
+		prev, replaced = nil, prev
 	case err == nil && !o.Append:
-		return nil, fmt.Errorf("%s: %w: the directory holds a dataset already (add to it with --append)", store.Location(IndexName), ErrInput)
+		return nil, fmt.Errorf("%s: %w: the directory holds a dataset already (add to it with --append, or replace it with --force)", store.Location(IndexName), fs.ErrExist)
 	case errors.Is(err, fs.ErrNotExist):
 		prev = nil
 	case err != nil:
@@ -137,6 +145,7 @@ func Encode(ctx context.Context, dir string, src ntcb.Source, o EncodeOptions) (
 		seen[k] = -1
 	}
 	opts := o.Options
+	opts.NoReplace = false // shard files of an interrupted run are no one's
 	if prev != nil {
 		if prev.DType != src.DType() {
 			return nil, fmt.Errorf("%w: the inputs are %s, the dataset %s", ErrInput, src.DType(), prev.DType)
@@ -201,6 +210,9 @@ func Encode(ctx context.Context, dir string, src ntcb.Source, o EncodeOptions) (
 	if err != nil {
 		return nil, err
 	}
+	if replaced != nil {
+		removeUnused(store, replaced, x)
+	}
 	var acc metrics.Accumulator
 	for _, r := range res {
 		acc.Merge(r.acc)
@@ -214,6 +226,20 @@ func codecName(name string) string {
 		return ntcb.DefaultCodec
 	}
 	return name
+}
+
+// removeUnused removes the files of the replaced index old that the new
+// index x does not name.
+func removeUnused(store Dir, old, x *Index) {
+	keep := map[string]bool{}
+	for _, n := range x.names() {
+		keep[n] = true
+	}
+	for _, n := range old.names() {
+		if !keep[n] {
+			os.Remove(store.Location(n))
+		}
+	}
 }
 
 // modelFileFraming is about what a model file holds besides the model:
@@ -459,40 +485,18 @@ func WriteIndex(dir string, x *Index) (int64, error) {
 	return written + int64(len(b)), nil
 }
 
-// writeFileAtomic writes data to dir/name through a temporary file in dir,
-// synced and renamed into place, then syncs dir.
+// writeFileAtomic writes data to dir/name atomically (fsutil.Create),
+// replacing what is there.
 func writeFileAtomic(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	f, err := fsutil.Create(filepath.Join(dir, name), fsutil.CreateOptions{Replace: true})
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer f.Abort()
 	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("%s: %w", tmp, err)
+		return fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", tmp, err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return f.Commit()
 }
 
 // sliceOf returns a Source over samples [from, from+n) of src, with their
