@@ -10,8 +10,9 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from . import _native
 from . import codecs as _codecs
-from .container import MAX_KEY_LEN, Container
+from .container import MAX_KEY_LEN, Container, _Bytes, _File
 from .errors import CorruptError, NotFound, NtcbError
 
 FORMAT_NAME = "ntcb"
@@ -48,18 +49,24 @@ class Reader:
     shape, dtype, the user's "meta" pairs).
 
     Opening reads the header, footer, index and metadata only and checks them
-    all; reading a sample reads and checks (CRC) the one chunk that holds it
-    and keeps the last decoded chunk. Errors are ntcb.NtcbError subclasses
-    naming the file. A Reader may be shared by threads, and survives fork
-    and pickling (DataLoader workers): it reopens the file in the child when
-    unpickled.
+    all, in Python. Samples are decoded by the native decoder (libntcb.so,
+    the Go reader) when it is built, else by the pure-Python reference
+    decoder (see ``decoder``); reading a sample reads and checks (CRC) the
+    chunk that holds it, and the last decoded chunks are kept. Errors are
+    ntcb.NtcbError subclasses naming the file, the same from either
+    decoder. A Reader may be shared by threads (native decoding runs
+    without the GIL), and survives fork and pickling (DataLoader workers):
+    it reopens the file in the child when unpickled.
     """
 
     def __init__(self, path: str | os.PathLike, *, dtype=np.float32, model: str | os.PathLike | None = None,
-                 _container: Container | None = None):
+                 decoder: str | None = None, _container: Container | None = None):
         self.path = os.fspath(path) if path is not None else None
         self.dtype = np.dtype(dtype)
         self.model_path = os.fspath(model) if model is not None else None
+        if decoder is not None and decoder not in _native.MODES:
+            raise ValueError(f"decoder {decoder!r}: want one of {', '.join(_native.MODES)}")
+        self._decoder_choice = decoder
         self._c = _container if _container is not None else Container(self.path)
         try:
             self._init()
@@ -68,9 +75,9 @@ class Reader:
             raise e.with_path(self._c.path) from None
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, dtype=np.float32) -> "Reader":
+    def from_bytes(cls, data: bytes, *, dtype=np.float32, decoder: str | None = None) -> "Reader":
         """Reads a .ntcb file held in memory."""
-        return cls(None, dtype=dtype, _container=Container.from_bytes(data))
+        return cls(None, dtype=dtype, decoder=decoder, _container=Container.from_bytes(data))
 
     def _init(self) -> None:
         c = self._c
@@ -92,16 +99,76 @@ class Reader:
         self._lock = threading.Lock()
         self._cached = -1
         self._cache: np.ndarray | None = None
+        self._native: _native.Handle | None = None
+        self._native_pid = None
+        self._native_lock = threading.Lock()
 
     # -- pickling (DataLoader workers started with spawn) -----------------
 
     def __getstate__(self):
         if self.path is None:
             raise TypeError("a Reader over bytes in memory cannot be pickled")
-        return {"path": self.path, "dtype": self.dtype.str, "model": self.model_path}
+        return {"path": self.path, "dtype": self.dtype.str, "model": self.model_path, "decoder": self._decoder_choice}
 
     def __setstate__(self, state):
-        self.__init__(state["path"], dtype=np.dtype(state["dtype"]), model=state.get("model"))
+        self.__init__(state["path"], dtype=np.dtype(state["dtype"]), model=state.get("model"),
+                      decoder=state.get("decoder"))
+
+    # -- the decoder ------------------------------------------------------
+
+    @property
+    def decoder(self) -> str:
+        """The decoder that reads this file's samples in this process:
+        "native" (libntcb.so) or "python" (the reference decoder). Asking
+        loads the native decoder when it is to be used."""
+        return "native" if self._handle() is not None else "python"
+
+    def _handle(self) -> "_native.Handle | None":
+        """The native handle of this file in this process, opened on first
+        use; None when samples are decoded in Python."""
+        h = self._native
+        if h is not None and self._native_pid == os.getpid():
+            return h
+        if _native.resolve(self._decoder_choice) != "native" or not self._native_capable():
+            return None
+        with self._native_lock:
+            if self._native is not None and self._native_pid == os.getpid():
+                return self._native
+            src = self._c._src
+            if isinstance(src, _File):
+                h = _native.Handle(_native.load(), fd=src.f.fileno(), name=self.path)
+            else:
+                h = _native.Handle(_native.load(), data=src.data, name=self.path)
+            if h.shape() != self.shape:
+                h.close()
+                raise CorruptError(f"the native decoder reads {h.shape()} where the file was opened as {self.shape} "
+                                   "(was the file replaced?)", self.path)
+            self._native, self._native_pid = h, os.getpid()
+            return h
+
+    def _native_capable(self) -> bool:
+        """Whether the native decoder can read this file: it reads files and
+        bytes, and the models that files hold (not a separate .ntcm file)."""
+        src = self._c._src
+        if not isinstance(src, (_File, _Bytes)):
+            return False
+        if self.model_path is not None:
+            held = {m.codec for m in self._c.models}
+            if any(ch.codec not in held for ch in self._c.chunks):
+                return False
+        return True
+
+    def _decode_native(self, h: "_native.Handle", idx, dtype=None) -> np.ndarray:
+        """Samples idx through the native decoder, in dtype (the reader's by default)."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        native_dt = np.float16 if dtype == np.float16 else np.float32
+        out = np.empty((len(idx), self.layout.tokens, self.layout.dim), dtype=native_dt)
+        if len(idx):
+            try:
+                h.read(idx, out)
+            except NtcbError as e:
+                raise e.with_path(self.path) from None
+        return out if out.dtype == dtype else out.astype(dtype)
 
     # -- metadata ---------------------------------------------------------
 
@@ -163,6 +230,9 @@ class Reader:
         if not 0 <= i < len(self._c.chunks):
             raise IndexError(f"chunk {i} out of range [0, {len(self._c.chunks)})")
         ch = self._c.chunks[i]
+        h = self._handle()
+        if h is not None:
+            return self._decode_native(h, range(ch.first, ch.first + ch.count), np.float32)
         codec = self._codec(ch.codec)
         return self._decode(codec, self._c.read_chunk(i), ch.count, f"chunk {i} at offset {ch.offset}")
 
@@ -211,6 +281,9 @@ class Reader:
         sample's part are read and decoded; a chunk that is not split is
         decoded whole and kept for the next call."""
         i = self._index(i)
+        h = self._handle()
+        if h is not None:
+            return self._decode_native(h, [i])[0]
         s = self._c.samples[i]
         if self._c.chunks[s.chunk].split:
             return self._decode_range(s.chunk, s.pos, 1)[0].astype(self.dtype, copy=False)
@@ -233,6 +306,9 @@ class Reader:
         samples is read and decoded once; other chunks are decoded once,
         whole."""
         idx = [self.index(k) if isinstance(k, str) else self._index(k) for k in indices]
+        h = self._handle()
+        if h is not None:
+            return self._decode_native(h, idx)
         out = np.empty((len(idx), self.layout.tokens, self.layout.dim), dtype=self.dtype)
         by_chunk: dict[int, list[tuple[int, int]]] = {}
         for j, i in enumerate(idx):
@@ -270,17 +346,24 @@ class Reader:
     def read_torch(self, indices: Sequence, device="cuda", dtype=None):
         """Samples by index or key as a torch tensor [n, tokens, dim] on device.
 
-        Chunks are read and checked on the CPU. The fixed codecs decode
-        there too and the values are copied; for the learned codec ("ntc")
-        only the entropy decoding runs on the CPU, and the inverse transform
-        (block DCT, basis projection) runs on the device. Imports torch only
-        when called.
+        With the native decoder, the samples are decoded on the CPU and
+        copied (as float16 when the device is not the CPU, half the bytes
+        of float32). With the Python decoder, the fixed codecs decode on
+        the CPU and for the learned codec ("ntc") only the entropy decoding
+        runs on the CPU and the inverse transform (block DCT, basis
+        projection) runs on the device. Imports torch only when called.
         """
         import torch
 
         tdtype = dtype if dtype is not None else torch.float32
+        dev = torch.device(device)
         idx = [self.index(k) if isinstance(k, str) else self._index(k) for k in indices]
-        out = torch.empty((len(idx), self.layout.tokens, self.layout.dim), dtype=tdtype, device=device)
+        h = self._handle()
+        if h is not None:
+            half = tdtype == torch.float16 or dev.type != "cpu"
+            t = torch.from_numpy(self._decode_native(h, idx, np.float16 if half else np.float32))
+            return t.to(device=dev, dtype=tdtype)
+        out = torch.empty((len(idx), self.layout.tokens, self.layout.dim), dtype=tdtype, device=dev)
         by_chunk: dict[int, list[tuple[int, int]]] = {}
         for j, i in enumerate(idx):
             s = self._c.samples[i]
@@ -292,19 +375,22 @@ class Reader:
             if hasattr(dec, "reconstruct_torch"):
                 payload = self._c.read_chunk(ci)
                 try:
-                    vals = dec.reconstruct_torch(dec.decode_coefficients(payload, ch.count), device)
+                    vals = dec.reconstruct_torch(dec.decode_coefficients(payload, ch.count), dev)
                 except NtcbError as e:
                     raise e.with_path(self.path, f"chunk {ci} at offset {ch.offset}") from None
             else:
-                vals = torch.from_numpy(self._chunk_cached(ci)).to(device)
-            js = torch.tensor([j for j, _ in items], device=device)
-            ps = torch.tensor([p for _, p in items], device=device)
+                vals = torch.from_numpy(self._chunk_cached(ci)).to(dev)
+            js = torch.tensor([j for j, _ in items], device=dev)
+            ps = torch.tensor([p for _, p in items], device=dev)
             out[js] = vals[ps].to(tdtype)
         return out
 
     # -- lifetime -----------------------------------------------------------
 
     def close(self) -> None:
+        h, self._native = self._native, None
+        if h is not None:
+            h.close()
         self._c.close()
 
     def __enter__(self) -> "Reader":
@@ -343,12 +429,15 @@ def _read_model_file(path: str, cid: int) -> bytes | None:
         c.close()
 
 
-def open(path: str | os.PathLike, *, dtype=np.float32, model: str | os.PathLike | None = None) -> Reader:  # noqa: A001
+def open(path: str | os.PathLike, *, dtype=np.float32, model: str | os.PathLike | None = None,  # noqa: A001
+         decoder: str | None = None) -> Reader:
     """Opens the .ntcb file at path for reading. See Reader.
 
     dtype is the dtype of the arrays returned (float32 by default: what the
-    decoder produces). model names a .ntcm model file, used only for a codec
-    whose model the file does not hold itself (files written by this
-    version of ntc always hold theirs).
+    decoder produces; float16 is produced directly too). model names a
+    .ntcm model file, used only for a codec whose model the file does not
+    hold itself (files written by this version of ntc always hold theirs;
+    such files are decoded in Python). decoder is "native", "python" or
+    "auto" (native when built); None follows $NTCB_DECODER (default auto).
     """
-    return Reader(path, dtype=dtype, model=model)
+    return Reader(path, dtype=dtype, model=model, decoder=decoder)
