@@ -21,6 +21,7 @@ enum {
 	NTCB_EIO = 11,
 	NTCB_EARGUMENT = 12,  // a bad handle, index, dtype or buffer
 	NTCB_EINTERNAL = 13,  // a bug in the library
+	NTCB_EEXTERNALMODEL = 14, // the file records its model by hash; the blob is elsewhere
 };
 
 // Output dtypes of ntcb_read.
@@ -51,6 +52,7 @@ const _ = uint(C.NTCB_EBADMAGIC-codeBadMagic) + uint(codeBadMagic-C.NTCB_EBADMAG
 	uint(C.NTCB_EIO-codeIO) + uint(codeIO-C.NTCB_EIO) +
 	uint(C.NTCB_EARGUMENT-codeArgument) + uint(codeArgument-C.NTCB_EARGUMENT) +
 	uint(C.NTCB_EINTERNAL-codeInternal) + uint(codeInternal-C.NTCB_EINTERNAL) +
+	uint(C.NTCB_EEXTERNALMODEL-codeExternal) + uint(codeExternal-C.NTCB_EEXTERNALMODEL) +
 	uint(C.NTCB_FLOAT32-dtypeFloat32) + uint(dtypeFloat32-C.NTCB_FLOAT32) +
 	uint(C.NTCB_FLOAT16-dtypeFloat16) + uint(dtypeFloat16-C.NTCB_FLOAT16)
 

@@ -39,6 +39,7 @@ const (
 	codeIO         = 11 // any other I/O error
 	codeArgument   = 12 // a bad handle, index, dtype or buffer: a caller's bug
 	codeInternal   = 13 // a failure of the library itself (a recovered panic)
+	codeExternal   = 14 // container.ErrExternalModel: the model is stored elsewhere
 )
 
 // errorCode returns the ABI code for err. More specific conditions come
@@ -51,6 +52,8 @@ func errorCode(err error) int {
 		return codeArgument
 	case errors.Is(err, errInternal):
 		return codeInternal
+	case errors.Is(err, container.ErrExternalModel):
+		return codeExternal
 	case errors.Is(err, container.ErrBadMagic):
 		return codeBadMagic
 	case errors.Is(err, container.ErrUnsupportedVersion):
@@ -249,17 +252,57 @@ func (hd *handle) read(idx []int64, dtype int, dst []byte) error {
 			return fmt.Errorf("sample %d out of range [0, %d): %w", i, hd.r.Len(), errArgument)
 		}
 	}
-	return hd.cache.read(hd.r, idx, func(j int, vals []float32) {
+	emit := func(j int, vals []float32) {
 		if elem == 4 {
 			copy(float32s(dst[j*n*4:(j+1)*n*4]), vals)
 		} else {
 			f16.Encode(uint16s(dst[j*n*2:(j+1)*n*2]), vals)
 		}
-	})
+	}
+	// Samples of split chunks (container version 2) go through
+	// ReadSamples, which reads only their parts; the others (version 1
+	// files) through the cache of whole chunks.
+	c := hd.r.Container()
+	var split, whole []int // positions in idx
+	for j, i := range idx {
+		if ci, _ := c.SampleChunk(int(i)); c.Chunk(ci).Split {
+			split = append(split, j)
+		} else {
+			whole = append(whole, j)
+		}
+	}
+	if len(split) > 0 {
+		ints := make([]int, len(split))
+		for k, j := range split {
+			ints[k] = int(idx[j])
+		}
+		if elem == 4 && len(whole) == 0 {
+			_, err := hd.r.ReadSamples(ints, float32s(dst)) // straight into the caller's memory
+			return err
+		}
+		vals, err := hd.r.ReadSamples(ints, nil)
+		if err != nil {
+			return err
+		}
+		for k, j := range split {
+			emit(j, vals[k*n:(k+1)*n])
+		}
+	}
+	for _, j := range whole {
+		ci, pos := c.SampleChunk(int(idx[j]))
+		vals, err := hd.cache.get(hd.r, ci)
+		if err != nil {
+			return err
+		}
+		emit(j, vals[pos*n:(pos+1)*n])
+	}
+	return nil
 }
 
-// chunkCache keeps the last few decoded chunks of a reader, so that reading
-// the samples of a chunk one by one decodes it once. Chunks are decoded
+// chunkCache keeps the last few decoded chunks of a reader that are not
+// split (files of container version 1, whose samples cannot be read by
+// themselves), so that reading such a chunk's samples one by one decodes
+// it once. Chunks are decoded
 // outside its lock; a chunk wanted by two threads at once is decoded once.
 type chunkCache struct {
 	mu      sync.Mutex
@@ -307,21 +350,6 @@ func (c *chunkCache) get(r *ntcb.Reader, ci int) ([]float32, error) {
 	}
 	close(e.ready)
 	return e.vals, e.err
-}
-
-// read decodes samples idx of r and calls emit with the j-th sample's
-// values.
-func (c *chunkCache) read(r *ntcb.Reader, idx []int64, emit func(j int, vals []float32)) error {
-	n := r.Layout().Values()
-	for j, i := range idx {
-		ci, pos := r.Container().SampleChunk(int(i))
-		vals, err := c.get(r, ci)
-		if err != nil {
-			return err
-		}
-		emit(j, vals[pos*n:(pos+1)*n])
-	}
-	return nil
 }
 
 // shape returns (samples, tokens, dim).
