@@ -55,18 +55,24 @@ def _go() -> str:
                        "and a C compiler; NTCB_NATIVE=0 builds a pure-Python package instead (much slower decoding)")
 
 
-def build_library(out: str) -> str:
+def build_library(out: str, cuda: bool = False) -> str:
     """Builds cmd/libntcb as a C shared library at out (atomically) and
-    returns out. The C header is left beside it as libntcb.h."""
+    returns out. The C header is left beside it as libntcb.h. With cuda,
+    the CUDA build (tag cuda), with the cgo flags of scripts/cuda-deps.sh
+    in the environment (scripts/build-python.sh --cuda sets them): it needs libcuda.so.1 and libcublas.so.13 where it
+    runs, and exits the process where the CUDA driver cannot start."""
     if not os.path.isdir(os.path.join(ROOT, "cmd", "libntcb")):
         raise RuntimeError(f"ntcb: {ROOT} is not the ntc repository (no cmd/libntcb); build from a checkout")
     env = dict(os.environ, CGO_ENABLED="1")
     env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -buildvcs=false").strip()
+    tags = []
+    if cuda:
+        tags = ["-tags", "cuda,netgo,osusergo"]
     d = os.path.dirname(os.path.abspath(out))
     os.makedirs(d, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=d, prefix=".libntcb-") as tmp:
         lib = os.path.join(tmp, LIBRARY)
-        cmd = [_go(), "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", lib, "./cmd/libntcb"]
+        cmd = [_go(), "build", *tags, "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", lib, "./cmd/libntcb"]
         subprocess.run(cmd, cwd=ROOT, env=env, check=True)
         os.replace(os.path.join(tmp, "libntcb.h"), os.path.join(d, "libntcb.h"))
         os.replace(lib, out)

@@ -4,6 +4,9 @@
 #   bin/ntc-cuda    ntc (./cmd/ntc) with CUDA support
 #   bin/cuda.test   the tests of pkg/cuda, to run on the GPU machine
 #   bin/synth       synthetic tokens for scripts/gpu-check.sh
+#   bin/libntcb_cuda.so  the Python package's native decoder with CUDA
+#                   (cmd/libntcb, c-shared; scripts/build-python.sh --cuda
+#                   puts it in python/ntcb)
 # Both need only libcuda.so.1 (the NVIDIA driver), libcublas.so.13 (CUDA 13)
 # and glibc where they run; there, for example:
 #   export LD_LIBRARY_PATH=/usr/local/cuda/targets/x86_64-linux/lib
@@ -42,6 +45,9 @@ echo "build-cuda: go build -tags $tags -o $out/ntc-cuda ./cmd/ntc" >&2
 go build -tags "$tags" -o "$out/ntc-cuda" ./cmd/ntc
 echo "build-cuda: go test -c -tags $tags -o $out/cuda.test ./pkg/cuda" >&2
 go test -c -tags "$tags" -o "$out/cuda.test" ./pkg/cuda
+echo "build-cuda: go build -tags $tags -buildmode=c-shared -o $out/libntcb_cuda.so ./cmd/libntcb" >&2
+go build -tags "$tags" -buildmode=c-shared -o "$out/libntcb_cuda.so" ./cmd/libntcb
+rm -f "$out/libntcb_cuda.h"
 # The synthetic token generator, which scripts/gpu-check.sh runs.
 CGO_ENABLED=0 go build -o "$out/synth" ./scripts/synth
 if [ "$check" -eq 1 ]; then
@@ -52,7 +58,7 @@ fi
 # The link stubs must make the binaries ask for CUDA 13's libcublas.so.13
 # and carry no symbol versions of another CUDA (see cuda-deps.sh).
 cuda_pkg=$(go list ./pkg/cuda)
-for bin in "$out/ntc-cuda" "$out/cuda.test"; do
+for bin in "$out/ntc-cuda" "$out/cuda.test" "$out/libntcb_cuda.so"; do
   needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
   echo "build-cuda: $(basename "$bin") needs: ${needed:-nothing}" >&2
   if [ "$bin" = "$out/ntc-cuda" ] && ! go list -tags "$tags" -deps ./cmd/ntc | grep -qx "$cuda_pkg"; then

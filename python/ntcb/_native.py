@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import sys
 import threading
 import warnings
 
@@ -32,6 +33,7 @@ import numpy as np
 from . import errors as _errors
 
 LIBRARY_NAME = "libntcb.so"
+CUDA_LIBRARY_NAME = "libntcb_cuda.so"  # the CUDA build (scripts/build-python.sh --cuda)
 ABI_VERSION = 1
 
 MODES = ("auto", "native", "python")
@@ -55,6 +57,7 @@ _NTCB_ERRORS = {
     6: _errors.UnknownCodecError,
     7: _errors.NotFound,
     8: _errors.CorruptError,
+    14: _errors.ExternalModel,
 }
 _E_NOFILE, _E_PERMISSION, _E_IO, _E_ARGUMENT, _E_INTERNAL = 9, 10, 11, 12, 13
 
@@ -82,6 +85,34 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def library_path() -> str:
     """Where the library is looked for: $NTCB_LIBRARY, else next to this module."""
     return os.environ.get("NTCB_LIBRARY") or os.path.join(os.path.dirname(os.path.abspath(__file__)), LIBRARY_NAME)
+
+
+def cuda_library_path() -> str:
+    """Where the CUDA build is looked for: $NTCB_CUDA_LIBRARY, else next to this module."""
+    return os.environ.get("NTCB_CUDA_LIBRARY") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                 CUDA_LIBRARY_NAME)
+
+
+def _cuda_initialised() -> bool:
+    """Whether torch has initialised CUDA in this process (without importing
+    torch, or initialising CUDA, where it has not)."""
+    torch = sys.modules.get("torch")
+    try:
+        return bool(torch is not None and torch.cuda.is_initialized())
+    except Exception:  # noqa: BLE001 - a torch without CUDA
+        return False
+
+
+def choose_library() -> str:
+    """The library a process loads, once: the CUDA build where it exists and
+    torch has initialised CUDA here (the build exits the process when the
+    CUDA driver cannot start, so it is never tried elsewhere, such as in
+    DataLoader workers), else the CPU build. NTCB_CUDA=0 never loads the
+    CUDA build."""
+    cuda = cuda_library_path()
+    if os.environ.get("NTCB_CUDA", "1") != "0" and os.path.exists(cuda) and _cuda_initialised():
+        return cuda
+    return library_path()
 
 
 def mode() -> str:
@@ -116,6 +147,8 @@ def _bind(lib) -> None:
         "ntcb_lookup": (i32, [i64, cp, i64, pi64, p, i64]),
         "ntcb_read": (i32, [i64, p, i64, i32, p, i64, p, i64]),
     }
+    if hasattr(lib, "ntcb_cuda_read"):  # the CUDA build
+        sigs["ntcb_cuda_read"] = (i32, [i64, i32, p, i64, i32, ctypes.c_uint64, i64, p, i64])
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)
         f.restype, f.argtypes = res, args
@@ -136,7 +169,7 @@ def load(required: bool = False):
         if _lib is not None:
             return _lib
         if _unavailable is None:
-            path = library_path()
+            path = choose_library()
             if not os.path.exists(path):
                 _unavailable = f"{path} does not exist (build it with scripts/build-python.sh, or pip install ./python)"
             else:
@@ -165,6 +198,11 @@ def load(required: bool = False):
 def loaded() -> bool:
     """Whether this process has loaded the native decoder."""
     return _lib is not None
+
+
+def has_cuda() -> bool:
+    """Whether the library loaded in this process is the CUDA build."""
+    return _lib is not None and hasattr(_lib, "ntcb_cuda_read")
 
 
 def resolve(decoder: str | None) -> str:
@@ -267,6 +305,24 @@ class Handle:
             raise ValueError("native output must be a writeable C-contiguous array")
         self._call(self._lib.ntcb_read, idx.ctypes.data, len(idx), dt, out.ctypes.data, out.nbytes)
         return out
+
+    def cuda_read(self, indices, device_index: int, out) -> None:
+        """Decodes the samples indices on GPU device_index into out, a
+        contiguous float16 or float32 torch tensor [n, tokens, dim] on that
+        device (the CUDA build only). Returns when out is complete."""
+        import torch
+
+        idx = np.ascontiguousarray(indices, dtype=np.int64)
+        if out.dtype == torch.float32:
+            dt = FLOAT32
+        elif out.dtype == torch.float16:
+            dt = FLOAT16
+        else:
+            raise TypeError(f"native output must be float32 or float16, not {out.dtype}")
+        if not out.is_contiguous() or out.device.type != "cuda":
+            raise ValueError("native output must be a contiguous CUDA tensor")
+        self._call(self._lib.ntcb_cuda_read, device_index, idx.ctypes.data, len(idx), dt, out.data_ptr(),
+                   out.numel() * out.element_size())
 
     def close(self) -> None:
         h, self.h = self.h, None

@@ -148,12 +148,13 @@ class Reader:
 
     def _native_capable(self) -> bool:
         """Whether the native decoder can read this file: it reads files and
-        bytes, and the models that files hold (not a separate .ntcm file)."""
+        bytes, and the models that files hold; a model from a separate .ntcm
+        file (model=) is decoded in Python."""
         src = self._c._src
         if not isinstance(src, (_File, _Bytes)):
             return False
         if self.model_path is not None:
-            held = {m.codec for m in self._c.models}
+            held = {m.codec for m in self._c.models if not m.external}
             if any(ch.codec not in held for ch in self._c.chunks):
                 return False
         return True
@@ -346,19 +347,40 @@ class Reader:
     def read_torch(self, indices: Sequence, device="cuda", dtype=None):
         """Samples by index or key as a torch tensor [n, tokens, dim] on device.
 
-        With the native decoder, the samples are decoded on the CPU and
-        copied (as float16 when the device is not the CPU, half the bytes
-        of float32). With the Python decoder, the fixed codecs decode on
-        the CPU and for the learned codec ("ntc") only the entropy decoding
-        runs on the CPU and the inverse transform (block DCT, basis
+        On a CUDA device, with the CUDA build of the native decoder
+        (libntcb_cuda.so, loaded by a process where torch has initialised
+        CUDA before its first decode), the samples are decoded on the GPU
+        (pkg/cuda): only the compressed payloads cross PCIe, and the
+        entropy decoding and inverse transform run there, in torch's
+        primary context. The call waits for the work queued on torch's
+        current stream first, and returns when the tensor is complete.
+
+        Otherwise, with the native decoder, the samples are decoded on the
+        CPU and copied (as float16 when the device is not the CPU, half the
+        bytes of float32). With the Python decoder, the fixed codecs decode
+        on the CPU and for the learned codec ("ntc") only the entropy
+        decoding runs on the CPU and the inverse transform (block DCT, basis
         projection) runs on the device. Imports torch only when called.
         """
         import torch
 
         tdtype = dtype if dtype is not None else torch.float32
         dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
         idx = [self.index(k) if isinstance(k, str) else self._index(k) for k in indices]
+        if dev.type == "cuda":
+            torch.cuda.init()  # before the first decode, so that the CUDA build can be chosen
         h = self._handle()
+        if h is not None and dev.type == "cuda" and _native.has_cuda():
+            out = torch.empty((len(idx), self.layout.tokens, self.layout.dim),
+                              dtype=torch.float16 if tdtype == torch.float16 else torch.float32, device=dev)
+            torch.cuda.current_stream(dev).synchronize()  # the decoder writes out from its own streams
+            try:
+                h.cuda_read(idx, dev.index, out)
+            except NtcbError as e:
+                raise e.with_path(self.path) from None
+            return out if out.dtype == tdtype else out.to(tdtype)
         if h is not None:
             half = tdtype == torch.float16 or dev.type != "cpu"
             t = torch.from_numpy(self._decode_native(h, idx, np.float16 if half else np.float32))

@@ -253,3 +253,24 @@ print("ok")
     rc, out = childproc.run(["-W", "error::RuntimeWarning", "-c", f"import ntcb; r = ntcb.open({int8!r}); r[0]; print(r.decoder)"],
                             NTCB_LIBRARY=none, NTCB_DECODER="python")
     assert rc == 0 and out.strip() == "python", out
+
+
+def test_cuda_build_chosen_only_where_torch_has_cuda(monkeypatch, tmp_path):
+    """The CUDA build exits the process where the driver cannot start, so it
+    is chosen only where torch has initialised CUDA (never in a worker that
+    has not, nor on a machine without a GPU)."""
+    cuda = tmp_path / "libntcb_cuda.so"
+    cuda.write_bytes(b"")
+    monkeypatch.setenv("NTCB_CUDA_LIBRARY", str(cuda))
+    monkeypatch.setattr(_native, "_cuda_initialised", lambda: False)
+    assert _native.choose_library() == _native.library_path()
+    monkeypatch.setattr(_native, "_cuda_initialised", lambda: True)
+    assert _native.choose_library() == str(cuda)
+    monkeypatch.setenv("NTCB_CUDA", "0")
+    assert _native.choose_library() == _native.library_path()
+    monkeypatch.delenv("NTCB_CUDA")
+    cuda.unlink()
+    assert _native.choose_library() == _native.library_path()
+    # Here (no GPU) the loaded library is the CPU build, whatever is built.
+    ntcb.open(os.path.join(GOLDEN, "int8.ntcb"), decoder="native")[0]
+    assert not _native.has_cuda()
