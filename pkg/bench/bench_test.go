@@ -434,6 +434,8 @@ func TestWritePlot(t *testing.T) {
 	add("int8", 0, 8.1, 38, 0.99994)
 	add("ntc", 4, 4, 25, 0.998)
 	add("ntc", 8, 2, 19, 0.99)
+	add("ntc", 0, 2.5, 21, 0.995)
+	rep.Rows[len(rep.Rows)-1].TargetQuality = "cos=0.995"
 	for _, f := range []string{"svg", "png"} {
 		var buf bytes.Buffer
 		if err := WritePlot(&buf, rep, f); err != nil {
@@ -441,7 +443,7 @@ func TestWritePlot(t *testing.T) {
 		}
 		switch f {
 		case "svg":
-			if s := buf.String(); !strings.Contains(s, "<svg") || !strings.Contains(s, "ntc@8x") || !strings.Contains(s, "Not drawn") {
+			if s := buf.String(); !strings.Contains(s, "<svg") || !strings.Contains(s, "ntc@8x") || !strings.Contains(s, "ntc@cos=0.995") || !strings.Contains(s, "Not drawn") {
 				t.Errorf("svg lacks labels")
 			}
 		case "png":

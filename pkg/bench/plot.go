@@ -75,7 +75,7 @@ func WritePlot(w io.Writer, rep *Report, format string) error {
 	}
 	key := textStyle(9, draw.XRight, draw.YBottom)
 	dc.FillText(key, vg.Point{X: dc.Max.X - 8, Y: dc.Min.Y + 6},
-		"Labels: fixed-rate codec (file ratio); rate-controlled codec@target ratio.")
+		"Labels: fixed-rate codec (file ratio); rate-controlled codec@target.")
 	area := draw.Crop(dc, 4, -8, 22, -28)
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: 24}
 	cv := plot.Align([][]*plot.Plot{{snr, cos}}, tiles, area)
@@ -95,8 +95,8 @@ func chartTitle(rep *Report) string {
 	if in.Note != "" {
 		what = in.Note
 	}
-	if len(what) > 70 {
-		what = "..." + what[len(what)-67:]
+	if len(what) > 90 {
+		what = "..." + what[len(what)-87:]
 	}
 	shape := ""
 	if len(in.Shape) == 3 {
@@ -217,7 +217,7 @@ func panel(title, ylabel string, rows []Row, y func(Row) float64, gap bool) (*pl
 // codecs ("int8 (1.98x)"), the codec and its target for the others
 // ("ntc@8x").
 func pointLabel(r Row) string {
-	if r.TargetRatio > 0 {
+	if r.TargetRatio > 0 || r.TargetQuality != "" {
 		return r.Label()
 	}
 	return fmt.Sprintf("%s (%.2fx)", r.Codec, r.Ratio)
