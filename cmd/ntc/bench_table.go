@@ -127,12 +127,8 @@ func modelNote(rep *bench.Report) []string {
 		}
 		if !slices.Contains(codecs, r.Codec) {
 			codecs = append(codecs, r.Codec)
-			n := 0
-			if len(rep.Input.Shape) == 3 {
-				n = rep.Input.Shape[0]
-			}
 			tw.Flush()
-			fmt.Fprintf(&b, "%s's model is fitted on these %d samples and stored in the file; ratios count it:\n", r.Codec, n)
+			fmt.Fprintf(&b, "%s's model is fitted on %s and stored in the file; ratios count it:\n", r.Codec, fitOn(rep.Input))
 		}
 		rest := float64(rep.Input.FP16Bytes) / float64(r.FileBytes-int64(r.ModelBytes))
 		fmt.Fprintf(tw, "  %s\t%s KB,\t%4.1f%% of the file;\t%.2fx without it\n",
@@ -143,6 +139,18 @@ func modelNote(rep *bench.Report) []string {
 		return nil
 	}
 	return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+}
+
+// fitOn says which samples a learned codec is fitted on.
+func fitOn(in bench.Input) string {
+	n := 0
+	if len(in.Shape) == 3 {
+		n = in.Shape[0]
+	}
+	if in.FitSamples >= n {
+		return fmt.Sprintf("these %d samples", n)
+	}
+	return fmt.Sprintf("%d of these %d samples", in.FitSamples, n)
 }
 
 func fmtKB(b int) string {

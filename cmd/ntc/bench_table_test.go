@@ -87,6 +87,7 @@ func TestBenchTableWidth(t *testing.T) {
 		Device: bench.DeviceCPU, DecodePasses: 16, SampleReads: 32,
 	}
 	rep.Input.Machine.CPU = "AMD EPYC 9654 96-Core Processor"
+	rep.Input.FitSamples = 221
 	for _, label := range []struct {
 		codec, quality string
 		ratio          float64
@@ -100,6 +101,9 @@ func TestBenchTableWidth(t *testing.T) {
 	var b bytes.Buffer
 	printBench(&b, rep, false)
 	checkWidth(t, b.String())
+	if !strings.Contains(b.String(), "ntc's model is fitted on 221 of these 4096 samples") {
+		t.Errorf("no word on the model's fit:\n%s", b.String())
+	}
 }
 
 func checkWidth(t *testing.T, out string) {

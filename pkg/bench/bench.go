@@ -216,8 +216,11 @@ type Input struct {
 	FP16Bytes int64 `json:"fp16_bytes"`
 	// ChunkSamples is the number of samples per chunk (the last chunk may
 	// hold fewer).
-	ChunkSamples int     `json:"chunk_samples"`
-	Machine      Machine `json:"machine"`
+	ChunkSamples int `json:"chunk_samples"`
+	// FitSamples is the number of samples, spread over the input, that a
+	// learned codec is fitted on.
+	FitSamples int     `json:"fit_samples"`
+	Machine    Machine `json:"machine"`
 }
 
 // Skipped is a (codec, rate) that could not be measured.
@@ -304,7 +307,8 @@ func Run(ctx context.Context, src ntcb.Source, opts Options) (*Report, error) {
 		Input: Input{
 			Files: opts.Files, Note: opts.Note, Shape: []int{ds.n, ds.layout.Tokens, ds.layout.Dim},
 			DType: src.DType(), Layout: ds.layout, FP16Bytes: ds.fp16Bytes(), ChunkSamples: min(ds.perChunk, ds.n),
-			Machine: DescribeMachine(),
+			FitSamples: ntcb.FitCount(opts.FitSamples, ds.n, ds.layout),
+			Machine:    DescribeMachine(),
 		},
 		Device: opts.Device, Repeat: opts.Repeat, SampleReads: opts.SampleReads,
 		DecodePasses: passes(&opts, (ds.n+ds.perChunk-1)/ds.perChunk),

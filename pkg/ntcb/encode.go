@@ -329,13 +329,19 @@ func (o *Options) adjustRatio(r float64, src Source, l codec.Layout, perChunk in
 	return fp16 / budget
 }
 
-// readFitSamples reads up to FitSamples samples spread evenly over src.
-func (o *Options) readFitSamples(ctx context.Context, src Source, l codec.Layout) ([]float32, int, error) {
-	n := o.FitSamples
+// FitCount returns how many of total samples of layout l a learned codec
+// is fitted on when Options.FitSamples is fitSamples.
+func FitCount(fitSamples, total int, l codec.Layout) int {
+	n := fitSamples
 	if n <= 0 {
 		n = DefaultFitBytes / (4 * l.Values())
 	}
-	n = max(1, min(n, src.Len()))
+	return max(1, min(n, total))
+}
+
+// readFitSamples reads up to FitSamples samples spread evenly over src.
+func (o *Options) readFitSamples(ctx context.Context, src Source, l codec.Layout) ([]float32, int, error) {
+	n := FitCount(o.FitSamples, src.Len(), l)
 	vals := l.Values()
 	train := make([]float32, n*vals)
 	for k := range n {
