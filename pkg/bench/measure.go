@@ -418,10 +418,13 @@ func (ds *dataset) measure(ctx context.Context, spec codec.Spec, target rate, o 
 			st.Add(ch.Count)
 		}
 	}
-	// Cold reads: the reader's cache must not hold the sample's chunk.
-	// With several chunks, consecutive samples come from different chunks
-	// of the warm reader; with one chunk, each read gets a fresh reader
-	// (opened untimed), so the read also loads the codec's model.
+	// Cold reads: the sample's bytes must not be in memory decoded. A
+	// split chunk is read by sample (the chunk's head and the sample's
+	// part), uncached, so the warm reader serves. A whole chunk is kept by
+	// the reader: with several chunks, consecutive samples come from
+	// different chunks of the warm reader; with one, each read gets a
+	// fresh reader (opened untimed), so the read also loads the model.
+	fresh := cr.NumChunks() == 1 && !cr.ChunkSplit(0)
 	chunkOf := func(i int) int { c, _ := cr.SampleChunk(i); return c }
 	sbuf := make([]float32, v)
 	runtime.GC()
@@ -430,7 +433,7 @@ func (ds *dataset) measure(ctx context.Context, spec codec.Spec, target rate, o 
 			return row, err
 		}
 		fr := rd
-		if cr.NumChunks() == 1 {
+		if fresh {
 			if fr, err = ntcb.NewReader(bytes.NewReader(file), int64(len(file))); err != nil {
 				return row, err
 			}
