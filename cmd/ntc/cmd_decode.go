@@ -302,9 +302,7 @@ func exportCUDA(ctx context.Context, dev *cuda.Device, r *ntcb.Reader, idx []int
 				vals[j] = math.Float32frombits(binary.LittleEndian.Uint32(sample[4*j:]))
 			}
 		} else {
-			for j := range vals {
-				vals[j] = f16.ToFloat32(binary.LittleEndian.Uint16(sample[2*j:]))
-			}
+			f16.DecodeLE(vals, sample)
 		}
 		if err := w.WriteSample(vals); err != nil {
 			return err

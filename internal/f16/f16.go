@@ -5,7 +5,11 @@
 // PyTorch do; values beyond the float16 range become infinities.
 package f16
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+	"unsafe"
+)
 
 // toF32 maps every float16 bit pattern to its float32 value. A table is
 // faster than bit manipulation in the decode loops and costs 256 KiB.
@@ -94,22 +98,74 @@ func BF16FromFloat32(f float32) uint16 {
 }
 
 // Decode converts float16 bit patterns to float32: dst[i] = value of src[i].
-// It converts min(len(dst), len(src)) values.
+// It converts min(len(dst), len(src)) values, with F16C or AVX-512 where
+// the vector level has them (internal/cpufeat), bit for bit as ToFloat32.
 func Decode(dst []float32, src []uint16) {
 	n := min(len(dst), len(src))
 	dst, src = dst[:n], src[:n]
-	for i, h := range src {
-		dst[i] = toF32[h]
+	for len(src) > 0 {
+		k := decodeVec(dst, src)
+		dst, src = dst[k:], src[k:]
+		// The vector unit stops before a group of 16 that holds a NaN
+		// (it would quiet a signalling one) and leaves the tail: these
+		// go by the table.
+		m := min(len(src), 16)
+		for i, h := range src[:m] {
+			dst[i] = toF32[h]
+		}
+		dst, src = dst[m:], src[m:]
 	}
 }
 
 // Encode rounds float32 values to float16: dst[i] = FromFloat32(src[i]).
-// It converts min(len(dst), len(src)) values.
+// It converts min(len(dst), len(src)) values, with F16C or AVX-512 where
+// the vector level has them, bit for bit as FromFloat32.
 func Encode(dst []uint16, src []float32) {
 	n := min(len(dst), len(src))
 	dst, src = dst[:n], src[:n]
-	for i, f := range src {
-		dst[i] = FromFloat32(f)
+	k := encodeVec(dst, src)
+	for i, f := range src[k:] {
+		dst[k+i] = FromFloat32(f)
+	}
+}
+
+// littleEndian is whether uint16s are stored low byte first, so that the
+// byte forms can convert in place.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// as16 returns b as len(b)/2 uint16s when that is the same as little-endian
+// byte pairs and b is aligned for it, else nil.
+func as16(b []byte) []uint16 {
+	if len(b) < 2 || !littleEndian || uintptr(unsafe.Pointer(unsafe.SliceData(b)))&1 != 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/2)
+}
+
+// DecodeLE converts little-endian float16 bytes to float32: dst[i] is the
+// value of src[2i:2i+2]. It converts min(len(dst), len(src)/2) values.
+func DecodeLE(dst []float32, src []byte) {
+	n := min(len(dst), len(src)/2)
+	if h := as16(src[:2*n]); h != nil {
+		Decode(dst[:n], h)
+		return
+	}
+	for i := range dst[:n] {
+		dst[i] = toF32[binary.LittleEndian.Uint16(src[2*i:])]
+	}
+}
+
+// EncodeLE rounds float32 values to little-endian float16 bytes:
+// dst[2i:2i+2] = FromFloat32(src[i]). It converts min(len(dst)/2,
+// len(src)) values.
+func EncodeLE(dst []byte, src []float32) {
+	n := min(len(dst)/2, len(src))
+	if h := as16(dst[:2*n]); h != nil {
+		Encode(h, src[:n])
+		return
+	}
+	for i, f := range src[:n] {
+		binary.LittleEndian.PutUint16(dst[2*i:], FromFloat32(f))
 	}
 }
 

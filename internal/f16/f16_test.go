@@ -1,8 +1,13 @@
 package f16
 
 import (
+	"encoding/binary"
 	"math"
+	"math/rand/v2"
+	"os"
 	"testing"
+
+	"github.com/ntc-project/ntc/internal/cpufeat"
 )
 
 // TestRoundTripAll checks that every finite float16 survives a trip through
@@ -104,5 +109,160 @@ func BenchmarkEncode(b *testing.B) {
 	b.SetBytes(int64(len(src) * 2))
 	for b.Loop() {
 		Encode(dst, src)
+	}
+}
+
+// forLevels runs f at every vector level the machine has.
+func forLevels(t *testing.T, f func(t *testing.T)) {
+	defer cpufeat.SetLevel(cpufeat.SetLevel(cpufeat.Active()))
+	for _, lv := range cpufeat.Levels() {
+		cpufeat.SetLevel(lv)
+		t.Run(lv.String(), f)
+	}
+}
+
+// TestDecodeAll checks the bulk conversion of every float16 bit pattern
+// (signalling and quiet NaNs included), at every offset and tail length,
+// against ToFloat32 bit for bit.
+func TestDecodeAll(t *testing.T) {
+	forLevels(t, func(t *testing.T) {
+		src := make([]uint16, 1<<16)
+		for i := range src {
+			src[i] = uint16(i)
+		}
+		for _, off := range []int{0, 1, 7, 16, 31} {
+			dst := make([]float32, len(src)-off)
+			Decode(dst, src[off:])
+			for i, f := range dst {
+				if got, want := math.Float32bits(f), math.Float32bits(ToFloat32(src[off+i])); got != want {
+					t.Fatalf("offset %d: half %#04x -> %#08x, want %#08x", off, src[off+i], got, want)
+				}
+			}
+		}
+		// The same through the byte form, at an odd address too.
+		raw := make([]byte, 2*len(src)+1)
+		for _, off := range []int{0, 1} {
+			b := raw[off : off+2*len(src)]
+			for i, h := range src {
+				binary.LittleEndian.PutUint16(b[2*i:], h)
+			}
+			dst := make([]float32, len(src))
+			DecodeLE(dst, b)
+			for i, f := range dst {
+				if math.Float32bits(f) != math.Float32bits(ToFloat32(src[i])) {
+					t.Fatalf("DecodeLE at byte offset %d: half %#04x -> %g", off, src[i], f)
+				}
+			}
+		}
+	})
+}
+
+// encodePatterns returns float32 bit patterns that exercise every rounding
+// case of FromFloat32: every sign, exponent and top-10 mantissa bits with
+// low bits below, at, and above the halfway point (and the halfway points
+// of the subnormal results, which sit higher), and random ones.
+func encodePatterns() []float32 {
+	var fs []float32
+	low := []uint32{0, 1, 0xfff, 0x1000, 0x1001, 0x1fff, 0x0a5a}
+	for hi := uint32(0); hi < 1<<19; hi++ {
+		for _, lo := range low {
+			fs = append(fs, math.Float32frombits(hi<<13|lo))
+		}
+	}
+	// Subnormal results: halfway points at bit 13..23 of the mantissa.
+	for e := uint32(100); e <= 113; e++ {
+		for b := 0; b < 23; b++ {
+			for _, m := range []uint32{1 << b, 1<<b - 1, 1<<b + 1, 3 << b, 0x7fffff} {
+				for _, sign := range []uint32{0, 1 << 31} {
+					fs = append(fs, math.Float32frombits(sign|e<<23|m&0x7fffff))
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 1 << 20 {
+		fs = append(fs, math.Float32frombits(r.Uint32()))
+	}
+	return fs
+}
+
+// TestEncodeBulk checks the bulk conversion against FromFloat32 bit for
+// bit on encodePatterns, at every offset and tail, and through EncodeLE.
+func TestEncodeBulk(t *testing.T) {
+	src := encodePatterns()
+	forLevels(t, func(t *testing.T) {
+		for _, off := range []int{0, 3, 16} {
+			dst := make([]uint16, len(src)-off)
+			Encode(dst, src[off:])
+			for i, h := range dst {
+				if want := FromFloat32(src[off+i]); h != want {
+					t.Fatalf("offset %d: %#08x -> %#04x, want %#04x", off, math.Float32bits(src[off+i]), h, want)
+				}
+			}
+		}
+		raw := make([]byte, 2*len(src)+1)
+		for _, off := range []int{0, 1} {
+			b := raw[off : off+2*len(src)]
+			EncodeLE(b, src)
+			for i, f := range src {
+				if got, want := binary.LittleEndian.Uint16(b[2*i:]), FromFloat32(f); got != want {
+					t.Fatalf("EncodeLE at byte offset %d: %#08x -> %#04x, want %#04x", off, math.Float32bits(f), got, want)
+				}
+			}
+		}
+	})
+}
+
+// TestEncodeExhaustive compares the bulk conversion with FromFloat32 on all
+// 2^32 float32 bit patterns (about a minute on one core); set
+// NTC_F16_EXHAUSTIVE=1 to run it.
+func TestEncodeExhaustive(t *testing.T) {
+	if os.Getenv("NTC_F16_EXHAUSTIVE") == "" {
+		t.Skip("set NTC_F16_EXHAUSTIVE=1 to run")
+	}
+	forLevels(t, func(t *testing.T) {
+		const chunk = 1 << 20
+		src := make([]float32, chunk)
+		dst := make([]uint16, chunk)
+		for base := uint64(0); base < 1<<32; base += chunk {
+			for i := range src {
+				src[i] = math.Float32frombits(uint32(base) + uint32(i))
+			}
+			Encode(dst, src)
+			for i, h := range dst {
+				if want := FromFloat32(src[i]); h != want {
+					t.Fatalf("%#08x -> %#04x, want %#04x", math.Float32bits(src[i]), h, want)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkBulk measures the bulk conversions at every vector level, in
+// float32 bytes (4 per value), over 1 Mi values.
+func BenchmarkBulk(b *testing.B) {
+	const n = 1 << 20
+	f := make([]float32, n)
+	h := make([]uint16, n)
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := range f {
+		f[i] = float32(r.NormFloat64())
+	}
+	defer cpufeat.SetLevel(cpufeat.SetLevel(cpufeat.Active()))
+	for _, lv := range cpufeat.Levels() {
+		b.Run("encode/"+lv.String(), func(b *testing.B) {
+			cpufeat.SetLevel(lv)
+			b.SetBytes(4 * n)
+			for range b.N {
+				Encode(h, f)
+			}
+		})
+		b.Run("decode/"+lv.String(), func(b *testing.B) {
+			cpufeat.SetLevel(lv)
+			b.SetBytes(4 * n)
+			for range b.N {
+				Decode(f, h)
+			}
+		})
 	}
 }

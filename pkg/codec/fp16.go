@@ -96,10 +96,12 @@ func (c *fp16Codec) Encode(dst []byte, src []float32, n int) ([]byte, error) {
 	p := c.scratch(2 * vs)
 	defer c.bufs.Put(p)
 	dst = append(dst, fp16Version)
+	h16 := make([]uint16, vs)
 	for s := range n {
 		lo, hi := (*p)[:vs], (*p)[vs:]
+		f16.Encode(h16, src[s*vs:(s+1)*vs])
 		for i, v := range src[s*vs : (s+1)*vs] {
-			h := f16.FromFloat32(v)
+			h := h16[i]
 			if !f16.IsFinite16(h) && !math.IsInf(float64(v), 0) && !math.IsNaN(float64(v)) {
 				return nil, &RangeError{Index: s*vs + i, Value: v, Why: fmt.Sprintf("exceeds the float16 range (±%d)", MaxFloat16)}
 			}

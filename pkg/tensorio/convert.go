@@ -12,10 +12,7 @@ import (
 func decode(dt DType, dst []float32, src []byte) {
 	switch dt {
 	case Float16:
-		src = src[:2*len(dst)]
-		for i := range dst {
-			dst[i] = f16.ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
+		f16.DecodeLE(dst, src[:2*len(dst)])
 	case BFloat16:
 		src = src[:2*len(dst)]
 		for i := range dst {
@@ -39,10 +36,7 @@ func decode(dt DType, dst []float32, src []byte) {
 func encode(dt DType, dst []byte, src []float32) {
 	switch dt {
 	case Float16:
-		dst = dst[:2*len(src)]
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], f16.FromFloat32(v))
-		}
+		f16.EncodeLE(dst[:2*len(src)], src)
 	case BFloat16:
 		dst = dst[:2*len(src)]
 		for i, v := range src {
