@@ -3,6 +3,7 @@ package ntcb
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/ntc-project/ntc/pkg/tensorio"
 )
@@ -10,7 +11,10 @@ import (
 // Export decodes the samples with the given indices, in that order, into
 // w. Chunks are decoded by up to workers goroutines at once (0 means
 // GOMAXPROCS) and samples written in order; at most 2*workers+1 decoded
-// chunks are held at once. Of a split chunk, each run of consecutive
+// chunks are held at once. When w is a tensorio.EncodedWriter (as
+// tensorio.Create's are), the workers also convert the samples to its
+// dtype and write them at their place in the file, so that nothing but
+// the progress report is left to the one goroutine that keeps the order. Of a split chunk, each run of consecutive
 // indices is read and decoded by itself (the chunk's head and the samples'
 // parts); a chunk that is not split is decoded once per visit, however many
 // of its samples are asked for.
@@ -39,21 +43,51 @@ func Export(ctx context.Context, r *Reader, indices []int, w tensorio.Writer, p 
 		}
 		visits = append(visits, v)
 	}
+	type job struct {
+		chunkBuf
+		out []byte // with an EncodedWriter: the samples to write, encoded
+	}
+	ew, encoded := w.(tensorio.EncodedWriter)
+	// at[k] is the place in the output of visit k's first sample: after
+	// what w already holds.
+	at := make([]int, len(visits))
+	if encoded && len(visits) > 0 {
+		at[0] = ew.Written()
+	}
+	for k := 1; k < len(visits); k++ {
+		at[k] = at[k-1] + len(visits[k-1].pos)
+	}
 	n := r.meta.Layout.Values()
-	work := func(k int, b *chunkBuf) error {
+	work := func(k int, j *job) error {
 		v := &visits[k]
 		if v.whole {
-			return r.decodeInto(v.chunk, b)
-		}
-		b.vals = grow(b.vals, v.n*n)
-		return r.decodeRange(v.chunk, v.first, v.n, b.vals)
-	}
-	emit := func(k int, j *chunkBuf) error {
-		v := &visits[k]
-		for _, pos := range v.pos {
-			s := pos - v.first
-			if err := w.WriteSample(j.vals[s*n : (s+1)*n]); err != nil {
+			if err := r.decodeInto(v.chunk, &j.chunkBuf); err != nil {
 				return err
+			}
+		} else {
+			j.vals = grow(j.vals, v.n*n)
+			if err := r.decodeRange(v.chunk, v.first, v.n, j.vals); err != nil {
+				return err
+			}
+		}
+		if encoded {
+			j.out = slices.Grow(j.out[:0], len(v.pos)*n*ew.DType().Size())
+			for _, pos := range v.pos {
+				s := pos - v.first
+				j.out = tensorio.EncodeValues(j.out, ew.DType(), j.vals[s*n:(s+1)*n])
+			}
+			return ew.WriteEncodedAt(at[k], j.out)
+		}
+		return nil
+	}
+	emit := func(k int, j *job) error {
+		v := &visits[k]
+		if !encoded {
+			for _, pos := range v.pos {
+				s := pos - v.first
+				if err := w.WriteSample(j.vals[s*n : (s+1)*n]); err != nil {
+					return err
+				}
 			}
 		}
 		if p != nil {
@@ -61,7 +95,8 @@ func Export(ctx context.Context, r *Reader, indices []int, w tensorio.Writer, p 
 		}
 		return nil
 	}
-	return ordered(ctx, len(visits), workers, noFill, work, emit)
+	noInput := func(int, *job) error { return nil }
+	return ordered(ctx, len(visits), workers, noInput, work, emit)
 }
 
 // Copy writes every sample of src, in order, to w, reporting each to p

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/ntc-project/ntc/internal/fsutil"
@@ -26,6 +28,39 @@ type Writer interface {
 	// Abort removes the temporary file and leaves the destination as it
 	// was. After Close it does nothing, so `defer w.Abort()` is safe.
 	Abort() error
+}
+
+// EncodedWriter is a Writer that also takes samples already encoded in
+// its dtype, at their place in the file, from several goroutines at once:
+// callers convert and write on every worker, and nothing is left to a
+// single goroutine (Create's writers implement it).
+type EncodedWriter interface {
+	Writer
+	// DType is the element type of the file, as EncodeValues must write it.
+	DType() DType
+	// WriteEncodedAt writes whole samples encoded by EncodeValues in the
+	// writer's dtype (len(b) a multiple of T*D*DType().Size()) as samples
+	// first, first+1, ... of the file. It is safe for concurrent use
+	// with itself, for distinct samples; a Writer written this way takes no
+	// WriteSample, and Close and Abort must not run while it does. Close
+	// checks that every sample was written once. An I/O error spends the
+	// Writer as for WriteSample; a bad argument only returns an error.
+	WriteEncodedAt(first int, b []byte) error
+	// Written returns how many samples have been written, in order or by
+	// place: while no write is under way and those are the first ones,
+	// the place of the next sample in order.
+	Written() int
+}
+
+// EncodeValues appends src to dst as little-endian elements of type dt,
+// rounding to nearest even (float16 with F16C or AVX-512 where the CPU has
+// them), and returns the extended slice: what a Writer of dtype dt writes
+// for those values.
+func EncodeValues(dst []byte, dt DType, src []float32) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, len(src)*dt.Size())[:n+len(src)*dt.Size()]
+	encode(dt, dst[n:], src)
+	return dst
 }
 
 // WriteOption configures Create.
@@ -137,6 +172,7 @@ func Create(path string, dtype DType, n, tokens, dim int, opts ...WriteOption) (
 		dtype: dtype,
 		l:     l,
 	}
+	w.hdr = int64(len(header))
 	if _, err := w.bw.Write(header); err != nil {
 		w.fail(err)
 		return nil, w.err
@@ -156,17 +192,23 @@ type fileWriter struct {
 	l       layout
 	written int
 	scratch []byte
-	err     error // sticky
-	done    bool  // committed
+	err     error    // sticky
+	done    bool     // committed
+	at      *atState // once WriteEncodedAt is used
+	atOnce  sync.Once
+	hdr     int64 // header bytes
 }
 
-var _ Writer = (*fileWriter)(nil)
+var _ EncodedWriter = (*fileWriter)(nil)
 
 var errWriterClosed = errors.New("writer is closed")
 
 func (w *fileWriter) WriteSample(v []float32) error {
 	if w.err != nil {
 		return w.err
+	}
+	if w.at != nil {
+		return fmt.Errorf("%s: WriteSample after WriteEncodedAt", w.path)
 	}
 	if w.f == nil {
 		return fmt.Errorf("%s: %w", w.path, errWriterClosed)
@@ -197,6 +239,9 @@ func (w *fileWriter) WriteSample(v []float32) error {
 	return nil
 }
 
+// DType implements EncodedWriter.
+func (w *fileWriter) DType() DType { return w.dtype }
+
 func (w *fileWriter) Close() error {
 	if w.err != nil {
 		return w.err
@@ -206,6 +251,13 @@ func (w *fileWriter) Close() error {
 			return nil
 		}
 		return fmt.Errorf("%s: %w", w.path, errWriterClosed)
+	}
+	if w.at != nil {
+		w.written = w.at.count
+		if err := w.at.unmap(); err != nil {
+			w.fail(err)
+			return w.err
+		}
 	}
 	if w.written != w.l.n {
 		w.fail(fmt.Errorf("closed after %d of %d samples", w.written, w.l.n))
@@ -229,6 +281,9 @@ func (w *fileWriter) Abort() error {
 	if w.f == nil {
 		return nil
 	}
+	if w.at != nil {
+		w.at.unmap()
+	}
 	err := w.f.Abort()
 	w.f = nil
 	if w.err == nil {
@@ -241,6 +296,9 @@ func (w *fileWriter) Abort() error {
 func (w *fileWriter) fail(err error) {
 	w.err = fmt.Errorf("%s: %w", w.path, err)
 	if w.f != nil {
+		if w.at != nil {
+			w.at.unmap()
+		}
 		w.f.Abort()
 		w.f = nil
 	}
