@@ -3,6 +3,8 @@ package dataset
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -124,6 +126,9 @@ func FuzzParseIndex(f *testing.F) {
 	b, _ = x.Marshal()
 	f.Add(b)
 	f.Add([]byte(`{"format":"ntc-dataset","version":1}`))
+	if b, err := os.ReadFile(filepath.Join(goldenDir, IndexName)); err == nil {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		x, err := ParseIndex(b)
 		if err != nil {

@@ -97,13 +97,21 @@ func writeGoldenCodec(t *testing.T, spec codec.Spec, ntcbPath, npyPath string) {
 	if _, err := EncodeFile(context.Background(), ntcbPath, m, opts); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := decodeGolden(t, ntcbPath)
-	w, err := tensorio.Create(npyPath, tensorio.Float32, m.N, m.Tokens, m.Dim)
+	writeDecoded(t, ntcbPath, npyPath)
+}
+
+// writeDecoded writes what the golden file at ntcbPath decodes to as
+// float32 to npyPath.
+func writeDecoded(t *testing.T, ntcbPath, npyPath string) {
+	t.Helper()
+	got, r := decodeGolden(t, ntcbPath)
+	l := r.Layout()
+	w, err := tensorio.Create(npyPath, tensorio.Float32, r.Len(), l.Tokens, l.Dim)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := m.Tokens * m.Dim
-	for i := range m.N {
+	n := l.Values()
+	for i := range r.Len() {
 		if err := w.WriteSample(got[i*n : (i+1)*n]); err != nil {
 			t.Fatal(err)
 		}
