@@ -11,6 +11,7 @@ needed. ::
     r.get("shards/000#7")  # by key
     r.read([0, 5, 9])      # float32 [3, tokens, dim]
     r.meta                 # metadata: codec, layout, shape, user pairs
+    ds = ntcb.open("data/")  # a dataset of shards (also its index.json, an http(s) or fsspec URL)
 
 Every checksum is verified before data is decoded, and damaged or hostile
 files raise ntcb.NtcbError subclasses that name the file.
@@ -31,6 +32,9 @@ from .errors import (
     UnknownCodecError,
     UnsupportedVersion,
 )
+from ._models import ModelNotFound
+from ._remote import RemoteError
+from .dataset import Dataset, MismatchError
 from .reader import Reader, open
 
 __version__ = "0.1.0"
@@ -38,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "open",
     "Reader",
+    "Dataset",
     "Layout",
     "codec_names",
     "MAGIC",
@@ -51,4 +56,7 @@ __all__ = [
     "UnknownCodecError",
     "ExternalModel",
     "NotFound",
+    "ModelNotFound",
+    "MismatchError",
+    "RemoteError",
 ]

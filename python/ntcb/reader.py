@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import numbers
 import os
 import threading
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import _native
+from . import _models as _modelref
+from . import _native, _remote
+from ._api import SampleAPI
 from . import codecs as _codecs
 from .container import MAX_KEY_LEN, Container, _Bytes, _File
 from .errors import CorruptError, NotFound, NtcbError
@@ -36,10 +37,13 @@ def _parse_metadata(raw: bytes, want_format: str) -> tuple[dict, _codecs.Layout]
         raise CorruptError("metadata: bad or too many user fields")
     if meta.get("codec") not in _codecs.NAMES:
         raise CorruptError(f"metadata: unknown codec {meta.get('codec')!r} (this reader knows {_codecs.names()})")
+    mf = meta.get("model_file", "")
+    if not isinstance(mf, str) or mf and (len(mf) > 255 or "/" in mf or "\\" in mf or mf[0] == "."):
+        raise CorruptError(f"metadata: model file {mf!r} is not a plain file name")
     return meta, layout
 
 
-class Reader:
+class Reader(SampleAPI):
     """Random access to the samples of one .ntcb file.
 
     ``len(r)`` samples; ``r[i]`` is sample i as a float32 array [tokens, dim]
@@ -59,15 +63,25 @@ class Reader:
     it reopens the file in the child when unpickled.
     """
 
-    def __init__(self, path: str | os.PathLike, *, dtype=np.float32, model: str | os.PathLike | None = None,
-                 decoder: str | None = None, _container: Container | None = None):
+    def __init__(self, path: str | os.PathLike, *, dtype=np.float32, model=None, decoder: str | None = None,
+                 _container: Container | None = None, _models: "_modelref.Models | None" = None, _locators=()):
         self.path = os.fspath(path) if path is not None else None
         self.dtype = np.dtype(dtype)
-        self.model_path = os.fspath(model) if model is not None else None
+        self.model_path = model
         if decoder is not None and decoder not in _native.MODES:
             raise ValueError(f"decoder {decoder!r}: want one of {', '.join(_native.MODES)}")
         self._decoder_choice = decoder
-        self._c = _container if _container is not None else Container(self.path)
+        if _models is None:
+            files = [] if model is None else ([model] if isinstance(model, (str, os.PathLike)) else list(model))
+            _models = _modelref.Models(files)
+        self._models = _models
+        self._locators = list(_locators) + _modelref.file_locators(self.path)
+        if _container is not None:
+            self._c = _container
+        elif _remote.is_url(self.path):
+            self._c = Container(_src=_remote.open_source(self.path))
+        else:
+            self._c = Container(self.path)
         try:
             self._init()
         except NtcbError as e:
@@ -153,6 +167,10 @@ class Reader:
         src = self._c._src
         if not isinstance(src, (_File, _Bytes)):
             return False
+        if any(m.external for m in self._c.models):
+            # The native library opens the file alone; a model held by
+            # reference is found and checked here, and decoded in Python.
+            return False
         if self.model_path is not None:
             held = {m.codec for m in self._c.models if not m.external}
             if any(ch.codec not in held for ch in self._c.chunks):
@@ -177,11 +195,6 @@ class Reader:
     def codec(self) -> str:
         """The codec's name."""
         return self.meta["codec"]
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(samples, tokens, dim)."""
-        return (len(self), self.layout.tokens, self.layout.dim)
 
     @property
     def version(self) -> int:
@@ -216,9 +229,17 @@ class Reader:
         c = self._codecs.get(cid)
         if c is None:
             cls = _codecs.codec_class(cid)
-            model = self._c.read_model(cid)
+            ext = next((m for m in self._c.models if m.codec == cid and m.external), None)
+            if ext is not None:
+                try:
+                    model, _ = self._models.find(cid, ext.sha256, ext.length, self.meta.get("model_file", ""), self._locators)
+                except NtcbError as e:
+                    raise e.with_path(self.path) from None
+            else:
+                model = self._c.read_model(cid)
             if model is None and self.model_path is not None:
-                model = _read_model_file(self.model_path, cid)
+                files = [self.model_path] if isinstance(self.model_path, (str, os.PathLike)) else self.model_path
+                model = next((b for b in (_read_model_file(os.fspath(f), cid) for f in files) if b is not None), None)
             try:
                 c = cls(self.layout, model)
             except NtcbError as e:
@@ -264,17 +285,6 @@ class Reader:
                 self._cached = ci
             return self._cache
 
-    def _index(self, i) -> int:
-        n = len(self._c.samples)
-        if not isinstance(i, numbers.Integral) or isinstance(i, bool):
-            raise TypeError(f"sample index must be an integer, not {type(i).__name__}")
-        i = int(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"sample index out of range [0, {n})")
-        return i
-
     def read_sample(self, i: int) -> np.ndarray:
         """Sample i as an array [tokens, dim] of the reader's dtype (a copy).
 
@@ -289,17 +299,6 @@ class Reader:
         if self._c.chunks[s.chunk].split:
             return self._decode_range(s.chunk, s.pos, 1)[0].astype(self.dtype, copy=False)
         return self._chunk_cached(s.chunk)[s.pos].astype(self.dtype, copy=True)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return self.read(range(*i.indices(len(self))))
-        if isinstance(i, str):
-            return self.get(i)
-        return self.read_sample(i)
-
-    def get(self, key: str) -> np.ndarray:
-        """The sample with the key, [tokens, dim]."""
-        return self.read_sample(self.index(key))
 
     def read(self, indices: Iterable) -> np.ndarray:
         """Samples by index (ints) or key (strs), in the given order, as
@@ -326,15 +325,6 @@ class Reader:
                     if first <= p < first + n:
                         out[j] = vals[p - first]
         return out
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for i in range(len(self)):
-            yield self.read_sample(i)
-
-    def items(self) -> Iterator[tuple[str, np.ndarray]]:
-        """(key, sample) pairs in storage order."""
-        for i, s in enumerate(self._c.samples):
-            yield s.key, self.read_sample(i)
 
     def verify(self) -> None:
         """Checks every checksum and decodes every chunk; raises on the first problem."""
@@ -415,12 +405,6 @@ class Reader:
             h.close()
         self._c.close()
 
-    def __enter__(self) -> "Reader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"ntcb.Reader({self.path!r}, {len(self)} samples of {self.layout.tokens}x{self.layout.dim}, codec {self.codec})"
 
@@ -451,15 +435,31 @@ def _read_model_file(path: str, cid: int) -> bytes | None:
         c.close()
 
 
-def open(path: str | os.PathLike, *, dtype=np.float32, model: str | os.PathLike | None = None,  # noqa: A001
-         decoder: str | None = None) -> Reader:
-    """Opens the .ntcb file at path for reading. See Reader.
+def open(path, *, dtype=np.float32, model=None, decoder: str | None = None):  # noqa: A001
+    """Opens a .ntcb file or a dataset for reading: a path, an http(s) URL
+    (read with Range requests), or any fsspec URL (s3://, gs://, ...) when
+    fsspec and its backend are installed.
+
+    A dataset (a directory with an index.json, the index.json itself, or a
+    URL that does not end in .ntcb or .ntcm) gives an ntcb.Dataset, one
+    reader over all its shards with the same API; a file gives an
+    ntcb.Reader.
 
     dtype is the dtype of the arrays returned (float32 by default: what the
-    decoder produces; float16 is produced directly too). model names a
-    .ntcm model file, used only for a codec whose model the file does not
-    hold itself (files written by this version of ntc always hold theirs;
-    such files are decoded in Python). decoder is "native", "python" or
+    decoder produces; float16 is produced directly too). model names a .ntcm
+    model file (or a list of them) for a file that holds its model by
+    reference (or not at all); by default the model is looked for next to
+    the file and in its dataset, by hash. decoder is "native", "python" or
     "auto" (native when built); None follows $NTCB_DECODER (default auto).
     """
-    return Reader(path, dtype=dtype, model=model, decoder=decoder)
+    from .dataset import Dataset
+
+    loc = os.fspath(path) if not isinstance(path, str) else path
+    low = loc.lower().rstrip("/")
+    if _remote.is_url(loc):
+        is_file = low.endswith((".ntcb", ".ntcm"))
+    else:
+        is_file = not os.path.isdir(loc) and not low.endswith(".json")
+    if is_file:
+        return Reader(loc, dtype=dtype, model=model, decoder=decoder)
+    return Dataset(loc, dtype=dtype, model=model, decoder=decoder)

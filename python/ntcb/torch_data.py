@@ -1,8 +1,9 @@
 """PyTorch data loading from .ntcb files (imports torch; ``import ntcb`` does not).
 
     from ntcb.torch_data import NtcbDataset, ChunkShuffleSampler
-    ds = NtcbDataset(["enc/shard-00000.ntcb", "enc/shard-00001.ntcb"])
-    # or: NtcbDataset.from_manifest("enc/manifest.jsonl")
+    ds = NtcbDataset("data/")      # a dataset: its directory, index.json, or URL
+    # or: NtcbDataset(ntcb.open("http://host/data")), a list of .ntcb files,
+    # or NtcbDataset.from_manifest("enc/manifest.jsonl")
     loader = torch.utils.data.DataLoader(ds, batch_size=32, num_workers=4,
                                          sampler=ChunkShuffleSampler(ds, seed=0))
     for batch in loader:
@@ -16,7 +17,9 @@ image path). Readers are opened lazily in each worker process.
 Decoding works a chunk at a time and each reader keeps its last decoded
 chunk, so reading the samples of a chunk together is much cheaper than
 jumping between chunks: ChunkShuffleSampler shuffles the order of the chunks
-and the samples within each chunk, rather than all samples at once.
+and the samples within each chunk, rather than all samples at once. For a
+dataset of shards its units are the shards (a shard is opened, and over
+HTTP its footer and index fetched, once per visit).
 """
 
 from __future__ import annotations
@@ -30,17 +33,35 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .dataset import Dataset
 from .reader import Reader
+from .reader import open as _open
 
 
 class NtcbDataset(torch.utils.data.Dataset):
-    """The samples of one or more .ntcb files, in file order."""
+    """The samples of one or more .ntcb files, in file order, or of a
+    dataset of shards (an ntcb.Dataset, or its location: a directory, its
+    index.json, an http(s) or fsspec URL)."""
 
-    def __init__(self, paths: Sequence[str] | str, images: Sequence[str] | None = None, dtype=np.float32):
-        self.paths = [paths] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+    def __init__(self, paths, images: Sequence[str] | None = None, dtype=np.float32, model=None):
         self.dtype = np.dtype(dtype)
         self.images = list(images) if images is not None else None
         self._readers: dict[int, Reader] = {}
+        self.dataset = None
+        if isinstance(paths, (str, os.PathLike)):
+            opened = _open(paths, dtype=self.dtype, model=model)
+            if isinstance(opened, Dataset):
+                paths = opened
+            else:
+                opened.close()
+        if isinstance(paths, Dataset):
+            self.dataset, self.paths = paths, [paths.location]
+            self._starts = [0, len(paths)]
+            self._chunks = []
+            if self.images is not None and len(self.images) != len(self):
+                raise ValueError(f"{len(self.images)} image names for {len(self)} samples")
+            return
+        self.paths = [paths] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
         self._starts = [0]
         self._chunks = []  # per file: the first sample of each chunk
         for p in self.paths:
@@ -89,6 +110,12 @@ class NtcbDataset(torch.utils.data.Dataset):
         return r
 
     def __getitem__(self, i: int) -> dict:
+        if self.dataset is not None:
+            i = int(i)
+            item = {"tokens": torch.from_numpy(self.dataset.read_sample(i)), "key": self.dataset.key(i), "index": i}
+            if self.images is not None:
+                item["image"] = self.images[i]
+            return item
         fi, j = self._locate(int(i))
         r = self._reader(fi)
         item = {"tokens": torch.from_numpy(r.read_sample(j)), "key": r.key(j), "index": int(i)}
@@ -97,7 +124,10 @@ class NtcbDataset(torch.utils.data.Dataset):
         return item
 
     def chunks(self) -> list[range]:
-        """The dataset indices of every chunk, in file order."""
+        """The dataset indices of every chunk, in file order (of every shard,
+        for a dataset of shards)."""
+        if self.dataset is not None:
+            return [self.dataset.shard_range(s) for s in range(self.dataset.num_shards)]
         out = []
         for fi, firsts in enumerate(self._chunks):
             s0, s1 = self._starts[fi], self._starts[fi + 1]
