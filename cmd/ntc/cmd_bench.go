@@ -255,7 +255,7 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 		inputs, opts.Note = []string{path}, embeddedNote
 		opts.Files = []string{sample.Bench.Name}
 	}
-	files, err := openInputs(inputs, "")
+	files, err := g.openInputs(inputs, "")
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ type decodeOptions struct {
 	gpu      int
 	force    bool
 	json     bool
+	format   string
 }
 
 // cudaBatchBytes bounds the decoded output that decode --device cuda holds
@@ -43,13 +44,16 @@ const cudaBatchBytes = 1 << 30
 func newDecodeCmd(g *globals, runF func(context.Context, *decodeOptions, []string) error) *cobra.Command {
 	o := &decodeOptions{}
 	cmd := &cobra.Command{
-		Use:   "decode IN -o OUT.npy|OUT.safetensors",
+		Use:   "decode IN|- -o OUT.npy|OUT.safetensors|-",
 		Short: "Decode a .ntcb file or a dataset back to a token tensor",
 		Long: `Decode writes the samples of a .ntcb file or a dataset as one [N, T, D] tensor, in .npy or
 .safetensors format (by the output's extension), in the input's dtype unless
 --dtype says otherwise. Select samples by index (--samples) or key (--keys);
 by default all are written, in file order. The output appears only when
-complete; an existing file is not replaced without --force.
+complete; an existing file is not replaced without --force. "-" as the
+input reads a .ntcb file from standard input; -o - writes the tensor to
+standard output (--format npy or safetensors), and the summary to
+standard error.
 
 With --device cuda the chunks are decoded on a GPU (--gpu picks which), in
 batches of at most 1 GiB of output, copied back and written as the CPU
@@ -66,11 +70,23 @@ any other dtype as float32 and converted on the host.
 			"ntc decode train.ntcb -o train.npy --device cuda --gpu 1",
 			"ntc decode data/ -o first.npy --samples 0-99",
 			"ntc decode https://example.org/data/ -o one.npy --key shard-00007#3",
+			"ntc decode train.ntcb -o - --samples 0-9 | python3 -c 'import numpy, sys; print(numpy.load(sys.stdin.buffer).shape)'",
 		),
 		Args: exactArgs(1),
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
+		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if o.output == "" {
 				return usagef("--output (-o) is required")
+			}
+			switch {
+			case o.output != "-" && o.format != "":
+				return usagef("--format goes with -o - (a file's format is its extension)")
+			case o.format == "":
+				o.format = "npy"
+			case o.format != "npy" && o.format != "safetensors":
+				return usagef("--format %q: want npy or safetensors", o.format)
+			}
+			if o.keysFile == "-" && len(args) > 0 && args[0] == "-" {
+				return usagef("the .ntcb file and --keys-file cannot both come from standard input")
 			}
 			if o.workers < 0 {
 				return usagef("--workers must be >= 0")
@@ -113,6 +129,7 @@ any other dtype as float32 and converted on the host.
 	f.IntVar(&o.gpu, "gpu", 0, "with --device cuda: the GPU's ordinal")
 	addForceFlag(f, &o.force)
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	f.StringVar(&o.format, "format", "", "with -o -: npy (default) or safetensors")
 	o.readFlags.addFlags(f)
 	_ = cmd.RegisterFlagCompletionFunc("device", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{bench.DeviceCPU, bench.DeviceCUDA}, cobra.ShellCompDirectiveNoFileComp
@@ -217,14 +234,16 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 		defer d.Close()
 		dev = d
 	}
-	if err := g.checkOutput(o.output, []string{in}, o.force, ""); err != nil {
+	outName, out, info, err := g.outputTo(o.output, []string{in}, o.force, "")
+	if err != nil {
 		return err
 	}
-	r, err := openInput(ctx, in, &o.readFlags)
+	r, err := openInput(ctx, g, in, &o.readFlags)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	in = r.loc
 	idx, err := o.selectSamples(r, g.stdin)
 	if err != nil {
 		return err
@@ -238,7 +257,12 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 		return fmt.Errorf("%s: metadata dtype: %w", in, err)
 	}
 	l := r.Layout()
-	w, err := tensorio.Create(o.output, dt, len(idx), l.Tokens, l.Dim, tensorio.WithReplace(o.force))
+	var w tensorio.Writer
+	if out != nil {
+		w, err = tensorio.NewWriter(out, o.format, dt, len(idx), l.Tokens, l.Dim)
+	} else {
+		w, err = tensorio.Create(o.output, dt, len(idx), l.Tokens, l.Dim, tensorio.WithReplace(o.force))
+	}
 	if err != nil {
 		return err
 	}
@@ -260,21 +284,26 @@ func runDecode(ctx context.Context, g *globals, o *decodeOptions, in string) err
 	if err := w.Close(); err != nil {
 		return err
 	}
+	if out != nil {
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("%s: %w", stdoutName, err)
+		}
+	}
 	if o.json {
 		device := o.device
 		if dev != nil {
 			device = dev.Name()
 		}
-		return writeJSON(g, struct {
+		return writeJSON(info, struct {
 			Output  string `json:"output"`
 			Samples int    `json:"samples"`
 			Tokens  int    `json:"tokens"`
 			Dim     int    `json:"dim"`
 			DType   string `json:"dtype"`
 			Device  string `json:"device"`
-		}{o.output, len(idx), l.Tokens, l.Dim, dt.String(), device})
+		}{outName, len(idx), l.Tokens, l.Dim, dt.String(), device})
 	}
-	g.summary("%s: %d samples of %dx%d %s%s", o.output, len(idx), l.Tokens, l.Dim, dt, where)
+	info.summary("%s: %d samples of %dx%d %s%s", outName, len(idx), l.Tokens, l.Dim, dt, where)
 	return nil
 }
 

@@ -1,19 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ntc-project/ntc/internal/fsutil"
 	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/container"
 	"github.com/ntc-project/ntc/pkg/dataset"
 	"github.com/ntc-project/ntc/pkg/metrics"
 	"github.com/ntc-project/ntc/pkg/ntcb"
@@ -52,7 +56,11 @@ plus "#i" for the i-th sample of a batch file ('ntc encode /data/a.npy
 /data/b.npy' gives a#0, ..., b#0, ...). Inputs that would give the same
 key are an error.
 
-Select an array inside an .npz or .safetensors file with FILE:NAME.
+Select an array inside an .npz or .safetensors file with FILE:NAME. A
+directory stands for the token files in it and its subdirectories, in
+sorted order, keyed relative to it. "-" reads one tensor from standard
+input; -o - writes the .ntcb stream to standard output (on an error it
+stays incomplete: readers refuse it) and the summary to standard error.
 T = prefix + H*W: the layout is inferred (one CLS token when T-1 is a perfect
 square) or set with --prefix-tokens or --grid.
 
@@ -82,6 +90,8 @@ a dataset, its ratio over every file and over the shards alone.`,
 			"ntc encode tokens.npy -o tokens.ntcb",
 			"ntc encode 'shards/*.npy' -o train.ntcb --codec fp16 --meta model=clip-vit-l-14-336 --meta layer=-2",
 			"ntc encode batch.safetensors:hidden -o batch.ntcb --grid 24x24",
+			"ntc encode tokens/ -o tokens.ntcb",
+			"python3 dump.py | ntc encode - -o - > x.ntcb",
 			"ntc encode 'shards/*.npy' -o data/ --shard-samples 64 --model clip-l.ntcm",
 			"ntc encode 'more/*.npy' -o data/ --append",
 		),
@@ -249,22 +259,74 @@ func (o *encodeOptions) ntcbOptions() ntcb.Options {
 	}
 }
 
-// openInputs expands globs and scans the inputs; sample keys are relative
-// to keyRoot, or to the inputs' common directory when it is empty.
-func openInputs(args []string, keyRoot string) (*ntcb.Files, error) {
+// openInputs expands globs and directories and scans the inputs; sample
+// keys are relative to keyRoot, or to the inputs' common directory when it
+// is empty. A lone "-" reads one tensor (.npy, .npz or .safetensors) from
+// standard input, through a temporary file; its samples' keys are
+// stdin#i.
+func (g *globals) openInputs(args []string, keyRoot string) (*ntcb.Files, error) {
+	if slices.Contains(args, "-") {
+		if len(args) != 1 || keyRoot != "" {
+			return nil, usagef("'-' (standard input) must be the only input, without --key-root")
+		}
+		f, size, done, err := fsutil.Spool(g.stdin)
+		if err != nil {
+			return nil, err
+		}
+		src, err := tensorio.OpenReader("<stdin>", f, size, closerFunc(done))
+		if err != nil {
+			done()
+			return nil, err
+		}
+		return ntcb.NewFilesFrom(src, "stdin")
+	}
 	specs, err := tensorio.Expand(args)
 	if err != nil {
 		return nil, err
 	}
+	if keyRoot == "" {
+		keyRoot = dirKeyRoot(args, specs)
+	}
 	return ntcb.OpenFilesWith(specs, ntcb.FilesOptions{KeyRoot: keyRoot})
 }
+
+// dirKeyRoot returns the key root when some arguments are directories:
+// the deepest directory that holds those directories and the other
+// inputs, so that 'ntc encode tokens/' keys its files relative to tokens/.
+// It returns "" (the inputs' common directory) when no argument is one.
+func dirKeyRoot(args, specs []string) string {
+	var paths []string
+	for _, a := range args {
+		if fi, err := os.Stat(a); err == nil && fi.IsDir() {
+			// A name inside the directory stands for it: CommonDir
+			// takes the directory that holds each path.
+			if abs, err := filepath.Abs(a); err == nil {
+				paths = append(paths, filepath.Join(abs, "x"))
+			}
+		}
+	}
+	if len(paths) == 0 {
+		return ""
+	}
+	for _, s := range specs {
+		if abs, err := filepath.Abs(tensorio.SpecPath(s)); err == nil {
+			paths = append(paths, abs)
+		}
+	}
+	return fsutil.CommonDir(paths)
+}
+
+// closerFunc is an io.Closer that calls the function.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string) error {
 	limitMemory()
 	if o.dataset() && o.embedModel {
 		return usagef("--embed-model: the shards of a dataset hold its one model by reference")
 	}
-	src, err := openInputs(args, o.keyRoot)
+	src, err := g.openInputs(args, o.keyRoot)
 	if err != nil {
 		return err
 	}
@@ -278,8 +340,12 @@ func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string)
 		if fi, err := os.Stat(o.output); err == nil && !fi.IsDir() {
 			return fmt.Errorf("%s: a file, not a dataset directory", o.output)
 		}
-	} else if err := g.checkOutput(o.output, inputs, o.force, "an .ntcb file", ".ntcb"); err != nil {
-		return err
+	}
+	name, out, info := o.output, (*bufio.Writer)(nil), g
+	if !isDataset {
+		if name, out, info, err = g.outputTo(o.output, inputs, o.force, "an .ntcb file", ".ntcb"); err != nil {
+			return err
+		}
 	}
 	opts := o.ntcbOptions()
 	if o.model != "" {
@@ -298,16 +364,36 @@ func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string)
 	}
 	bar := g.newProgress(src.Len(), "encode")
 	opts.Progress = bar
-	res, err := ntcb.EncodeFile(ctx, o.output, src, opts)
+	var res *ntcb.Result
+	if out != nil {
+		res, err = encodeStream(ctx, out, src, opts)
+	} else {
+		res, err = ntcb.EncodeFile(ctx, o.output, src, opts)
+	}
 	bar.Done()
 	if err != nil {
 		return err
 	}
 	if o.json {
-		return writeJSON(g, res)
+		return writeJSON(info, res)
 	}
-	g.summary("%s", formatResult(o.output, res))
+	info.summary("%s", formatResult(name, res))
 	return nil
+}
+
+// encodeStream encodes src as a .ntcb stream to out and flushes it. A
+// stream cannot be taken back: on an error, what was written stays, and a
+// reader finds it incomplete (it has no footer).
+func encodeStream(ctx context.Context, out *bufio.Writer, src ntcb.Source, opts ntcb.Options) (*ntcb.Result, error) {
+	w, err := container.NewWriter(out)
+	if err != nil {
+		return nil, err
+	}
+	res, err := ntcb.Encode(ctx, w, src, opts)
+	if ferr := out.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("%s: %w", stdoutName, ferr)
+	}
+	return res, err
 }
 
 // runEncodeDataset writes (or appends to) the dataset directory o.output.

@@ -53,12 +53,13 @@ number of files). Rate control takes out each file's framing, for files of
 
 func runFit(ctx context.Context, g *globals, o *encodeOptions, args []string) error {
 	limitMemory()
-	src, err := openInputs(args, "")
+	src, err := g.openInputs(args, "")
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	if err := g.checkOutput(o.output, src.Specs(), o.force, "a model file", ".ntcm"); err != nil {
+	name, out, info, err := g.outputTo(o.output, src.Specs(), o.force, "a model file", ".ntcm")
+	if err != nil {
 		return err
 	}
 	opts := o.ntcbOptions()
@@ -67,19 +68,27 @@ func runFit(ctx context.Context, g *globals, o *encodeOptions, args []string) er
 	if err != nil {
 		return err
 	}
-	write := ntcb.WriteNewModelFile
-	if o.force {
-		write = ntcb.WriteModelFile
+	tool := "ntc " + toolVersion()
+	switch {
+	case out != nil:
+		err = ntcb.WriteModelTo(out, m, tool)
+		if ferr := out.Flush(); err == nil {
+			err = ferr
+		}
+	case o.force:
+		err = ntcb.WriteModelFile(o.output, m, tool)
+	default:
+		err = ntcb.WriteNewModelFile(o.output, m, tool)
 	}
-	if err := write(o.output, m, "ntc "+toolVersion()); err != nil {
+	if err != nil {
 		return err
 	}
 	if o.json {
-		return writeJSON(g, struct {
+		return writeJSON(info, struct {
 			Output string `json:"output"`
 			modelSummary
-		}{o.output, summarize(m)})
+		}{name, summarize(m)})
 	}
-	g.summary("%s: %s model for %d x %d tokens, %d bytes", o.output, m.Codec, m.Layout.Tokens, m.Layout.Dim, len(m.Blob))
+	info.summary("%s: %s model for %d x %d tokens, %d bytes", name, m.Codec, m.Layout.Tokens, m.Layout.Dim, len(m.Blob))
 	return nil
 }

@@ -26,7 +26,7 @@ type inspectOptions struct {
 func newInspectCmd(g *globals, runF func(context.Context, *inspectOptions, []string) error) *cobra.Command {
 	o := &inspectOptions{}
 	cmd := &cobra.Command{
-		Use:   "inspect IN|MODEL.ntcm",
+		Use:   "inspect IN|MODEL.ntcm|-",
 		Short: "Show a .ntcb file's, a dataset's or a model file's layout, codec, ratio and metadata",
 		Long: `Inspect prints what a .ntcb file holds: token layout, samples, chunks, codec
 and model size, ratio against float16 (float16 bytes of the tokens / bytes of
@@ -37,7 +37,8 @@ fit') it prints the codec, its parameters and the layout it was fitted on.
 For a dataset it reads index.json only, and prints the same for the whole
 dataset, with two ratios: over every file (the shards, the model once and
 the index) and over the shards alone; --chunks lists the shards. With
---json, "kind" says which ("data", "model" or "dataset").
+--json, "kind" says which ("data", "model" or "dataset"). "-" reads a
+.ntcb or .ntcm file from standard input.
 
 ` + inputHelp,
 		Example: examples(
@@ -63,9 +64,20 @@ the index) and over the shards alone; --chunks lists the shards. With
 }
 
 func runInspect(ctx context.Context, g *globals, o *inspectOptions, in string) error {
-	src, err := openInput(ctx, in, &o.readFlags)
+	if in == "-" {
+		return inspectStdin(g, o)
+	}
+	src, err := openInput(ctx, g, in, &o.readFlags)
 	if errors.Is(err, ntcb.ErrKind) {
-		return inspectModel(g, o, in)
+		m, err := ntcb.ReadModelFile(in)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Stat(in)
+		if err != nil {
+			return err
+		}
+		return inspectModel(g, o, in, m, fi.Size())
 	}
 	if err != nil {
 		return err
@@ -74,7 +86,32 @@ func runInspect(ctx context.Context, g *globals, o *inspectOptions, in string) e
 	if src.ds != nil {
 		return inspectDataset(g, o, src.ds)
 	}
-	r := src.file
+	return inspectData(g, o, in, src.file)
+}
+
+// inspectStdin inspects a .ntcb or .ntcm file read from standard input.
+func inspectStdin(g *globals, o *inspectOptions) error {
+	f, size, done, err := g.spoolStdin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := ntcb.NewReader(f, size, stdinReadOptions(o.readFlags.options())...)
+	if errors.Is(err, ntcb.ErrKind) {
+		m, err := ntcb.ReadModel(f, size)
+		if err != nil {
+			return fmt.Errorf("%s: %w", stdinName, err)
+		}
+		return inspectModel(g, o, stdinName, m, size)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", stdinName, err)
+	}
+	return inspectData(g, o, stdinName, r)
+}
+
+// inspectData describes a data file (.ntcb).
+func inspectData(g *globals, o *inspectOptions, in string, r *ntcb.Reader) error {
 	info := r.Info()
 	if o.json {
 		out := struct {
@@ -122,25 +159,17 @@ func summarize(m *ntcb.Model) modelSummary {
 }
 
 // inspectModel describes a model file (.ntcm, from 'ntc fit').
-func inspectModel(g *globals, o *inspectOptions, in string) error {
-	m, err := ntcb.ReadModelFile(in)
-	if err != nil {
-		return err
-	}
-	fi, err := os.Stat(in)
-	if err != nil {
-		return err
-	}
+func inspectModel(g *globals, o *inspectOptions, in string, m *ntcb.Model, size int64) error {
 	if o.json {
 		return writeJSON(g, struct {
 			Kind      string `json:"kind"`
 			FileBytes int64  `json:"file_bytes"`
 			modelSummary
-		}{"model", fi.Size(), summarize(m)})
+		}{"model", size, summarize(m)})
 	}
 	l := m.Layout
 	tw := tabwriter.NewWriter(g.stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "file\t%s (model file, %d bytes)\n", in, fi.Size())
+	fmt.Fprintf(tw, "file\t%s (model file, %d bytes)\n", in, size)
 	fmt.Fprintf(tw, "codec\t%s, model %d bytes\n", m.Codec, len(m.Blob))
 	if len(m.Params) > 0 {
 		fmt.Fprintf(tw, "codec params\t%s\n", sortedPairs(m.Params))

@@ -85,7 +85,7 @@ func runVerify(ctx context.Context, g *globals, o *verifyOptions, args []string)
 			return err
 		}
 		if !o.json {
-			fmt.Fprintf(g.stderr, "%s: FAILED: %v\n", in, err)
+			fmt.Fprintf(g.stderr, "%s: FAILED: %v\n", res.File, err)
 		}
 		if first == nil {
 			first = err
@@ -125,6 +125,9 @@ func (r verifyResult) summary() string {
 func verifyInput(ctx context.Context, g *globals, rf *readFlags, in string) (verifyResult, error) {
 	res, err := verifyOne(ctx, g, rf, in)
 	res.File, res.OK = in, err == nil
+	if in == "-" {
+		res.File = stdinName
+	}
 	if err != nil {
 		res.Kind, res.Error, res.ExitCode = "", err.Error(), exitCode(ctx, err)
 	}
@@ -133,9 +136,12 @@ func verifyInput(ctx context.Context, g *globals, rf *readFlags, in string) (ver
 
 func verifyOne(ctx context.Context, g *globals, rf *readFlags, in string) (verifyResult, error) {
 	o := rf.options()
-	kind, _, _, err := dataset.Resolve(in, o.Remote)
-	if err != nil {
-		return verifyResult{}, err
+	kind := dataset.KindFile
+	if in != "-" {
+		var err error
+		if kind, _, _, err = dataset.Resolve(in, o.Remote); err != nil {
+			return verifyResult{}, err
+		}
 	}
 	if kind == dataset.KindDataset {
 		r, err := dataset.Open(ctx, in, o)
@@ -149,10 +155,17 @@ func verifyOne(ctx context.Context, g *globals, rf *readFlags, in string) (verif
 		return verifyResult{Kind: "dataset", Samples: rep.Samples, Shards: rep.Shards, Models: rep.Models, Bytes: rep.Bytes}, err
 	}
 	var bar *progress
-	rep, err := dataset.VerifyFile(ctx, in, func(total int) ntcb.Progress {
+	progress := func(total int) ntcb.Progress {
 		bar = g.newProgress(total, "verify")
 		return bar
-	}, o)
+	}
+	var rep ntcb.VerifyReport
+	var err error
+	if in == "-" {
+		rep, err = verifyStdin(ctx, g, o, progress)
+	} else {
+		rep, err = dataset.VerifyFile(ctx, in, progress, o)
+	}
 	if bar != nil {
 		bar.Done()
 	}
@@ -161,4 +174,18 @@ func verifyOne(ctx context.Context, g *globals, rf *readFlags, in string) (verif
 		res.Kind = "model"
 	}
 	return res, err
+}
+
+// verifyStdin verifies a .ntcb or .ntcm file read from standard input.
+func verifyStdin(ctx context.Context, g *globals, o *dataset.Options, progress func(int) ntcb.Progress) (ntcb.VerifyReport, error) {
+	f, size, done, err := g.spoolStdin()
+	if err != nil {
+		return ntcb.VerifyReport{}, err
+	}
+	defer done()
+	rep, err := ntcb.Verify(ctx, f, size, progress, stdinReadOptions(o)...)
+	if err != nil {
+		return rep, fmt.Errorf("%s: %w", stdinName, err)
+	}
+	return rep, nil
 }

@@ -43,24 +43,43 @@ func (r *readFlags) options() *dataset.Options {
 
 // input is a .ntcb file or a dataset open for reading.
 type input struct {
-	loc  string
-	file *dataset.FileReader // a single file, or nil
-	ds   *dataset.Reader     // a dataset, or nil
+	loc       string
+	file      *ntcb.Reader // a single file, or nil
+	closeFile func() error
+	ds        *dataset.Reader // a dataset, or nil
 }
 
 // openInput opens loc: a .ntcb file, a dataset directory or index.json, or
-// an http(s) URL of either.
-func openInput(ctx context.Context, loc string, rf *readFlags) (*input, error) {
+// an http(s) URL of either; "-" reads a .ntcb file from standard input
+// (through a temporary file), finding a model it holds by reference in
+// the --model files or the current directory.
+func openInput(ctx context.Context, g *globals, loc string, rf *readFlags) (*input, error) {
 	o := rf.options()
+	in := &input{loc: loc}
+	if loc == "-" {
+		f, size, done, err := g.spoolStdin()
+		if err != nil {
+			return nil, err
+		}
+		in.loc = stdinName
+		if in.file, err = ntcb.NewReader(f, size, stdinReadOptions(o)...); err != nil {
+			done()
+			return nil, fmt.Errorf("%s: %w", stdinName, err)
+		}
+		in.closeFile = done
+		return in, nil
+	}
 	kind, _, _, err := dataset.Resolve(loc, o.Remote)
 	if err != nil {
 		return nil, err
 	}
-	in := &input{loc: loc}
 	if kind == dataset.KindDataset {
 		in.ds, err = dataset.Open(ctx, loc, o)
 	} else {
-		in.file, err = dataset.OpenFile(ctx, loc, o)
+		var fr *dataset.FileReader
+		if fr, err = dataset.OpenFile(ctx, loc, o); err == nil {
+			in.file, in.closeFile = fr.Reader, fr.Close
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -68,11 +87,16 @@ func openInput(ctx context.Context, loc string, rf *readFlags) (*input, error) {
 	return in, nil
 }
 
+// stdinReadOptions are the read options of a file from standard input.
+func stdinReadOptions(o *dataset.Options) []ntcb.ReadOption {
+	return []ntcb.ReadOption{ntcb.WithModels(o.Models), ntcb.WithName(stdinName), ntcb.WithLocator(ntcb.DirLocator("."))}
+}
+
 func (in *input) Close() error {
 	if in.ds != nil {
 		return in.ds.Close()
 	}
-	return in.file.Close()
+	return in.closeFile()
 }
 
 // Len returns the number of samples.
@@ -120,7 +144,7 @@ func (in *input) export(ctx context.Context, idx []int, w tensorio.Writer, p ntc
 // with each shard and the run of indices in it, in order.
 func (in *input) eachRun(idx []int, f func(r *ntcb.Reader, samples []int) error) error {
 	if in.ds == nil {
-		return f(in.file.Reader, idx)
+		return f(in.file, idx)
 	}
 	runs, err := in.ds.Runs(idx)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,6 +40,19 @@ func (g *globals) checkOutput(out string, inputs []string, force bool, what stri
 		}
 	}
 	return nil
+}
+
+// outputTo prepares a command's output out: "-" is standard output
+// (dataOut: the stream, and globals that report on standard error),
+// anything else a file checked with checkOutput. It returns the name to
+// report the output by, the stream (nil for a file) and the globals to
+// report with.
+func (g *globals) outputTo(out string, inputs []string, force bool, what string, exts ...string) (string, *bufio.Writer, *globals, error) {
+	if out == "-" {
+		stream, info, err := g.dataOut()
+		return stdoutName, stream, info, err
+	}
+	return out, nil, g, g.checkOutput(out, inputs, force, what, exts...)
 }
 
 // warn prints a warning on stderr, even with --quiet.

@@ -61,3 +61,27 @@ func ExtensionWarning(path, what string, exts ...string) string {
 	}
 	return fmt.Sprintf("%s ends in %s, but it will be %s (usually %s)", path, ext, what, strings.Join(exts, " or "))
 }
+
+// CommonDir returns the deepest directory that holds every path (absolute,
+// clean paths): the directory of a file, the parent of directories.
+func CommonDir(abs []string) string {
+	dir := filepath.Dir(abs[0])
+	for _, p := range abs[1:] {
+		for !within(p, dir) {
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return dir
+}
+
+// within reports whether path p is inside directory dir.
+func within(p, dir string) bool {
+	if strings.HasSuffix(dir, string(os.PathSeparator)) {
+		return strings.HasPrefix(p, dir)
+	}
+	return strings.HasPrefix(p, dir+string(os.PathSeparator))
+}

@@ -2,11 +2,11 @@ package ntcb
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/ntc-project/ntc/internal/fsutil"
 	"github.com/ntc-project/ntc/pkg/tensorio"
 )
 
@@ -35,7 +35,7 @@ func inputKeys(specs []string, root string) ([]string, error) {
 		abs[i] = p
 	}
 	if root == "" {
-		root = commonDir(abs)
+		root = fsutil.CommonDir(abs)
 	} else {
 		r, err := filepath.Abs(root)
 		if err != nil {
@@ -79,28 +79,4 @@ func checkBatchKeys(f *Files) error {
 		}
 	}
 	return nil
-}
-
-// commonDir returns the deepest directory that holds every path (absolute,
-// clean paths).
-func commonDir(abs []string) string {
-	dir := filepath.Dir(abs[0])
-	for _, p := range abs[1:] {
-		for !within(p, dir) {
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return dir
-}
-
-// within reports whether path p is inside directory dir.
-func within(p, dir string) bool {
-	if strings.HasSuffix(dir, string(os.PathSeparator)) {
-		return strings.HasPrefix(p, dir)
-	}
-	return strings.HasPrefix(p, dir+string(os.PathSeparator))
 }

@@ -74,20 +74,14 @@ func WriteNewModelFile(path string, m *Model, tool string) error {
 }
 
 func writeModelFile(path string, m *Model, tool string, create func(string) (*container.FileWriter, error)) error {
-	spec, err := codec.Lookup(m.Codec)
-	if err != nil {
-		return err
-	}
 	f, err := create(path)
 	if err != nil {
 		return err
 	}
 	defer f.Abort()
-	meta := &Metadata{Format: ModelFormatName, Tool: tool, Codec: m.Codec, CodecParams: m.Params,
-		Layout: m.Layout, DType: m.DType, Shape: []int{0, m.Layout.Tokens, m.Layout.Dim}}
-	mb, err := meta.marshal()
+	id, mb, err := m.block(tool)
 	if err == nil {
-		err = f.WriteModel(spec.ID, m.Blob)
+		err = f.WriteModel(id, m.Blob)
 	}
 	if err == nil {
 		err = f.Commit(mb)
@@ -96,6 +90,35 @@ func writeModelFile(path string, m *Model, tool string, create func(string) (*co
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
+}
+
+// WriteModelTo writes m as a .ntcm stream to w (standard output, say), the
+// bytes WriteModelFile puts in a file.
+func WriteModelTo(w io.Writer, m *Model, tool string) error {
+	cw, err := container.NewWriter(w)
+	if err != nil {
+		return err
+	}
+	id, mb, err := m.block(tool)
+	if err == nil {
+		err = cw.WriteModel(id, m.Blob)
+	}
+	if err == nil {
+		err = cw.Close(mb)
+	}
+	return err
+}
+
+// block returns the codec id of m and the metadata of its model file.
+func (m *Model) block(tool string) (uint8, []byte, error) {
+	spec, err := codec.Lookup(m.Codec)
+	if err != nil {
+		return 0, nil, err
+	}
+	meta := &Metadata{Format: ModelFormatName, Tool: tool, Codec: m.Codec, CodecParams: m.Params,
+		Layout: m.Layout, DType: m.DType, Shape: []int{0, m.Layout.Tokens, m.Layout.Dim}}
+	mb, err := meta.marshal()
+	return spec.ID, mb, err
 }
 
 // ReadModelFile reads a .ntcm file written by WriteModelFile, checking its

@@ -129,6 +129,23 @@ func (f *Files) Key(i int) string {
 	return in.key + "#" + strconv.Itoa(j)
 }
 
+// NewFilesFrom returns a Files over one tensor already open (standard
+// input spooled to a temporary file, say), whose samples get the key base
+// key: key, or key#i in a batch. The Files owns src: its Close closes
+// src, after which it cannot be read again.
+func NewFilesFrom(src tensorio.Source, key string) (*Files, error) {
+	t, d := src.SampleShape()
+	f := &Files{
+		inputs: []fileInput{{spec: src.Name(), key: key, n: src.NumSamples(), batched: src.Batched()}},
+		total:  src.NumSamples(), tokens: t, dim: d, dtype: src.DType(), cur: src, curIdx: 0,
+	}
+	if f.total == 0 {
+		src.Close()
+		return nil, fmt.Errorf("%w: %s holds no samples", ErrInput, src.Name())
+	}
+	return f, nil
+}
+
 // Specs returns the input specs, in dataset order.
 func (f *Files) Specs() []string {
 	specs := make([]string, len(f.inputs))

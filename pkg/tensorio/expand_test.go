@@ -49,7 +49,7 @@ func TestExpand(t *testing.T) {
 	}{
 		{j("a.npy", "x*.npz"), "x*.npz: matches no file", ErrNotFound},
 		{j("missing.npy"), "missing.npy: matches no file", ErrNotFound},
-		{j("sub.npz"), "sub.npz: matches no file", ErrNotFound},
+		{j("sub.npz"), "sub.npz: a directory without", ErrNotFound},
 		{[]string{""}, "empty input name", ErrNotFound},
 		{j("[.npy"), "bad pattern", filepath.ErrBadPattern},
 	} {
@@ -57,6 +57,27 @@ func TestExpand(t *testing.T) {
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("Expand(%q) = %v, want %v saying %q", tc.args, err, tc.want, tc.msg)
 		}
+	}
+}
+
+// TestExpandDirectory checks that a directory stands for its token files
+// and those of its subdirectories, sorted, without hidden names.
+func TestExpandDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"d/b/2.npy", "d/1.npz", "d/a/3.safetensors", "d/.hidden.npy", "d/notes.txt", "d/.tmp/4.npy", "d/c/.x.npy.tmp-ntc-1"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, name, nil)
+	}
+	d := filepath.Join(dir, "d")
+	got, err := Expand([]string{d})
+	want := []string{filepath.Join(d, "1.npz"), filepath.Join(d, "a", "3.safetensors"), filepath.Join(d, "b", "2.npy")}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Expand(%s) = %q, %v; want %q", d, got, err, want)
+	}
+	if _, err := Expand([]string{filepath.Join(d, "c")}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a directory without token files: %v", err)
 	}
 }
 

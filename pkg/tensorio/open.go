@@ -1,7 +1,10 @@
 package tensorio
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -54,6 +57,36 @@ func Open(spec string) (Source, error) {
 	}
 	if err != nil {
 		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenReader opens the tensor held in r, size bytes long, whose format
+// (.npy, .npz with one array, or .safetensors with one tensor) it tells
+// from the magic bytes: for data that comes without a file name, such as
+// standard input copied to a temporary file. name is used in messages and
+// is the Source's Name. closer, if not nil, is closed by the Source's
+// Close.
+func OpenReader(name string, r io.ReaderAt, size int64, closer io.Closer) (Source, error) {
+	var head [8]byte
+	n := int(min(size, int64(len(head))))
+	if err := readFullAt(r, head[:n], 0); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var s *source
+	var err error
+	switch {
+	case bytes.HasPrefix(head[:n], []byte(npyMagic)):
+		s, err = openNPY(name, r, size, closer)
+	case bytes.HasPrefix(head[:n], []byte("PK")):
+		s, err = openNPZ(name, r, size, "", closer)
+	case n == 8 && binary.LittleEndian.Uint64(head[:]) < uint64(size):
+		s, err = openSafetensors(name, r, size, "", closer)
+	default:
+		return nil, fmt.Errorf("%s: starts with %q: not .npy, .npz or .safetensors data: %w", name, head[:n], ErrFormat)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return s, nil

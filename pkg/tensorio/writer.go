@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +16,8 @@ import (
 )
 
 // Writer writes [N, T, D] samples one at a time, streaming, to a temporary
-// file that Close moves into place. It is not safe for concurrent use.
+// file that Close moves into place (Create), or to a stream (NewWriter).
+// It is not safe for concurrent use.
 type Writer interface {
 	// WriteSample appends the next sample; v must have length T*D. After
 	// an error the Writer is spent: the temporary file is gone and Close
@@ -134,39 +137,92 @@ func WithMetadata(meta map[string]string) WriteOption {
 // .view(ml_dtypes.bfloat16)). A .safetensors file holds one tensor, named
 // "tokens" unless WithTensorName is given, and the WithMetadata map.
 func Create(path string, dtype DType, n, tokens, dim int, opts ...WriteOption) (Writer, error) {
+	w, err := newWriter(path, filepath.Ext(path), func(o *writeOptions) (sink, error) {
+		return fsutil.Create(path, fsutil.CreateOptions{Replace: !o.keepOld})
+	}, dtype, n, tokens, dim, opts)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// NewWriter is Create for a stream, such as standard output: it writes a
+// tensor of format "npy" or "safetensors" to w as WriteSample is called.
+// Close flushes it and checks that all n samples came; nothing is undone
+// on an error, so a consumer of the stream sees a short tensor then.
+// WithReplace does not apply.
+func NewWriter(w io.Writer, format string, dtype DType, n, tokens, dim int, opts ...WriteOption) (Writer, error) {
+	fw, err := newWriter("<"+format+" stream>", "."+strings.TrimPrefix(format, "."), func(*writeOptions) (sink, error) {
+		return streamSink{w}, nil
+	}, dtype, n, tokens, dim, opts)
+	if err != nil {
+		return nil, err
+	}
+	// In order only: a stream cannot be written by place (no
+	// EncodedWriter).
+	return streamWriter{fw}, nil
+}
+
+// streamWriter is the Writer of NewWriter.
+type streamWriter struct{ w *fileWriter }
+
+func (s streamWriter) WriteSample(v []float32) error { return s.w.WriteSample(v) }
+func (s streamWriter) Close() error                  { return s.w.Close() }
+func (s streamWriter) Abort() error                  { return s.w.Abort() }
+
+// sink is where a Writer's bytes go: an atomic file, or a stream.
+type sink interface {
+	io.Writer
+	Commit() error
+	Abort() error
+	// OS returns the file being written, for writes by place; nil for a
+	// stream.
+	OS() *os.File
+}
+
+// streamSink is a sink over a stream, which cannot be undone.
+type streamSink struct{ io.Writer }
+
+func (streamSink) Commit() error { return nil }
+func (streamSink) Abort() error  { return nil }
+func (streamSink) OS() *os.File  { return nil }
+
+// newWriter starts a Writer of the format of extension ext, named name in
+// messages, writing to the sink that open returns.
+func newWriter(name, ext string, open func(*writeOptions) (sink, error), dtype DType, n, tokens, dim int, opts []WriteOption) (*fileWriter, error) {
 	o := writeOptions{tensor: DefaultTensorName}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	if !dtype.Valid() {
-		return nil, fmt.Errorf("%s: %v: %w", path, dtype, ErrDType)
+		return nil, fmt.Errorf("%s: %v: %w", name, dtype, ErrDType)
 	}
 	if n < 0 || tokens <= 0 || dim <= 0 {
-		return nil, fmt.Errorf("%s: shape [%d, %d, %d]: samples must be non-empty: %w", path, n, tokens, dim, ErrShape)
+		return nil, fmt.Errorf("%s: shape [%d, %d, %d]: samples must be non-empty: %w", name, n, tokens, dim, ErrShape)
 	}
 	l, err := newLayout([]int64{int64(n), int64(tokens), int64(dim)}, dtype.Size())
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var header []byte
-	switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	switch ext = strings.ToLower(ext); ext {
 	case extNPY:
 		header = npyHeaderBytes(dtype, l.shape)
 	case extSafetensors:
 		if header, err = safetensorsHeaderBytes(o.tensor, dtype, l.shape, l.dataBytes, o.meta); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	default:
-		return nil, fmt.Errorf("%s: cannot write file type %q (want .npy or .safetensors): %w", path, ext, ErrFormat)
+		return nil, fmt.Errorf("%s: cannot write file type %q (want .npy or .safetensors): %w", name, ext, ErrFormat)
 	}
-	f, err := fsutil.Create(path, fsutil.CreateOptions{Replace: !o.keepOld})
+	f, err := open(&o)
 	if err != nil {
 		return nil, err
 	}
 	w := &fileWriter{
-		path:  path,
+		path:  name,
 		f:     f,
 		bw:    bufio.NewWriterSize(f, 1<<20),
 		dtype: dtype,
@@ -186,7 +242,7 @@ func isUTF8(s string) bool { return utf8.ValidString(s) }
 // front, so only the samples follow it.
 type fileWriter struct {
 	path    string
-	f       *fsutil.File // nil once closed or aborted
+	f       sink // nil once closed or aborted
 	bw      *bufio.Writer
 	dtype   DType
 	l       layout
