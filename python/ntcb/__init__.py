@@ -1,7 +1,9 @@
 """Read .ntcb files (compressed ViT token dumps written by ntc) from Python.
 
-Pure Python with numpy; fp16 chunks also need zstandard. No Go toolchain is
-needed. ::
+Samples are decoded by the Go decoder built as a C library (libntcb.so,
+scripts/build-python.sh or pip install ./python), loaded at the first
+decode in a process; without it, by the pure-Python reference decoder
+(numpy; fp16 chunks also need zstandard), after a one-time warning. ::
 
     import ntcb
     r = ntcb.open("train.ntcb")
@@ -35,6 +37,7 @@ from .errors import (
 from ._models import ModelNotFound
 from ._remote import RemoteError
 from .dataset import Dataset, MismatchError
+from ._native import ForkError, NativeUnavailable
 from .reader import Reader, open
 
 __version__ = "0.1.0"
@@ -59,4 +62,6 @@ __all__ = [
     "ModelNotFound",
     "MismatchError",
     "RemoteError",
+    "ForkError",
+    "NativeUnavailable",
 ]
