@@ -274,3 +274,38 @@ def test_cuda_build_chosen_only_where_torch_has_cuda(monkeypatch, tmp_path):
     # Here (no GPU) the loaded library is the CPU build, whatever is built.
     ntcb.open(os.path.join(GOLDEN, "int8.ntcb"), decoder="native")[0]
     assert not _native.has_cuda()
+
+
+@pytest.mark.parametrize("name", ["ntc", "int4", "fp8", "int8"])
+def test_damage_same_error_class_from_both_decoders(name):
+    """Random changes inside chunk payloads, with the CRCs fixed up: the two
+    decoders agree on whether each file decodes, and raise the same
+    NtcbError class, naming the file's chunk. (Not fp16: its zstd frames
+    carry no checksum, and Go's zstd decoder refuses some damaged frames
+    that libzstd, under the Python decoder, decodes to other values.)"""
+    from test_hostile import golden_bytes, recrc_chunk
+
+    good = golden_bytes(name)
+    c = ntcb.Reader.from_bytes(good, decoder="python")._c
+    rng = np.random.default_rng(11)
+    disagree, errors = [], 0
+    for trial in range(60):
+        ch = c.chunks[trial % len(c.chunks)]
+        b = bytearray(good)
+        for _ in range(1 + trial % 3):
+            b[ch.offset + 8 + int(rng.integers(0, ch.length))] ^= int(rng.integers(1, 256))
+        recrc_chunk(b, c, trial % len(c.chunks))
+        got = []
+        for dec in ("python", "native"):
+            try:
+                r = ntcb.Reader.from_bytes(bytes(b), decoder=dec)
+                r.read(range(len(r)))
+                got.append(None)
+            except ntcb.NtcbError as e:
+                got.append(type(e))
+                assert "chunk" in str(e), str(e)
+        errors += got[0] is not None
+        if got[0] != got[1]:
+            disagree.append((trial, got))
+    assert errors > 0
+    assert not disagree, disagree
