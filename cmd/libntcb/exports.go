@@ -21,7 +21,7 @@ enum {
 	NTCB_EIO = 11,
 	NTCB_EARGUMENT = 12,  // a bad handle, index, dtype or buffer
 	NTCB_EINTERNAL = 13,  // a bug in the library
-	NTCB_EEXTERNALMODEL = 14, // the file records its model by hash; the blob is elsewhere
+	NTCB_EEXTERNALMODEL = 14, // the file records its model by hash, and it was not given
 };
 
 // Output dtypes of ntcb_read.
@@ -149,6 +149,25 @@ func ntcb_open_bytes(data unsafe.Pointer, n C.int64_t, out *C.int64_t, errbuf *C
 //export ntcb_close
 func ntcb_close(h C.int64_t, errbuf *C.char, errcap C.int64_t) C.int32_t {
 	return status(protect(func() error { return closeHandle(int64(h)) }), errbuf, errcap)
+}
+
+// ntcb_add_model gives the handle the blob of a model of codec id
+// (data[0:n], copied) for a file that holds its model by reference: a
+// read uses it where its SHA-256 is the one the file records. Without it,
+// reading such a file fails with NTCB_EEXTERNALMODEL.
+//
+//export ntcb_add_model
+func ntcb_add_model(h C.int64_t, id C.int32_t, data unsafe.Pointer, n C.int64_t, errbuf *C.char, errcap C.int64_t) C.int32_t {
+	return callOn(h, errbuf, errcap, func(hd *handle) error {
+		if id < 0 || id > 255 || n < 0 {
+			return fmt.Errorf("model for codec %d of %d bytes: %w", int(id), int64(n), errArgument)
+		}
+		var b []byte
+		if n > 0 {
+			b = unsafe.Slice((*byte)(data), int(n))
+		}
+		return hd.addModel(uint8(id), b)
+	})
 }
 
 // ntcb_shape stores the file's sample count, tokens per sample and token

@@ -6,6 +6,7 @@ package main
 // over it.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +40,7 @@ const (
 	codeIO         = 11 // any other I/O error
 	codeArgument   = 12 // a bad handle, index, dtype or buffer: a caller's bug
 	codeInternal   = 13 // a failure of the library itself (a recovered panic)
-	codeExternal   = 14 // container.ErrExternalModel: the model is stored elsewhere
+	codeExternal   = 14 // container.ErrExternalModel, ntcb.ErrModelNotFound: the model is stored elsewhere
 )
 
 // errorCode returns the ABI code for err. More specific conditions come
@@ -52,7 +53,7 @@ func errorCode(err error) int {
 		return codeArgument
 	case errors.Is(err, errInternal):
 		return codeInternal
-	case errors.Is(err, container.ErrExternalModel):
+	case errors.Is(err, container.ErrExternalModel), errors.Is(err, ntcb.ErrModelNotFound):
 		return codeExternal
 	case errors.Is(err, container.ErrBadMagic):
 		return codeBadMagic
@@ -99,6 +100,7 @@ type handle struct {
 	mu     sync.RWMutex
 	closed bool
 	r      *ntcb.Reader
+	models *ntcb.Models // where the reader finds the models its file holds by reference
 	close  func() error
 	cache  chunkCache
 }
@@ -109,15 +111,16 @@ var handles struct {
 	m    map[int64]*handle
 }
 
-// register adds r to the table and returns its handle (positive).
-func register(r *ntcb.Reader, closeFn func() error) int64 {
+// register adds r, which finds its external models in models, to the
+// table and returns its handle (positive).
+func register(r *ntcb.Reader, models *ntcb.Models, closeFn func() error) int64 {
 	handles.mu.Lock()
 	defer handles.mu.Unlock()
 	if handles.m == nil {
 		handles.m = map[int64]*handle{}
 	}
 	handles.next++
-	handles.m[handles.next] = &handle{r: r, close: closeFn}
+	handles.m[handles.next] = &handle{r: r, models: models, close: closeFn}
 	return handles.next
 }
 
@@ -144,12 +147,7 @@ func openPath(path string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	r, err := ntcb.NewReader(f, size)
-	if err != nil {
-		f.Close()
-		return 0, err
-	}
-	return register(r, f.Close), nil
+	return openReaderAt(f, size, f.Close)
 }
 
 // openFile opens the .ntcb file open as f, which the handle then owns.
@@ -176,14 +174,27 @@ func openBytes(data []byte) (int64, error) {
 // nil, is called when the handle is closed. Any io.ReaderAt will do (a
 // remote file, a section of an archive).
 func openReaderAt(r io.ReaderAt, size int64, closeFn func() error) (int64, error) {
-	nr, err := ntcb.NewReader(r, size)
+	models := ntcb.NewModels()
+	nr, err := ntcb.NewReader(r, size, ntcb.WithModels(models))
 	if err != nil {
 		if closeFn != nil {
 			closeFn()
 		}
 		return 0, err
 	}
-	return register(nr, closeFn), nil
+	return register(nr, models, closeFn), nil
+}
+
+// addModel gives hd the blob of a model of codec id that its file may hold
+// by reference (found by the caller, a model file's or another file's); it
+// is used only where its SHA-256 is the one the file records. The blob is
+// copied.
+func (hd *handle) addModel(id uint8, blob []byte) error {
+	spec, err := codec.LookupID(id)
+	if err != nil {
+		return fmt.Errorf("model for codec %d: %w", id, errArgument)
+	}
+	return hd.models.AddModel(&ntcb.Model{Codec: spec.Name, Blob: bytes.Clone(blob)}, "a model given by the caller")
 }
 
 // byteReader reads from memory without copying it.

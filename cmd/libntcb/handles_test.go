@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"unsafe"
@@ -280,5 +283,66 @@ func TestConcurrentReads(t *testing.T) {
 	}
 	if openHandles() != before {
 		t.Errorf("%d handles open, want %d", openHandles(), before)
+	}
+}
+
+// TestModelByReference reads a file that records its model by hash: an
+// error naming the missing model until the caller gives the blob, then the
+// values of the same data with the model stored.
+func TestModelByReference(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 7))
+	m := &ntcb.Memory{Data: make([]float32, 6*17*16), N: 6, Tokens: 17, Dim: 16, KeyPrefix: "r"}
+	for i := range m.Data {
+		m.Data[i] = f16.Round(float32(rng.NormFloat64()) + float32(i%16)*0.01)
+	}
+	ctx := context.Background()
+	model, err := ntcb.Fit(ctx, m, ntcb.Options{Codec: "ntc", Prefix: -1, SharedModel: true, ModelRef: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRef, embedded := filepath.Join(dir, "ref.ntcb"), filepath.Join(dir, "embedded.ntcb")
+	if _, err := ntcb.EncodeFile(ctx, byRef, m, ntcb.Options{Model: model, ModelRef: true, Prefix: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ntcb.EncodeFile(ctx, embedded, m, ntcb.Options{Model: model, Prefix: -1}); err != nil {
+		t.Fatal(err)
+	}
+	he, err := openPath(embedded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeHandle(he)
+	want := readF32(t, he, []int64{0, 5}, 17*16)
+	h, err := openPath(byRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeHandle(h)
+	hd, _ := acquire(h)
+	defer hd.mu.RUnlock()
+	out := make([]float32, 2*17*16)
+	if err := hd.read([]int64{0, 5}, dtypeFloat32, bytesOf(out)); errorCode(err) != codeExternal {
+		t.Fatalf("no model given: %v (code %d)", err, errorCode(err))
+	}
+	other := append([]byte(nil), model.Blob...)
+	other[len(other)-1] ^= 1
+	if err := hd.addModel(5, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := hd.read([]int64{0, 5}, dtypeFloat32, bytesOf(out)); errorCode(err) != codeExternal {
+		t.Fatalf("another model given: %v (code %d)", err, errorCode(err))
+	}
+	if err := hd.addModel(5, model.Blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := hd.read([]int64{0, 5}, dtypeFloat32, bytesOf(out)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out, want) {
+		t.Fatal("the file by reference decodes differently from the one with the model stored")
+	}
+	if err := hd.addModel(250, model.Blob); errorCode(err) != codeArgument {
+		t.Errorf("a model of an unknown codec: %v", err)
 	}
 }

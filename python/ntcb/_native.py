@@ -146,6 +146,7 @@ def _bind(lib) -> None:
         "ntcb_key": (i32, [i64, i64, p, i64, pi64, p, i64]),
         "ntcb_lookup": (i32, [i64, cp, i64, pi64, p, i64]),
         "ntcb_read": (i32, [i64, p, i64, i32, p, i64, p, i64]),
+        "ntcb_add_model": (i32, [i64, i32, p, i64, p, i64]),
     }
     if hasattr(lib, "ntcb_cuda_read"):  # the CUDA build
         sigs["ntcb_cuda_read"] = (i32, [i64, i32, p, i64, i32, ctypes.c_uint64, i64, p, i64])
@@ -290,6 +291,12 @@ class Handle:
         out = ctypes.c_int64()
         self._call(self._lib.ntcb_lookup, k, len(k), ctypes.byref(out))
         return out.value
+
+    def add_model(self, codec: int, blob: bytes) -> None:
+        """Gives the library the blob of a model the file holds by reference
+        (copied; used only where its SHA-256 is the one the file records)."""
+        blob = bytes(blob)
+        self._call(self._lib.ntcb_add_model, codec, ctypes.cast(ctypes.c_char_p(blob), ctypes.c_void_p), len(blob))
 
     def read(self, indices, out: np.ndarray) -> np.ndarray:
         """Decodes the samples indices into out, a C-contiguous float32 or

@@ -309,3 +309,39 @@ def test_damage_same_error_class_from_both_decoders(name):
             disagree.append((trial, got))
     assert errors > 0
     assert not disagree, disagree
+
+
+def test_model_by_reference_given_to_the_library(tmp_path):
+    """A file that holds its model by reference (ntc encode --model): the
+    library refuses it with ExternalModel until it is given the blob, then
+    decodes it as the file with the model stored (--embed-model)."""
+    import shutil
+    import subprocess
+
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go") else None)
+    sample = os.path.join(ROOT, "internal", "sample", "deit_tiny_block10_8.npy")
+    if go is None or not os.path.exists(sample):
+        pytest.skip("needs the Go toolchain and the embedded sample")
+    ntc = str(tmp_path / "ntc")
+    subprocess.run([go, "build", "-o", ntc, "./cmd/ntc"], cwd=ROOT, check=True,
+                   env=dict(os.environ, GOFLAGS="-buildvcs=false"))
+    m, f = str(tmp_path / "m.ntcm"), str(tmp_path / "x.ntcb")
+    subprocess.run([ntc, "fit", sample, "-o", m, "-q"], check=True)
+    subprocess.run([ntc, "encode", sample, "-o", f, "-q", "--model", m], check=True)
+    emb = str(tmp_path / "embedded.ntcb")
+    subprocess.run([ntc, "encode", sample, "-o", emb, "-q", "--model", m, "--embed-model"], check=True)
+    r = ntcb.open(f, decoder="python")
+    ext = [x for x in r._c.models if x.external]
+    assert ext, "the file holds its model by reference"
+    want = ntcb.open(emb, decoder="native").read(range(len(r)))
+    lib = _native.load(required=True)
+    h = _native.Handle(lib, path=f)
+    out = np.empty(want.shape, np.float32)
+    with pytest.raises(ntcb.ExternalModel):
+        h.read(range(len(r)), out)
+    with open(m, "rb") as fh:
+        blob = ntcb.container.Container.from_bytes(fh.read()).read_model(ext[0].codec)
+    h.add_model(ext[0].codec, blob)
+    h.read(range(len(r)), out)
+    np.testing.assert_array_equal(out, want)
+    h.close()
