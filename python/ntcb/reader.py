@@ -157,19 +157,25 @@ class Reader(SampleAPI):
                 h.close()
                 raise CorruptError(f"the native decoder reads {h.shape()} where the file was opened as {self.shape} "
                                    "(was the file replaced?)", self.path)
+            try:
+                for m in self._c.models:
+                    if m.external:  # found (and checked) as for the Python decoder; the library checks again
+                        blob, _ = self._models.find(m.codec, m.sha256, m.length, self.meta.get("model_file", ""),
+                                                    self._locators)
+                        h.add_model(m.codec, blob)
+            except NtcbError as e:
+                h.close()
+                raise e.with_path(self.path) from None
             self._native, self._native_pid = h, os.getpid()
             return h
 
     def _native_capable(self) -> bool:
-        """Whether the native decoder can read this file: it reads files and
-        bytes, and the models that files hold; a model from a separate .ntcm
-        file (model=) is decoded in Python."""
+        """Whether the native decoder can read this file: files and bytes,
+        with the models they hold or hold by reference (found here and
+        handed over); a file with no model, read with one from a .ntcm file
+        (model=), is decoded in Python."""
         src = self._c._src
         if not isinstance(src, (_File, _Bytes)):
-            return False
-        if any(m.external for m in self._c.models):
-            # The native library opens the file alone; a model held by
-            # reference is found and checked here, and decoded in Python.
             return False
         if self.model_path is not None:
             held = {m.codec for m in self._c.models if not m.external}
