@@ -374,6 +374,9 @@ func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string)
 	if err != nil {
 		return err
 	}
+	for _, w := range res.Warnings {
+		g.warn("%s: %s", name, w)
+	}
 	if o.json {
 		return writeJSON(info, res)
 	}

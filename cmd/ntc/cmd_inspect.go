@@ -152,10 +152,13 @@ type modelSummary struct {
 	DType      string         `json:"dtype"`
 	Params     map[string]any `json:"codec_params,omitempty"`
 	Tool       string         `json:"tool,omitempty"`
+	// The target the model was fitted for.
+	TargetRatio   float64 `json:"target_ratio,omitempty"`
+	TargetQuality string  `json:"target_quality,omitempty"`
 }
 
 func summarize(m *ntcb.Model) modelSummary {
-	return modelSummary{m.Codec, len(m.Blob), m.Layout, m.DType, m.Params, m.Tool}
+	return modelSummary{m.Codec, len(m.Blob), m.Layout, m.DType, m.Params, m.Tool, m.TargetRatio, m.TargetQuality}
 }
 
 // inspectModel describes a model file (.ntcm, from 'ntc fit').
@@ -176,6 +179,12 @@ func inspectModel(g *globals, o *inspectOptions, in string, m *ntcb.Model, size 
 	}
 	fmt.Fprintf(tw, "fitted on\t[%d tokens, %d dims], dtype %s\n", l.Tokens, l.Dim, m.DType)
 	fmt.Fprintf(tw, "layout\t%d prefix + %dx%d grid\n", l.Prefix, l.GridH, l.GridW)
+	switch {
+	case m.TargetRatio > 0:
+		fmt.Fprintf(tw, "fitted for\tratio %gx (files that hold the model by reference)\n", m.TargetRatio)
+	case m.TargetQuality != "":
+		fmt.Fprintf(tw, "fitted for\tquality %s on every chunk\n", m.TargetQuality)
+	}
 	fmt.Fprintf(tw, "written by\t%s\n", m.Tool)
 	fmt.Fprintf(tw, "use\tntc encode INPUT... -o OUT.ntcb --model %s\n", in)
 	return tw.Flush()

@@ -163,6 +163,19 @@ func CheckOptions(name string, opts Options) error {
 	return nil
 }
 
+// ParseQuality parses a quality target ("cos=0.99", "snr=20") into its
+// metric ("cos" or "snr") and value, wrapping ErrOption when it is not one.
+func ParseQuality(s string) (metric string, value float64, err error) {
+	kind, v, err := parseQuality(s)
+	if err != nil {
+		return "", 0, err
+	}
+	if kind == qualityCos {
+		return "cos", float64(v), nil
+	}
+	return "snr", float64(v), nil
+}
+
 // Spec describes a codec family.
 type Spec struct {
 	// Name is the family's name on the command line and in metadata.

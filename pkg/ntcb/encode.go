@@ -110,8 +110,17 @@ type Result struct {
 	BitsPerValue float64 `json:"bits_per_value"`
 	// Quality compares the decoded file with the input.
 	Quality metrics.Summary `json:"quality"`
+	// TargetRatio and TargetQuality are the targets the codec aimed at:
+	// the options', the learned codec's default ratio, or the model's.
+	TargetRatio   float64 `json:"target_ratio,omitempty"`
+	TargetQuality string  `json:"target_quality,omitempty"`
+	// Warnings say what the file's success hides: a ratio or quality
+	// target missed by more than 2%, decoded tokens that barely resemble
+	// the input, data whose statistics differ from the model's fit data.
+	Warnings []string `json:"warnings,omitempty"`
 
-	acc *metrics.Accumulator
+	acc    *metrics.Accumulator
+	target *target
 }
 
 // Accumulator returns the statistics Quality summarises, to merge with
@@ -163,6 +172,9 @@ func (r *Result) finish(size int64) {
 	r.FileBytes = size
 	r.Ratio = float64(r.FP16Bytes) / float64(size)
 	r.BitsPerValue = 8 * float64(size) / float64(int64(r.Samples)*int64(r.Layout.Values()))
+	if r.target != nil {
+		r.Warnings = r.target.warnings(r)
+	}
 }
 
 // encode writes the model and chunks to w and returns the metadata to close
@@ -178,7 +190,7 @@ func encode(ctx context.Context, w *container.Writer, src Source, opts Options) 
 		Format: FormatName, Tool: opts.Tool, Layout: layout, DType: src.DType(),
 		Shape: []int{src.Len(), tokens, dim}, Inputs: src.Inputs(), Meta: opts.Meta,
 	}
-	c, err := opts.codecFor(ctx, src, layout, perChunk, meta)
+	c, err := opts.codecFor(ctx, src, layout, perChunk, meta, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -188,6 +200,8 @@ func encode(ctx context.Context, w *container.Writer, src Source, opts Options) 
 		return nil, nil, err
 	}
 	res := &Result{Codec: c.Name(), Samples: src.Len(), Layout: layout, FP16Bytes: 2 * int64(src.Len()) * int64(layout.Values())}
+	res.target = opts.target(spec)
+	res.TargetRatio, res.TargetQuality = res.target.ratio, res.target.quality
 	if model := c.Model(); model != nil {
 		if opts.ModelRef && opts.Model != nil {
 			sha := sha256.Sum256(model)
@@ -202,9 +216,16 @@ func encode(ctx context.Context, w *container.Writer, src Source, opts Options) 
 			res.ModelBytes = len(model)
 		}
 	}
-	acc, chunks, err := encodeChunks(ctx, w, src, c, spec.ID, perChunk, opts)
+	var stats *statsAcc
+	if res.target.model != nil {
+		stats = &statsAcc{}
+	}
+	acc, chunks, err := encodeChunks(ctx, w, src, c, spec.ID, perChunk, opts, stats)
 	if err != nil {
 		return nil, nil, err
+	}
+	if stats != nil {
+		res.target.data = stats.stats()
 	}
 	res.Chunks = chunks
 	res.Quality, res.acc = acc.Summary(), acc
@@ -238,9 +259,23 @@ func SamplesPerChunk(chunkBytes int, l codec.Layout) int {
 	return min(n, codec.MaxValues/l.Values())
 }
 
+// target returns the targets the codec of spec aims at, and what the
+// model was fitted on, to check the result against.
+func (o *Options) target(spec codec.Spec) *target {
+	if m := o.Model; m != nil {
+		return &target{ratio: m.TargetRatio, quality: m.TargetQuality, shared: true, model: m.Stats}
+	}
+	t := &target{ratio: o.CodecOptions.Ratio, quality: o.CodecOptions.Quality}
+	if spec.Learned && t.ratio == 0 && t.quality == "" {
+		t.ratio = codec.DefaultRatio
+	}
+	return t
+}
+
 // codecFor returns the codec to encode with: the given model's, or a new
-// one fitted on a spread of the source's samples.
-func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perChunk int, meta *Metadata) (codec.Codec, error) {
+// one fitted on a spread of the source's samples, whose statistics it
+// adds to stats when stats is not nil.
+func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perChunk int, meta *Metadata, stats *statsAcc) (codec.Codec, error) {
 	if o.Model != nil {
 		if o.Codec != "" && o.Codec != o.Model.Codec {
 			return nil, fmt.Errorf("%w: the model is for codec %s, not %s", ErrModel, o.Model.Codec, o.Codec)
@@ -276,6 +311,9 @@ func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perC
 		train, n, err = o.readFitSamples(ctx, src, l)
 		if err != nil {
 			return nil, err
+		}
+		if stats != nil {
+			stats.add(train, n, l)
 		}
 	}
 	c, err := spec.New(l, train, n, copts)
@@ -322,11 +360,14 @@ func (o *Options) adjustRatio(r float64, src Source, l codec.Layout, perChunk in
 		}
 		overhead += float64(f.Overhead())
 	}
+	// Beyond the codec's limit (the container alone may take more than
+	// the target leaves), the codec aims at its limit and the result
+	// misses: Result.Warnings says so.
 	budget := fp16/r - overhead
 	if budget <= 0 {
-		return r
+		return codec.MaxRatio
 	}
-	return fp16 / budget
+	return min(fp16/budget, codec.MaxRatio)
 }
 
 // FitCount returns how many of total samples of layout l a learned codec
@@ -365,6 +406,7 @@ type encodeJob struct {
 	head    int   // the payload's head, when the codec splits it
 	parts   []int // each sample's part; nil when not split
 	acc     metrics.Accumulator
+	stats   statsAcc // when the data is compared with a model's
 }
 
 // encodeChunks reads chunks of samples from src in order, encodes them on
@@ -372,7 +414,7 @@ type encodeJob struct {
 // split into per-sample parts when the codec can (codec.Splitter), so that
 // readers can fetch one sample without its chunk. At most 2*workers+1
 // chunks are in memory at once.
-func encodeChunks(ctx context.Context, w *container.Writer, src Source, c codec.Codec, id uint8, perChunk int, o Options) (*metrics.Accumulator, int, error) {
+func encodeChunks(ctx context.Context, w *container.Writer, src Source, c codec.Codec, id uint8, perChunk int, o Options, stats *statsAcc) (*metrics.Accumulator, int, error) {
 	l := c.Layout()
 	total := src.Len()
 	nchunks := (total + perChunk - 1) / perChunk
@@ -407,6 +449,10 @@ func encodeChunks(ctx context.Context, w *container.Writer, src Source, c codec.
 		}
 		j.acc = metrics.Accumulator{}
 		j.acc.Add(j.vals, *check, l.Dim)
+		if stats != nil {
+			j.stats = statsAcc{}
+			j.stats.add(j.vals, j.n, l)
+		}
 		j.parts = nil
 		if sp, ok := c.(codec.Splitter); ok {
 			if j.head, j.parts, err = sp.Split(j.payload, j.n); err != nil {
@@ -427,6 +473,9 @@ func encodeChunks(ctx context.Context, w *container.Writer, src Source, c codec.
 			return err
 		}
 		acc.Merge(&j.acc)
+		if stats != nil {
+			stats.merge(&j.stats)
+		}
 		if o.Progress != nil {
 			o.Progress.Add(j.n)
 		}

@@ -69,6 +69,12 @@ type Metadata struct {
 	// reference, as the writer knew it: a hint where to look first. The
 	// hash in the container's model entry is what a reader checks.
 	ModelFile string `json:"model_file,omitempty"`
+	// FitStats, TargetRatio and TargetQuality, in a model file, describe
+	// the data the model was fitted on and the targets it was fitted for,
+	// so that encoding other data with it can say when it does not fit.
+	FitStats      *DataStats `json:"fit_stats,omitempty"`
+	TargetRatio   float64    `json:"target_ratio,omitempty"`
+	TargetQuality string     `json:"target_quality,omitempty"`
 }
 
 func (m *Metadata) marshal() ([]byte, error) {

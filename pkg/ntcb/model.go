@@ -26,6 +26,12 @@ type Model struct {
 	// Tool names the program that wrote the model file (set by
 	// ReadModelFile and ReadModel; WriteModelFile takes it as an argument).
 	Tool string
+	// Stats describe the data the model was fitted on; TargetRatio and
+	// TargetQuality the target it was fitted for (zero: none). Encode
+	// compares them with what it encodes (Result.Warnings).
+	Stats         *DataStats
+	TargetRatio   float64
+	TargetQuality string
 }
 
 // codec restores the model's codec.
@@ -52,11 +58,18 @@ func Fit(ctx context.Context, src Source, opts Options) (*Model, error) {
 	perChunk := opts.samplesPerChunk(l)
 	meta := &Metadata{Format: FormatName, Layout: l, DType: src.DType(), Shape: []int{src.Len(), tokens, dim}}
 	opts.Model = nil
-	c, err := opts.codecFor(ctx, src, l, perChunk, meta)
+	var stats statsAcc
+	c, err := opts.codecFor(ctx, src, l, perChunk, meta, &stats)
 	if err != nil {
 		return nil, err
 	}
-	return &Model{Codec: c.Name(), Layout: l, DType: src.DType(), Params: c.Params(), Blob: c.Model()}, nil
+	spec, err := codec.Lookup(c.Name())
+	if err != nil {
+		return nil, err
+	}
+	t := opts.target(spec)
+	return &Model{Codec: c.Name(), Layout: l, DType: src.DType(), Params: c.Params(), Blob: c.Model(),
+		Stats: stats.stats(), TargetRatio: t.ratio, TargetQuality: t.quality}, nil
 }
 
 // WriteModelFile stores m at path as a .ntcm file: a container with the
@@ -116,7 +129,8 @@ func (m *Model) block(tool string) (uint8, []byte, error) {
 		return 0, nil, err
 	}
 	meta := &Metadata{Format: ModelFormatName, Tool: tool, Codec: m.Codec, CodecParams: m.Params,
-		Layout: m.Layout, DType: m.DType, Shape: []int{0, m.Layout.Tokens, m.Layout.Dim}}
+		Layout: m.Layout, DType: m.DType, Shape: []int{0, m.Layout.Tokens, m.Layout.Dim},
+		FitStats: m.Stats, TargetRatio: m.TargetRatio, TargetQuality: m.TargetQuality}
 	mb, err := meta.marshal()
 	return spec.ID, mb, err
 }
@@ -159,7 +173,8 @@ func modelFrom(r *container.Reader) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Codec: meta.Codec, Layout: meta.Layout, DType: meta.DType, Params: meta.CodecParams, Blob: blob, Tool: meta.Tool}
+	m := &Model{Codec: meta.Codec, Layout: meta.Layout, DType: meta.DType, Params: meta.CodecParams, Blob: blob, Tool: meta.Tool,
+		Stats: meta.FitStats, TargetRatio: meta.TargetRatio, TargetQuality: meta.TargetQuality}
 	if _, err := m.codec(); err != nil {
 		return nil, err
 	}
