@@ -64,7 +64,10 @@ func runFit(ctx context.Context, g *globals, o *encodeOptions, args []string) er
 	}
 	opts := o.ntcbOptions()
 	opts.SharedModel, opts.ModelRef, opts.ModelFile, opts.ShardSamples = true, true, filepath.Base(o.output), o.shardSamples
+	bar := g.newProgress(0, "fit")
+	opts.Progress = bar
 	m, err := ntcb.Fit(ctx, src, opts)
+	bar.Done()
 	if err != nil {
 		return err
 	}

@@ -30,11 +30,13 @@ func toolVersion() string {
 	return "devel"
 }
 
-// globals holds what every verb shares: the standard streams and --quiet.
+// globals holds what every verb shares: the standard streams, --quiet and
+// --progress.
 type globals struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	quiet          bool
+	progress       string
 }
 
 func newRootCmd(g *globals) *cobra.Command {
@@ -58,6 +60,14 @@ with random access by sample, and decodes them back.
 		},
 	}
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print no progress and no summary line")
+	root.PersistentFlags().StringVar(&g.progress, "progress", "auto", "progress bars on stderr: auto (when it is a terminal), always, never")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		switch g.progress {
+		case "auto", "always", "never":
+			return nil
+		}
+		return usagef("--progress %q: want auto, always or never", g.progress)
+	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newEncodeCmd(g, nil),
@@ -90,25 +100,57 @@ func minArgs(n int) cobra.PositionalArgs {
 	}
 }
 
-// progress draws a bar on stderr for long work, only when stderr is a
-// terminal and --quiet is off. It implements ntcb.Progress.
-type progress struct{ bar *progressbar.ProgressBar }
+// progress draws a bar on stderr for long work, one bar a phase (the fit's
+// reading, PCA and rate search, then the encode), when stderr is a
+// terminal (or --progress always) and --quiet is off. It implements
+// ntcb.Phaser. Each bar's clock starts when its phase does, so that its
+// rate counts that phase's work over that phase's time.
+type progress struct {
+	w   io.Writer // nil: draw nothing
+	bar *progressbar.ProgressBar
+}
 
 func (g *globals) newProgress(total int, what string) *progress {
-	f, ok := g.stderr.(*os.File)
-	if g.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
-		return &progress{}
+	p := &progress{w: g.progressWriter()}
+	p.Phase(what, total, "samples")
+	return p
+}
+
+// progressWriter returns where bars go, or nil for none.
+func (g *globals) progressWriter() io.Writer {
+	if g.quiet || g.progress == "never" {
+		return nil
 	}
-	return &progress{bar: progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(f),
-		progressbar.OptionSetDescription(what),
+	if g.progress == "always" {
+		return g.stderr
+	}
+	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return f
+	}
+	return nil
+}
+
+// Phase implements ntcb.Phaser: the bar of the previous phase goes, one
+// for this phase comes (a spinner when total is unknown).
+func (p *progress) Phase(name string, total int, unit string) {
+	if p.w == nil {
+		return
+	}
+	p.Done()
+	if total <= 0 {
+		total = -1
+	}
+	p.bar = progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(name),
 		progressbar.OptionShowCount(),
-		progressbar.OptionSetItsString("samples"),
+		progressbar.OptionSetItsString(unit),
 		progressbar.OptionShowIts(),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetPredictTime(true),
-	)}
+	)
+	_ = p.bar.RenderBlank() // starts the bar's clock now
 }
 
 // Add implements ntcb.Progress.
@@ -122,6 +164,7 @@ func (p *progress) Add(n int) {
 func (p *progress) Done() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
+		p.bar = nil
 	}
 }
 

@@ -133,7 +133,18 @@ type Options struct {
 	// model's bytes over all of them, as the file will. 0 means the
 	// training samples are all there is.
 	TotalSamples int
+	// Progress, if set, is called as a learned codec's fit goes through
+	// its phases (FitPhasePCA, FitPhaseRate): done of total steps of the
+	// phase (total 0: unknown). It is called from the goroutine that
+	// called Spec.New.
+	Progress func(phase string, done, total int)
 }
+
+// The phases of a learned codec's fit, as Options.Progress names them.
+const (
+	FitPhasePCA  = "PCA"
+	FitPhaseRate = "rate search"
+)
 
 // MaxRatio is the highest target ratio a codec with rate control accepts.
 const MaxRatio = 1000

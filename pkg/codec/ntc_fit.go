@@ -89,7 +89,17 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 			return nil, err
 		}
 	}
+	report := func(phase string, done, total int) {
+		if opts.Progress != nil {
+			opts.Progress(phase, done, total)
+		}
+	}
+	report(FitPhasePCA, 0, 1)
 	full := fitPCA(l, train, n)
+	report(FitPhasePCA, 1, 1)
+	if full.fit != nil {
+		full.fit.progress = opts.Progress
+	}
 	if ntcMaxK > 0 && full.k > ntcMaxK {
 		full = full.truncate(ntcMaxK)
 	}
@@ -289,6 +299,21 @@ type fitInfo struct {
 	lambda []float64 // eigenvalues, descending
 	berr   []float64 // squared norm of each int8 basis row's error
 	b16    []float32 // the basis rounded to float16
+	// progress reports the rate search's probes (Options.Progress).
+	progress func(phase string, done, total int)
+	probes   int
+}
+
+// ratioProbes is about how many sizes a rate search tries: both ends,
+// then a bisection of 32 octaves in 1/256 steps.
+const ratioProbes = 2 + 13
+
+// probed reports one more probe of the rate search.
+func (c *ntcCodec) probed() {
+	if f := c.fit; f != nil && f.progress != nil {
+		f.probes++
+		f.progress(FitPhaseRate, f.probes, max(ratioProbes, f.probes))
+	}
 }
 
 // setHi16 stores the first h basis rows as float16.
@@ -437,6 +462,7 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 	spread := float64(total) / float64(n)
 	v := c.layout.Values()
 	size := func(code int32) (float64, *chunkSyms) {
+		defer c.probed()
 		q := c.quantizeChunks(cs, n, chunk, code)
 		k := c.componentsFor(code)
 		model := modelSize(c.dim, k, min(k, c.hi16), int(q.thi-q.tlo))

@@ -33,6 +33,51 @@ type Progress interface {
 	Add(n int)
 }
 
+// Phaser is a Progress that is also told when each phase of the work
+// starts, so that it can show the phases apart with rates of their own:
+// a fit reads its samples ("fit: read samples"), runs the learned codec's
+// PCA and rate search ("fit: PCA", "fit: rate search", see
+// codec.FitPhasePCA), then Encode encodes ("encode"). After Phase, Add
+// counts units (unit: "samples", "steps") of that phase, of total (0:
+// unknown).
+type Phaser interface {
+	Progress
+	Phase(name string, total int, unit string)
+}
+
+// Phase names of Encode and Fit, as Phaser.Phase gets them; the codec's
+// phases follow "fit: ".
+const (
+	PhaseFitRead = "fit: read samples"
+	PhaseEncode  = "encode"
+)
+
+// phase tells p, when it is a Phaser, that a phase starts.
+func phase(p Progress, name string, total int, unit string) {
+	if ph, ok := p.(Phaser); ok {
+		ph.Phase(name, total, unit)
+	}
+}
+
+// codecProgress turns a codec's fit progress into phases and steps of p.
+func codecProgress(p Progress) func(string, int, int) {
+	ph, ok := p.(Phaser)
+	if !ok {
+		return nil
+	}
+	cur, last := "", 0
+	return func(name string, done, total int) {
+		if name != cur {
+			cur, last = name, 0
+			ph.Phase("fit: "+name, total, "steps")
+		}
+		if done > last {
+			ph.Add(done - last)
+			last = done
+		}
+	}
+}
+
 // Options configure Encode and Fit. The zero value encodes with the default
 // codec, its default rate, a default chunk size and an inferred layout.
 type Options struct {
@@ -220,6 +265,7 @@ func encode(ctx context.Context, w *container.Writer, src Source, opts Options) 
 	if res.target.model != nil {
 		stats = &statsAcc{}
 	}
+	phase(opts.Progress, PhaseEncode, src.Len(), "samples")
 	acc, chunks, err := encodeChunks(ctx, w, src, c, spec.ID, perChunk, opts, stats)
 	if err != nil {
 		return nil, nil, err
@@ -294,6 +340,7 @@ func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perC
 		return nil, err
 	}
 	copts := o.CodecOptions
+	copts.Progress = codecProgress(o.Progress)
 	copts.ChunkSamples = perChunk
 	copts.TotalSamples = src.Len()
 	if o.SharedModel {
@@ -385,6 +432,8 @@ func (o *Options) readFitSamples(ctx context.Context, src Source, l codec.Layout
 	n := FitCount(o.FitSamples, src.Len(), l)
 	vals := l.Values()
 	train := make([]float32, n*vals)
+	_, phases := o.Progress.(Phaser)
+	phase(o.Progress, PhaseFitRead, n, "samples")
 	for k := range n {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
@@ -392,6 +441,9 @@ func (o *Options) readFitSamples(ctx context.Context, src Source, l codec.Layout
 		i := fitSample(k, n, src.Len())
 		if err := src.ReadSample(i, train[k*vals:(k+1)*vals]); err != nil {
 			return nil, 0, err
+		}
+		if phases {
+			o.Progress.Add(1)
 		}
 	}
 	return train, n, nil
