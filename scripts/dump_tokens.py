@@ -69,6 +69,43 @@ class UsageError(Exception):
     pass
 
 
+class InputError(Exception):
+    """An input that cannot be used: a missing or unreadable weights file (exit 1)."""
+
+
+WEIGHTS_HINT = (
+    "--weights takes the model's checkpoint (.safetensors, or a torch .pth/.bin state dict) with timm's key "
+    "names; for DeiT-Tiny: curl -L -o deit_tiny_patch16_224.safetensors "
+    "https://huggingface.co/timm/deit_tiny_patch16_224.fb_in1k/resolve/main/model.safetensors (docs/usage.md)"
+)
+
+
+def check_weights(path: str | None) -> None:
+    """Refuses, before any work, a --weights path that is not a readable file."""
+    if path is None:
+        return
+    if not os.path.exists(path):
+        raise InputError(f"--weights {path}: no such file. {WEIGHTS_HINT}")
+    if not os.path.isfile(path):
+        raise InputError(f"--weights {path}: not a file. {WEIGHTS_HINT}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            size = os.fstat(f.fileno()).st_size
+            if path.endswith(".safetensors"):
+                (n,) = struct.unpack("<Q", head) if len(head) == 8 else (-1,)
+                ok = 2 <= n <= min(size - 8, 100 << 20)
+                if ok:
+                    try:
+                        ok = isinstance(json.loads(f.read(n)), dict)
+                    except ValueError:
+                        ok = False
+                if not ok:
+                    raise InputError(f"--weights {path}: not a .safetensors file (its header does not parse). {WEIGHTS_HINT}")
+    except OSError as e:
+        raise InputError(f"--weights {path}: {e.strerror}") from None
+
+
 # ------------------------------------------------------------------ inputs ---
 
 
@@ -195,6 +232,19 @@ def read_safetensors(path: str) -> dict:
 
 
 def load_state_dict(path: str) -> dict:
+    """Reads a checkpoint; a file that is not one is an InputError naming it."""
+    try:
+        sd = _load_state_dict(path)
+    except (UsageError, InputError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # every reader's own error class: json, struct, pickle, zip, torch
+        raise InputError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}). {WEIGHTS_HINT}") from None
+    if not isinstance(sd, dict) or not sd:
+        raise InputError(f"{path}: holds no tensors. {WEIGHTS_HINT}")
+    return sd
+
+
+def _load_state_dict(path: str) -> dict:
     if path.endswith(".safetensors"):
         try:
             from safetensors.torch import load_file
@@ -556,6 +606,7 @@ def settings(args, n_images: int) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    check_weights(args.weights)
     images = list_images(args.inputs)
     if args.limit:
         images = images[: args.limit]
@@ -678,5 +729,8 @@ if __name__ == "__main__":
     except UsageError as e:
         print(f"dump_tokens: {e}", file=sys.stderr)
         sys.exit(2)
+    except InputError as e:
+        print(f"dump_tokens: {e}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
