@@ -26,6 +26,15 @@ enum {
 
 // Output dtypes of ntcb_read.
 enum { NTCB_FLOAT32 = 0, NTCB_FLOAT16 = 1 };
+
+// A positional read for ntcb_open_reader: fill buf[0:n] with the bytes at
+// offset off of the caller's file and return 0, or return non-zero on a
+// failure. It may be called from several threads at once.
+typedef int32_t (*ntcb_read_at)(void *ctx, void *buf, int64_t n, int64_t off);
+
+static inline int32_t ntcb_call_read_at(ntcb_read_at f, void *ctx, void *buf, int64_t n, int64_t off) {
+	return f(ctx, buf, n, off);
+}
 */
 import "C"
 
@@ -125,6 +134,38 @@ func ntcb_open_fd(fd C.int32_t, out *C.int64_t, errbuf *C.char, errcap C.int64_t
 		*out = C.int64_t(h)
 		return err
 	}), errbuf, errcap)
+}
+
+// ntcb_open_reader opens a .ntcb file of size bytes that the caller reads
+// for the library through read (with ctx, its own), as a remote file or an
+// archive member. read and ctx stay valid until ntcb_close.
+//
+//export ntcb_open_reader
+func ntcb_open_reader(read C.ntcb_read_at, ctx unsafe.Pointer, size C.int64_t, out *C.int64_t, errbuf *C.char, errcap C.int64_t) C.int32_t {
+	return status(protect(func() error {
+		if read == nil {
+			return fmt.Errorf("no read function: %w", errArgument)
+		}
+		h, err := openReaderAt(callbackReader{read: read, ctx: ctx}, int64(size), nil)
+		*out = C.int64_t(h)
+		return err
+	}), errbuf, errcap)
+}
+
+// callbackReader reads through the caller's read function.
+type callbackReader struct {
+	read C.ntcb_read_at
+	ctx  unsafe.Pointer
+}
+
+func (r callbackReader) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if rc := C.ntcb_call_read_at(r.read, r.ctx, unsafe.Pointer(&p[0]), C.int64_t(len(p)), C.int64_t(off)); rc != 0 {
+		return 0, fmt.Errorf("reading %d bytes at offset %d: %w (the caller's read returned %d)", len(p), off, errCallerRead, int32(rc))
+	}
+	return len(p), nil
 }
 
 // ntcb_open_bytes opens the .ntcb file held in data[0:n]. The library

@@ -53,6 +53,8 @@ func errorCode(err error) int {
 		return codeArgument
 	case errors.Is(err, errInternal):
 		return codeInternal
+	case errors.Is(err, errCallerRead):
+		return codeIO
 	case errors.Is(err, container.ErrExternalModel), errors.Is(err, ntcb.ErrModelNotFound):
 		return codeExternal
 	case errors.Is(err, container.ErrBadMagic):
@@ -86,6 +88,10 @@ func errorCode(err error) int {
 
 // errArgument marks a caller's mistake (bad handle, index or buffer).
 var errArgument = errors.New("invalid argument")
+
+// errCallerRead marks a failure of a read function the caller gave
+// (ntcb_open_reader): the caller knows why.
+var errCallerRead = errors.New("read failed")
 
 // Output dtypes of read.
 const (

@@ -63,6 +63,9 @@ _E_NOFILE, _E_PERMISSION, _E_IO, _E_ARGUMENT, _E_INTERNAL = 9, 10, 11, 12, 13
 
 FLOAT32, FLOAT16 = 0, 1
 
+# int32 read_at(void *ctx, void *buf, int64 n, int64 off): ntcb_open_reader's callback.
+READ_AT = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+
 _state = threading.Lock()
 _lib = None  # the library, loaded by this process
 _loaded_pid = None  # the process that loaded _lib (or the parent that did)
@@ -140,6 +143,7 @@ def _bind(lib) -> None:
         "ntcb_open_path": (i32, [cp, pi64, p, i64]),
         "ntcb_open_fd": (i32, [i32, pi64, p, i64]),
         "ntcb_open_bytes": (i32, [p, i64, pi64, p, i64]),
+        "ntcb_open_reader": (i32, [READ_AT, p, i64, pi64, p, i64]),
         "ntcb_close": (i32, [i64, p, i64]),
         "ntcb_shape": (i32, [i64, pi64, pi64, pi64, p, i64]),
         "ntcb_metadata": (i32, [i64, p, i64, pi64, p, i64]),
@@ -239,14 +243,21 @@ class Handle:
     """One open file in the native library. Calls may come from any thread."""
 
     def __init__(self, lib, *, path: str | None = None, fd: int | None = None, data: bytes | None = None,
-                 name: str | None = None):
+                 source=None, name: str | None = None):
+        """Opens path, the file descriptor fd, data (bytes, read in place),
+        or source: any object with size and read_at(n, off) -> bytes (a
+        remote file), which the library calls back, from any thread, to read."""
         self._lib = lib
         self._pid = os.getpid()
         self.name = name if name is not None else path
         self._data = data  # the library reads it in place: keep it alive
+        self._read_errors: dict[int, BaseException] = {}  # per thread: what a source's read raised
         h = ctypes.c_int64(0)
         err = ctypes.create_string_buffer(_ERRBUF)
-        if data is not None:
+        if source is not None:
+            self._read_at = READ_AT(self._reader(source))  # kept alive as long as the handle
+            code = lib.ntcb_open_reader(self._read_at, None, source.size, ctypes.byref(h), err, _ERRBUF)
+        elif data is not None:
             code = lib.ntcb_open_bytes(ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p), len(data),
                                        ctypes.byref(h), err, _ERRBUF)
         elif fd is not None:
@@ -254,8 +265,28 @@ class Handle:
         else:
             code = lib.ntcb_open_path(os.fsencode(path), ctypes.byref(h), err, _ERRBUF)
         if code:
-            _raise(code, err.value.decode("utf-8", "replace"), self.name)
+            self._fail(code, err)
         self.h = h.value
+
+    def _reader(self, source):
+        def read_at(ctx, buf, n, off):
+            try:
+                b = source.read_at(n, off)
+                if len(b) != n:
+                    raise _errors.TruncatedError(f"read {len(b)} of {n} bytes at offset {off}")
+                ctypes.memmove(buf, b, n)
+                return 0
+            except BaseException as e:  # noqa: BLE001 - raised again by the call that made the read
+                self._read_errors[threading.get_ident()] = e
+                return 1
+
+        return read_at
+
+    def _fail(self, code: int, err) -> None:
+        e = self._read_errors.pop(threading.get_ident(), None)
+        if e is not None:  # the source's own error (a remote failure, a short file)
+            raise e
+        _raise(code, err.value.decode("utf-8", "replace"), self.name)
 
     def _call(self, fn, *args):
         if self.h is None:
@@ -263,7 +294,7 @@ class Handle:
         err = ctypes.create_string_buffer(_ERRBUF)
         code = fn(self.h, *args, err, _ERRBUF)
         if code:
-            _raise(code, err.value.decode("utf-8", "replace"), self.name)
+            self._fail(code, err)
 
     def shape(self) -> tuple[int, int, int]:
         n, t, d = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int64()

@@ -151,8 +151,10 @@ class Reader(SampleAPI):
             src = self._c._src
             if isinstance(src, _File):
                 h = _native.Handle(_native.load(), fd=src.f.fileno(), name=self.path)
-            else:
+            elif isinstance(src, _Bytes):
                 h = _native.Handle(_native.load(), data=src.data, name=self.path)
+            else:  # a remote file: the library reads through its read_at
+                h = _native.Handle(_native.load(), source=src, name=self.path)
             if h.shape() != self.shape:
                 h.close()
                 raise CorruptError(f"the native decoder reads {h.shape()} where the file was opened as {self.shape} "
@@ -170,12 +172,13 @@ class Reader(SampleAPI):
             return h
 
     def _native_capable(self) -> bool:
-        """Whether the native decoder can read this file: files and bytes,
-        with the models they hold or hold by reference (found here and
+        """Whether the native decoder can read this file: files, bytes and
+        any source with read_at (remote files, read back through it), with
+        the models they hold or hold by reference (found here and
         handed over); a file with no model, read with one from a .ntcm file
         (model=), is decoded in Python."""
         src = self._c._src
-        if not isinstance(src, (_File, _Bytes)):
+        if not isinstance(src, (_File, _Bytes)) and not (hasattr(src, "read_at") and hasattr(src, "size")):
             return False
         if self.model_path is not None:
             held = {m.codec for m in self._c.models if not m.external}

@@ -191,9 +191,7 @@ def test_keys_file():
 
 
 def test_dataset_over_http(golden_copy, server):
-    # Remote files are decoded in Python (the native library reads local
-    # files and bytes); compare with the same decoder, bit for bit.
-    local = ntcb.open(golden_copy, decoder="python")
+    local = ntcb.open(golden_copy)
     for url in (server.url + "/ds", server.url + "/ds/", server.url + "/ds/index.json"):
         ds = ntcb.open(url)
         assert isinstance(ds, ntcb.Dataset) and ds.keys() == local.keys()
@@ -261,7 +259,7 @@ def test_fsspec_memory(golden_copy):
     for name in os.listdir(golden_copy):
         with open(os.path.join(golden_copy, name), "rb") as src, fs.open(f"/ntcbtest/{name}", "wb") as dst:
             dst.write(src.read())
-    local = ntcb.open(golden_copy, decoder="python")  # remote files decode in Python: the same decoder
+    local = ntcb.open(golden_copy)
     ds = ntcb.open("memory://ntcbtest")
     np.testing.assert_array_equal(ds[3], local[3])
     with ntcb.open("memory://ntcbtest/shard-00000.ntcb") as r:
@@ -317,9 +315,7 @@ def test_torch_dataset_over_http(golden_copy, server):
         for batch in loader:
             for k, i, t in zip(batch["key"], batch["index"].tolist(), batch["tokens"]):
                 assert k == local.key(i)
-                # Local shards decode natively in the workers, remote ones in
-                # Python: equal within the learned codec's rounding.
-                np.testing.assert_allclose(t.numpy(), local[i], rtol=0, atol=1e-5)
+                np.testing.assert_array_equal(t.numpy(), local[i])
                 seen.append(i)
         assert sorted(seen) == list(range(8))
 

@@ -345,3 +345,35 @@ def test_model_by_reference_given_to_the_library(tmp_path):
     h.read(range(len(r)), out)
     np.testing.assert_array_equal(out, want)
     h.close()
+
+
+def test_source_read_through_callback():
+    """A source that is not a local file (a remote file: size and read_at)
+    is read by the library through a callback, from the calling thread; a
+    failure of the source's read is raised as itself."""
+    from ntcb.container import Container
+
+    path = os.path.join(GOLDEN, "ntc.ntcb")
+    with open(path, "rb") as f:
+        data = f.read()
+
+    class Source:
+        path, size, reads, fail = "mem://ntc.ntcb", len(data), [], False
+
+        def read_at(self, n, off):
+            if self.fail:
+                raise ConnectionError("the network went away")
+            self.reads.append((n, off))
+            return data[off : off + n]
+
+        def close(self):
+            pass
+
+    src = Source()
+    r = ntcb.Reader(None, decoder="native", _container=Container(_src=src))
+    before = len(src.reads)
+    np.testing.assert_array_equal(r.read([7, 0]), np.load(path.replace(".ntcb", ".decoded.npy"))[[7, 0]])
+    assert r.decoder == "native" and len(src.reads) > before
+    src.fail = True
+    with pytest.raises(ConnectionError):
+        r[3]
