@@ -382,7 +382,12 @@ func encodeShards(ctx context.Context, store Dir, src ntcb.Source, first, perSha
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			sh, res, err := encodeShard(ctx, store, src, &srcMu, first+s, s*perShard, min(perShard, total-s*perShard), opts)
+			var sh Shard
+			var res shardResult
+			err := ntcb.Guard(func() (err error) {
+				sh, res, err = encodeShard(ctx, store, src, &srcMu, first+s, s*perShard, min(perShard, total-s*perShard), opts)
+				return err
+			})
 			if err != nil {
 				errMu.Lock()
 				if firstErr == nil {

@@ -47,7 +47,7 @@ func ordered[J any](ctx context.Context, n, workers int, fill func(i int, j *J) 
 			case <-ctx.Done():
 				return
 			}
-			err := guard(func() error { return fill(i, j) })
+			err := Guard(func() error { return fill(i, j) })
 			select {
 			case todo <- slot{i, j, err}:
 			case <-ctx.Done():
@@ -64,7 +64,7 @@ func ordered[J any](ctx context.Context, n, workers int, fill func(i int, j *J) 
 			defer wg.Done()
 			for s := range todo {
 				if s.err == nil {
-					s.err = guard(func() error { return work(s.i, s.j) })
+					s.err = Guard(func() error { return work(s.i, s.j) })
 				}
 				select {
 				case done <- s:
@@ -97,10 +97,12 @@ func ordered[J any](ctx context.Context, n, workers int, fill func(i int, j *J) 
 	return nil
 }
 
-// guard runs f and turns a panic in it into an error wrapping ErrInternal,
-// with the panic's value and stack: a panic on a pipeline goroutine would
-// otherwise end the process before any caller could report it.
-func guard(f func() error) (err error) {
+// Guard runs f and turns a panic in it into an error wrapping ErrInternal,
+// with the panic's value and stack. Run the work of every goroutine that
+// a library starts through it: a panic on one would otherwise end the
+// process (exit 2, which reads as a usage error) before any caller could
+// report it.
+func Guard(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: panic: %v\n%s", ErrInternal, r, debug.Stack())
