@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,5 +178,46 @@ func TestDatasetOverHTTP(t *testing.T) {
 	}
 	if code, _, errs := ntc(t, "inspect", srv.URL+"/nothing.ntcb"); code != exitError {
 		t.Fatalf("a missing URL: %d %s", code, errs)
+	}
+}
+
+// TestIndexCommand writes shards one at a time, as the steps of a
+// distributed encode do, and makes them a dataset with 'ntc index'.
+func TestIndexCommand(t *testing.T) {
+	dir, in := writeSample(t)
+	ds := filepath.Join(dir, "ds")
+	os.MkdirAll(ds, 0o755)
+	m := filepath.Join(ds, "model.ntcm")
+	if code, _, errs := ntc(t, "fit", in, "-o", m, "--ratio", "8"); code != 0 {
+		t.Fatalf("fit: %d %s", code, errs)
+	}
+	if code, _, errs := ntc(t, "index", ds); code != exitError || !strings.Contains(errs, "no .ntcb shards") {
+		t.Fatalf("index of no shards: %d %s", code, errs)
+	}
+	shard := func(i int, input string) {
+		t.Helper()
+		if code, _, errs := ntc(t, "encode", input, "-o", filepath.Join(ds, fmt.Sprintf("shard-%05d.ntcb", i)), "--model", m,
+			"--key-root", dir, "--force"); code != 0 {
+			t.Fatalf("encode shard %d: %d %s", i, code, errs)
+		}
+	}
+	shard(0, in)
+	shard(1, in)
+	// Both shards have the same keys: refused, naming both.
+	if code, _, errs := ntc(t, "index", ds); code != exitError || !strings.Contains(errs, "shard-00000.ntcb too") {
+		t.Fatalf("index of clashing keys: %d %s", code, errs)
+	}
+	other := filepath.Join(dir, "other")
+	os.MkdirAll(other, 0o755)
+	in2, err := sample.WriteTo(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard(1, in2)
+	if code, out, errs := ntc(t, "index", ds, "--meta", "model=deit"); code != 0 || !strings.Contains(out, "index of 16 samples in 2 shards") {
+		t.Fatalf("index: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := ntc(t, "verify", ds); code != 0 || !strings.Contains(out, "ok, 16 samples in 2 shards, 1 model files") {
+		t.Fatalf("verify: %d %q %q", code, out, errs)
 	}
 }

@@ -75,6 +75,7 @@ with random access by sample, and decodes them back.
 		newInspectCmd(g, nil),
 		newVerifyCmd(g, nil),
 		newFitCmd(g, nil),
+		newIndexCmd(g, nil),
 		newBenchCmd(g, nil),
 	)
 	return root

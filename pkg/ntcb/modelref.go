@@ -289,3 +289,8 @@ func WithLocator(l ModelLocator) ReadOption {
 
 // WithName names the file in messages (a path or URL).
 func WithName(name string) ReadOption { return func(o *readOptions) { o.name = name } }
+
+// ModelWhere says where the reader found the model with the hash that its
+// file holds by reference; "" if it has not looked for it yet, or did not
+// find it.
+func (r *Reader) ModelWhere(sha [32]byte) string { return r.ro.models.where(sha) }
