@@ -25,7 +25,6 @@ GOLDEN = os.path.join(ROOT, "testdata", "golden")
 DATASET = os.path.join(GOLDEN, "dataset")
 BYREF = os.path.join(GOLDEN, "byref")
 SAMPLE48 = os.path.join(ROOT, "internal", "sample", "deit_tiny_block10_48.npy")
-GO = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go") else None)
 
 
 @pytest.fixture
@@ -267,16 +266,6 @@ def test_fsspec_memory(golden_copy):
 
 
 # -- datasets the current ntc writes -------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ntc_bin(tmp_path_factory):
-    if GO is None:
-        pytest.skip("needs the Go toolchain")
-    out = str(tmp_path_factory.mktemp("bin") / "ntc")
-    env = dict(os.environ, GOFLAGS=os.environ.get("GOFLAGS", "") + " -buildvcs=false")
-    subprocess.run([GO, "build", "-o", out, "./cmd/ntc"], cwd=ROOT, check=True, env=env)
-    return out
 
 
 def test_http_reads_few_bytes(ntc_bin, tmp_path, server):

@@ -24,14 +24,6 @@ GO = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local
 pytestmark = pytest.mark.skipif(GO is None or not os.path.exists(SAMPLE), reason="needs the Go toolchain")
 
 
-@pytest.fixture(scope="module")
-def ntc_bin(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("bin") / "ntc")
-    env = dict(os.environ, GOFLAGS=os.environ.get("GOFLAGS", "") + " -buildvcs=false")
-    subprocess.run([GO, "build", "-o", out, "./cmd/ntc"], cwd=ROOT, check=True, env=env)
-    return out
-
-
 def go_codecs():
     """The registered Go codecs: pkg/ntcb's TestGoldenCodecs requires a golden file for each."""
     d = os.path.join(ROOT, "testdata", "golden")
