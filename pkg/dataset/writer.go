@@ -173,7 +173,7 @@ func Encode(ctx context.Context, dir string, src ntcb.Source, o EncodeOptions) (
 			// framing, the model once (with its file's) and the index.
 			fit := opts
 			fit.Progress, fit.ShardSamples, fit.SharedModel = nil, perShard, false
-			fit.ExtraBytes = estimateIndexBytes(src, perShard) + modelFileFraming
+			fit.ExtraBytes = estimateIndexBytes(src, perShard) + modelFileFraming(dim)
 			if opts.Model, err = ntcb.Fit(ctx, src, fit); err != nil {
 				return nil, err
 			}
@@ -242,9 +242,13 @@ func removeUnused(store Dir, old, x *Index) {
 	}
 }
 
-// modelFileFraming is about what a model file holds besides the model:
-// its container framing and metadata.
-var modelFileFraming = container.Framing{Models: 1, MetadataLen: 700}.Overhead()
+// modelFileFraming estimates what a model file for samples of dim
+// channels holds besides the model: its container framing and metadata,
+// which records the fit data's per-channel mean and standard deviation
+// (about 12 bytes of JSON a number).
+func modelFileFraming(dim int) int64 {
+	return container.Framing{Models: 1, MetadataLen: 700 + 2*12*dim}.Overhead()
+}
 
 // estimateIndexBytes estimates the size of the index of src in shards of
 // perShard samples, for rate control.
