@@ -17,7 +17,8 @@ import ntcb
 from ntcb import _remote, dataset
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httpserve import Server  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from serve_dir import Server  # noqa: E402
 from test_golden import assert_close_to_go  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))

@@ -1,6 +1,16 @@
-"""A threaded HTTP server on 127.0.0.1 for the tests: serves a directory
-with Range support (206, suffix ranges, 416), counts requests and body
-bytes, and can be told to fail requests."""
+#!/usr/bin/env python3
+"""Serve a directory over HTTP with Range requests, for trying remote reads.
+
+    python3 scripts/serve_dir.py out/usage --port 8000
+    python3 -c 'import ntcb; print(ntcb.open("http://127.0.0.1:8000/data"))'
+
+Python's own http.server answers every request with the whole file (no
+Range support), which a remote reader refuses for anything larger than one
+block; this one answers single byte ranges (206, suffix ranges, 416), sends
+an ETag, and counts requests and bytes served. It is for local trials and
+the tests (which also tell it to fail requests): put real datasets behind a
+web server or an object store.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +23,7 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
 
 class Server:
-    def __init__(self, root: str):
+    def __init__(self, root: str, host: str = "127.0.0.1", port: int = 0):
         self.root = root
         self.requests = 0
         self.served = 0
@@ -73,9 +83,9 @@ class Server:
                 with server._lock:
                     server.served += len(b)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._thread.start()
 
@@ -86,3 +96,26 @@ class Server:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def main() -> int:
+    import argparse
+    import time
+
+    p = argparse.ArgumentParser(description="Serve a directory over HTTP with Range requests.")
+    p.add_argument("dir", help="the directory to serve")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
+    args = p.parse_args()
+    s = Server(args.dir, args.host, args.port)
+    print(f"serving {os.path.abspath(args.dir)} at {s.url}/ (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        s.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
