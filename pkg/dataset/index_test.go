@@ -1,6 +1,8 @@
 package dataset
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"os"
@@ -145,6 +147,30 @@ func FuzzParseIndex(f *testing.F) {
 		if x.Keys != nil {
 			keys, _ := x.MarshalKeys()
 			_ = x.ReadKeys(strings.NewReader(string(keys)))
+		}
+	})
+}
+
+// FuzzReadKeys reads arbitrary bytes as the keys file of a valid index:
+// no panic, and what it accepts has the index's size and hash.
+func FuzzReadKeys(f *testing.F) {
+	keys, _ := validIndex().MarshalKeys()
+	f.Add(keys)
+	f.Add([]byte("[\"a\"]\n[]\n"))
+	f.Add([]byte("[\"a#0\",\"a#1\"]\n[\"b\"]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x := validIndex()
+		for i := range x.Shards {
+			x.Shards[i].Keys = nil
+		}
+		x.Keys = &File{Name: KeysName, Bytes: int64(len(b)), SHA256: FormatHash(sha256.Sum256(b))}
+		if err := x.ReadKeys(bytes.NewReader(b)); err != nil {
+			return
+		}
+		for _, s := range x.Shards {
+			if len(s.Keys) != s.Samples {
+				t.Fatalf("accepted %d keys for %d samples", len(s.Keys), s.Samples)
+			}
 		}
 	})
 }

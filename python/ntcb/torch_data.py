@@ -74,7 +74,7 @@ class NtcbDataset(torch.utils.data.Dataset):
     @classmethod
     def from_manifest(cls, manifest: str, **kw) -> "NtcbDataset":
         """A dataset over the .ntcb files named in a manifest written by
-        scripts/encode_dataset.sh (fields image, ntcb, key), in manifest
+        scripts/encode_dataset.py (fields image, ntcb, key), in manifest
         order; the files must hold the keys in that order too."""
         base = os.path.dirname(os.path.abspath(manifest))
         files, images = [], []
