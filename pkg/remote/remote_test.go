@@ -97,6 +97,9 @@ func TestReadAt(t *testing.T) {
 			t.Fatalf("ReadAt(%d, %d): wrong bytes", n, off)
 		}
 	}
+	// Close waits for the handlers to return: a handler counts a body
+	// write after it returns, which may be after the client has read it.
+	s.Close()
 	st := f.Stats()
 	if st.Bytes != s.served.Load() {
 		t.Errorf("stats say %d bytes, the server sent %d", st.Bytes, s.served.Load())
