@@ -138,6 +138,11 @@ type Options struct {
 	// phase (total 0: unknown). It is called from the goroutine that
 	// called Spec.New.
 	Progress func(phase string, done, total int)
+	// TaskMetric, when set, is the distortion measure a learned codec
+	// fits (basis, bit allocation, quantization) instead of plain squared
+	// error; decoding does not depend on it. Codecs without a fit ignore
+	// it.
+	TaskMetric *TaskMetric
 }
 
 // The phases of a learned codec's fit, as Options.Progress names them.

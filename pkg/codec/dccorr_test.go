@@ -14,7 +14,7 @@ func TestDCCorrelation(t *testing.T) {
 		t.Skip("set NTC_EXP=1")
 	}
 	data, n := loadShared(t, "deit_tiny_block10_dev.npy")
-	c := fitPCA(deitLayout, data, n)
+	c := fitPCA(deitLayout, data, n, nil)
 	cs := c.transform(data, n)
 	K := c.k
 	// Blocks are a 4x4 grid (14x14 tokens); pairs (b, b+1) in a row.

@@ -156,7 +156,6 @@ type ntcCodec struct {
 	bq     []int8     // K x D, the stored basis
 	hi16   int        // rows below hi16 are stored as float16 (bq unused)
 	bscale []uint16   // K float16 row scales
-	basisT []float32  // D x K, for the forward projection
 	packed *packedMat // basis packed for the inverse transform's product
 	sig    []uint8    // K x ntcClasses sigma codes
 	tabs   [ntcBuckets]ransTable
@@ -174,11 +173,15 @@ type ntcCodec struct {
 	groups []groupGeom
 	model  []byte
 	bufs   sync.Pool
-	fit    *fitInfo // while fitting only
+	fit    *fitInfo    // while fitting only
+	task   *TaskMetric // the metric the model was fitted in, nil for none
 
 	plansMu sync.Mutex
 	plans   []decPlanEntry // recently used decoding plans, oldest first
 	dev     ntcDevice      // tables for device decoders, made on first use
+
+	fwdOnce sync.Once
+	fwd     []float32 // D x K forward projection, made on first use (forward)
 }
 
 // blockGeom is one block of the grid.
@@ -271,6 +274,9 @@ func (c *ntcCodec) Params() map[string]any {
 		"prefix":     "int8 per token",
 		"outliers":   "int8 per token",
 		"basis_f16":  c.hi16,
+	}
+	if c.task != nil {
+		p["task_metric"] = c.task.params()
 	}
 	switch c.qkind {
 	case qualitySNR:
@@ -436,13 +442,8 @@ func (c *ntcCodec) finish() {
 			c.basis[k*c.dim+d] = float32(c.bq[k*c.dim+d]) * sc
 		}
 	}
-	c.basisT = make([]float32, c.dim*c.k)
-	for k := range c.k {
-		for d := range c.dim {
-			c.basisT[d*c.k+k] = c.basis[k*c.dim+d]
-		}
-	}
 	c.packed = packMat(c.basis, c.k, c.dim)
+	c.fwdOnce, c.fwd = sync.Once{}, nil
 	c.blocks, c.groups = gridBlocks(c.layout)
 	c.lut = ransLUT(c.tabs[:])
 }

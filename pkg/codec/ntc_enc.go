@@ -44,6 +44,7 @@ func (c *ntcCodec) transform(src []float32, n int) *coefSet {
 	r := make([]float32, blockSide*D)
 	var a [blockSide]float32
 	dcTmp := make([]float32, blockSize*K)
+	fwd := c.forward()
 	for s := range n {
 		smp := src[s*l.Tokens*D:][:l.Tokens*D]
 		for bi := range c.blocks {
@@ -60,11 +61,11 @@ func (c *ntcCodec) transform(src []float32, n int) *coefSet {
 					}
 				}
 				// A row of four tokens shares one pass over the basis.
-				if bw == blockSide && axpy4ExactAsm(y[py*blockSide*K:], K, K, r, D, D, c.basisT, K) {
+				if bw == blockSide && axpy4ExactAsm(y[py*blockSide*K:], K, K, r, D, D, fwd, K) {
 					continue
 				}
 				for px := range bw {
-					axpyRows(y[(py*blockSide+px)*K:][:K], r[px*D:px*D+D], c.basisT, K)
+					axpyRows(y[(py*blockSide+px)*K:][:K], r[px*D:px*D+D], fwd, K)
 				}
 			}
 			cy, cx := &dctMats[bh], &dctMats[bw]

@@ -89,13 +89,18 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 			return nil, err
 		}
 	}
+	if opts.TaskMetric != nil {
+		if err := opts.TaskMetric.check(l.Dim); err != nil {
+			return nil, err
+		}
+	}
 	report := func(phase string, done, total int) {
 		if opts.Progress != nil {
 			opts.Progress(phase, done, total)
 		}
 	}
 	report(FitPhasePCA, 0, 1)
-	full := fitPCA(l, train, n)
+	full := fitPCA(l, train, n, opts.TaskMetric)
 	report(FitPhasePCA, 1, 1)
 	if full.fit != nil {
 		full.fit.progress = opts.Progress
@@ -158,10 +163,19 @@ func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio
 }
 
 // fitPCA returns a codec with all D components: the mean and eigenvectors
-// of the grid tokens' covariance, rounded to float16.
-func fitPCA(l Layout, train []float32, n int) *ntcCodec {
+// of the grid tokens' covariance, rounded to float16. With a task metric
+// (and a blend above 0) the components are those of the tokens whitened
+// by the metric: with A the blended metric and S = A^(1/2), the basis rows
+// are S^-1 v for the eigenvectors v of S C S (C the covariance), so that
+// one step size for every coefficient spends the bits as reverse
+// water-filling in the metric would; the forward projection is the
+// rows' dual (see forward).
+func fitPCA(l Layout, train []float32, n int, tm *TaskMetric) *ntcCodec {
 	D := l.Dim
 	c := &ntcCodec{layout: l, dim: D, mean: make([]float32, D)}
+	if tm != nil && tm.Blend > 0 {
+		c.task = tm
+	}
 	grid := l.GridH * l.GridW
 	rows := n * grid
 	if rows == 0 {
@@ -233,6 +247,23 @@ func fitPCA(l Layout, train []float32, n int) *ntcCodec {
 	rows = max(keep, 1)
 	var cov mat.SymDense
 	cov.SymOuterK(1/float64(rows), x.T())
+	var unwhiten *mat.Dense
+	if c.task != nil {
+		s, inv, ok := whitening(c.task.blended())
+		if ok {
+			var t, w mat.Dense
+			t.Mul(s, &cov)
+			w.Mul(&t, s)
+			for i := range D {
+				for j := i; j < D; j++ {
+					cov.SetSym(i, j, (w.At(i, j)+w.At(j, i))/2)
+				}
+			}
+			unwhiten = inv
+		} else {
+			c.task = nil
+		}
+	}
 	var eig mat.EigenSym
 	if !eig.Factorize(&cov, true) {
 		// Fall back to the identity basis.
@@ -249,6 +280,11 @@ func fitPCA(l Layout, train []float32, n int) *ntcCodec {
 	vals := eig.Values(nil)
 	var vecs mat.Dense
 	eig.VectorsTo(&vecs)
+	if unwhiten != nil {
+		var b mat.Dense
+		b.Mul(unwhiten, &vecs)
+		vecs = b
+	}
 	idx := make([]int, D)
 	for i := range idx {
 		idx[i] = i
@@ -289,6 +325,12 @@ func fitPCA(l Layout, train []float32, n int) *ntcCodec {
 			c.fit.berr[k] += e * e
 			c.fit.b16[k*D+d] = f16.Round(row[d])
 		}
+	}
+	if unwhiten != nil {
+		// The dual projection reconstructs through the int8 rows
+		// themselves (exactly with all D components), so their rounding
+		// costs no distortion and needs no float16 rows.
+		clear(c.fit.berr)
 	}
 	c.finish()
 	return c
@@ -411,7 +453,7 @@ func (c *ntcCodec) truncate(k int) *ntcCodec {
 		bscale:   c.bscale[:k],
 		stepCode: c.stepCode, qkind: c.qkind, qtarget: c.qtarget, round: c.round, othr: c.othr,
 		tabs: c.tabs, tlo: c.tlo, thi: c.thi,
-		fit: c.fit,
+		fit: c.fit, task: c.task,
 	}
 	if c.sig != nil {
 		t.sig = c.sig[:k*ntcClasses]
