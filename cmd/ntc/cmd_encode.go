@@ -34,6 +34,10 @@ type encodeOptions struct {
 	json    bool
 	force   bool
 	keyRoot string
+	// taskMetric names a task metric file (--task-metric), taskBlend its
+	// share of the fitted distortion.
+	taskMetric string
+	taskBlend  float64
 	dataFlags
 	shardSamples int
 	appendTo     bool
@@ -130,6 +134,8 @@ func (o *encodeOptions) addCodecFlags(cmd *cobra.Command) {
 	f.StringVar(&o.codec, "codec", "", fmt.Sprintf("codec: %s (default %s)", strings.Join(codec.Names(), ", "), ntcb.DefaultCodec))
 	f.Float64Var(&o.ratio, "ratio", 0, "target ratio of the whole file against float16 (model included), for codecs with rate control")
 	f.StringVar(&o.quality, "quality", "", "quality target met on every chunk, e.g. cos=0.99 or snr=20")
+	f.StringVar(&o.taskMetric, "task-metric", "", "fit the learned codec in a task metric: M.npy ([D, D] matrix) or W.safetensors:NAME (linear layer [out, D], M = W^T W); see scripts/task_metric.py")
+	f.Float64Var(&o.taskBlend, "task-blend", codec.DefaultTaskBlend, "with --task-metric: the metric's share of the fitted distortion, the rest plain squared error, in [0, 1)")
 	_ = cmd.RegisterFlagCompletionFunc("codec", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return codec.Names(), cobra.ShellCompDirectiveNoFileComp
 	})
@@ -177,8 +183,8 @@ func (o *encodeOptions) validate() error {
 	if o.ratio != 0 && o.quality != "" {
 		return usagef("give --ratio or --quality, not both")
 	}
-	if o.model != "" && (o.ratio != 0 || o.quality != "") {
-		return usagef("--model fixes the codec's parameters: --ratio and --quality apply to 'ntc fit'")
+	if o.model != "" && (o.ratio != 0 || o.quality != "" || o.taskMetric != "") {
+		return usagef("--model fixes the codec's parameters: --ratio, --quality and --task-metric apply to 'ntc fit'")
 	}
 	if o.model == "" {
 		name := o.codec
@@ -192,6 +198,23 @@ func (o *encodeOptions) validate() error {
 			return usagef("--ratio %g: %w", o.ratio, err)
 		}
 	}
+	if !(o.taskBlend >= 0 && o.taskBlend < 1) {
+		return usagef("--task-blend %g: want a share in [0, 1)", o.taskBlend)
+	}
+	return nil
+}
+
+// loadTaskMetric reads --task-metric, if given, into opts.
+func (o *encodeOptions) loadTaskMetric(opts *ntcb.Options) error {
+	if o.taskMetric == "" {
+		return nil
+	}
+	m, err := ntcb.LoadTaskMetric(o.taskMetric)
+	if err != nil {
+		return err
+	}
+	m.Blend = o.taskBlend
+	opts.CodecOptions.TaskMetric = m
 	return nil
 }
 
@@ -348,6 +371,9 @@ func runEncode(ctx context.Context, g *globals, o *encodeOptions, args []string)
 		}
 	}
 	opts := o.ntcbOptions()
+	if err := o.loadTaskMetric(&opts); err != nil {
+		return err
+	}
 	if o.model != "" {
 		if opts.Model, err = ntcb.ReadModelFile(o.model); err != nil {
 			return err

@@ -64,6 +64,9 @@ func runFit(ctx context.Context, g *globals, o *encodeOptions, args []string) er
 	}
 	opts := o.ntcbOptions()
 	opts.SharedModel, opts.ModelRef, opts.ModelFile, opts.ShardSamples = true, true, filepath.Base(o.output), o.shardSamples
+	if err := o.loadTaskMetric(&opts); err != nil {
+		return err
+	}
 	bar := g.newProgress(0, "fit")
 	opts.Progress = bar
 	m, err := ntcb.Fit(ctx, src, opts)

@@ -240,6 +240,14 @@ func encode(ctx context.Context, w *container.Writer, src Source, opts Options) 
 		return nil, nil, err
 	}
 	meta.Codec, meta.CodecParams = c.Name(), c.Params()
+	if tm, ok := opts.Model.taskMetric(); ok {
+		// The fit's metric is not in the model blob: keep the model
+		// file's record of it.
+		if meta.CodecParams == nil {
+			meta.CodecParams = map[string]any{}
+		}
+		meta.CodecParams["task_metric"] = tm
+	}
 	spec, err := codec.Lookup(c.Name())
 	if err != nil {
 		return nil, nil, err
@@ -345,6 +353,9 @@ func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perC
 	copts.TotalSamples = src.Len()
 	if o.SharedModel {
 		copts.TotalSamples = sharedModelSamples
+	}
+	if copts.TaskMetric != nil && !spec.Learned {
+		return nil, fmt.Errorf("%w: codec %s has no fit to take a task metric", codec.ErrOption, name)
 	}
 	if spec.Learned && copts.Ratio == 0 && copts.Quality == "" {
 		copts.Ratio = codec.DefaultRatio

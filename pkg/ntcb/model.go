@@ -47,6 +47,16 @@ func (m *Model) codec() (codec.Codec, error) {
 	return c, nil
 }
 
+// taskMetric returns the record of the task metric m was fitted in, if
+// any (nil m has none).
+func (m *Model) taskMetric() (any, bool) {
+	if m == nil {
+		return nil, false
+	}
+	tm, ok := m.Params["task_metric"]
+	return tm, ok
+}
+
 // Fit fits opts.Codec on a spread of src's samples (opts.FitSamples) and
 // returns the model.
 func Fit(ctx context.Context, src Source, opts Options) (*Model, error) {
