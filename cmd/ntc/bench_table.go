@@ -22,6 +22,7 @@ type benchColumn struct {
 	head     string
 	wideHead string // the head with --wide, if not head
 	wide     bool
+	task     bool // shown only when the report has a task metric
 	cell     func(r *bench.Row) string
 }
 
@@ -45,6 +46,7 @@ var benchColumns = []benchColumn{
 	{head: "max err", wide: true, cell: func(r *bench.Row) string { return fmt.Sprintf("%.3g", r.Quality.MaxAbsErr) }},
 	{head: "nn@1", cell: func(r *bench.Row) string { return fmtFrac(r.NNTop1) }},
 	{head: "nn@5", wide: true, cell: func(r *bench.Row) string { return fmtFrac(r.NNTop5) }},
+	{head: "task dB", task: true, cell: func(r *bench.Row) string { return fmtSNR(r.TaskSNR) }},
 }
 
 // benchLegend is printed under the table: what the figures mean, and
@@ -72,12 +74,22 @@ func printBench(w io.Writer, rep *bench.Report, wide bool) {
 	if cpu == "" {
 		cpu = "unknown CPU"
 	}
-	fmt.Fprintf(w, "  %s/%s, %s, kernels %s\n\n", m.OS, m.Arch, cpu, m.Vector)
+	fmt.Fprintf(w, "  %s/%s, %s, kernels %s\n", m.OS, m.Arch, cpu, m.Vector)
+	task := in.TaskMetric != nil
+	if task {
+		fitted := "learned codecs fitted in plain squared error"
+		if in.TaskMetric.Fitted {
+			fitted = fmt.Sprintf("learned codecs fitted in it, blend %g", in.TaskMetric.Blend)
+		}
+		fmt.Fprintf(w, "  task dB: SNR in the %s metric %s (%s)\n", in.TaskMetric.Kind, in.TaskMetric.Source, fitted)
+	}
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	var cells []string
 	for _, c := range benchColumns {
 		switch {
+		case c.task && !task:
 		case wide && c.wideHead != "":
 			cells = append(cells, c.wideHead)
 		case wide || !c.wide:
@@ -88,7 +100,7 @@ func printBench(w io.Writer, rep *bench.Report, wide bool) {
 	for i := range rep.Rows {
 		cells = cells[:0]
 		for _, c := range benchColumns {
-			if wide || !c.wide {
+			if (wide || !c.wide) && (task || !c.task) {
 				cells = append(cells, c.cell(&rep.Rows[i]))
 			}
 		}

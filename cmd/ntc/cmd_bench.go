@@ -37,6 +37,9 @@ type benchOptions struct {
 	gpu         int
 	samples     int
 	force       bool
+	taskMetric  string
+	taskFit     bool
+	taskBlend   float64
 	dataFlags
 
 	// Parsed in PreRunE.
@@ -68,6 +71,9 @@ and prints one row per codec and rate, next to raw float16 as the reference:
   SNR, cos mean/p1   reconstruction quality
   nn@1         agreement of the nearest neighbour of each sample's
                mean-pooled embedding, original vs reconstructed
+  task dB      with --task-metric M: the SNR weighted by M (the error's
+               (x - x^)^T M (x - x^) against the signal's); --task-fit
+               also fits the learned codecs in M
 
 and with --wide also bits/val, model KB, chunk decode p50/p99, sample p99,
 NMSE, cos min, max err and nn@5. Every codec runs in the same process on the same
@@ -117,6 +123,7 @@ should fit in the page cache, and the decoded tokens in GPU memory (twice).`,
 			"ntc bench tokens.npy --codecs int8,ntc --json | jq '.rows[] | {codec, ratio, cos_mean}'",
 			"ntc bench tokens.npy --recommend --min-cos 0.995",
 			"ntc bench tokens.npy --device cuda --ratios 8 --json",
+			"ntc bench tokens.npy --codecs ntc --task-metric fisher.npy --task-fit",
 		),
 		Args: cobra.ArbitraryArgs,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
@@ -148,6 +155,9 @@ should fit in the page cache, and the decoded tokens in GPU memory (twice).`,
 	f.StringVar(&o.ntcbPath, "ntcb", "", "with --device cuda: a .ntcb file of the input's tokens to decode, instead of encoding them")
 	f.IntVar(&o.gpu, "gpu", 0, "with --device cuda: the GPU's ordinal")
 	f.IntVar(&o.samples, "samples", 0, "with --device cuda: decode only the chunks that hold the first N samples (0: all)")
+	f.StringVar(&o.taskMetric, "task-metric", "", "add the task-weighted SNR in a metric: M.npy ([D, D]) or W.safetensors:NAME (M = W^T W)")
+	f.BoolVar(&o.taskFit, "task-fit", false, "with --task-metric: fit the learned codecs in the metric too")
+	f.Float64Var(&o.taskBlend, "task-blend", codec.DefaultTaskBlend, "with --task-fit: the metric's share of the fitted distortion, in [0, 1)")
 	o.dataFlags.addFlags(f)
 	addForceFlag(f, &o.force)
 	_ = cmd.MarkFlagFilename("plot", "svg", "png")
@@ -209,6 +219,18 @@ func (o *benchOptions) validate(cmd *cobra.Command, args []string) error {
 	if target && !o.recommend {
 		return usagef("--min-cos and --max-decode-ms go with --recommend")
 	}
+	if o.taskFit && o.taskMetric == "" {
+		return usagef("--task-fit needs --task-metric")
+	}
+	if cmd.Flags().Changed("task-blend") && !o.taskFit {
+		return usagef("--task-blend goes with --task-fit")
+	}
+	if !(o.taskBlend >= 0 && o.taskBlend < 1) {
+		return usagef("--task-blend %g: want a share in [0, 1)", o.taskBlend)
+	}
+	if o.taskMetric != "" && o.device == bench.DeviceCUDA {
+		return usagef("--task-metric is measured on the CPU path (--device cpu)")
+	}
 	if err := o.dataFlags.parse(); err != nil {
 		return err
 	}
@@ -221,6 +243,12 @@ func (o *benchOptions) validate(cmd *cobra.Command, args []string) error {
 			o.extraFlags = append(o.extraFlags, "--"+name, fl.Value.String())
 		}
 	}
+	if o.taskFit {
+		o.extraFlags = append(o.extraFlags, "--task-metric", o.taskMetric)
+		if cmd.Flags().Changed("task-blend") {
+			o.extraFlags = append(o.extraFlags, "--task-blend", fmt.Sprint(o.taskBlend))
+		}
+	}
 	return nil
 }
 
@@ -230,6 +258,14 @@ func runBench(ctx context.Context, g *globals, o *benchOptions, args []string) e
 		ChunkBytes: o.chunkBytes, Prefix: o.prefix, GridH: o.gridH, GridW: o.gridW,
 		FitSamples: o.fitSamples, Workers: o.workers,
 		Progress: func(label string, total int) bench.Stage { return g.newProgress(total, label) },
+	}
+	if o.taskMetric != "" {
+		m, err := ntcb.LoadTaskMetric(o.taskMetric)
+		if err != nil {
+			return err
+		}
+		m.Blend = o.taskBlend
+		opts.TaskMetric, opts.TaskFit = m, o.taskFit
 	}
 	if o.recommend && o.minCos > 0 && o.minCos < 1 {
 		// Search the rate: the encoder finds the highest ratio that meets

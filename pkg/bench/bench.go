@@ -13,6 +13,7 @@ package bench
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -129,6 +130,11 @@ type Options struct {
 	GridH, GridW int
 	FitSamples   int
 	Workers      int
+	// TaskMetric, when set, adds the task-weighted SNR in that metric to
+	// every row (Row.TaskSNR); with TaskFit the learned codecs are also
+	// fitted in it (ntc fit --task-metric).
+	TaskMetric *codec.TaskMetric
+	TaskFit    bool
 	// Files names the inputs for the report; they are not read.
 	Files []string
 	// Note describes the input for the report (for example that it is the
@@ -181,6 +187,9 @@ func (o *Options) ensureDefaults() error {
 			return err
 		}
 	}
+	if o.TaskFit && o.TaskMetric == nil {
+		return fmt.Errorf("%w: TaskFit without a TaskMetric", ErrOptions)
+	}
 	return nil
 }
 
@@ -221,6 +230,21 @@ type Input struct {
 	// learned codec is fitted on.
 	FitSamples int     `json:"fit_samples"`
 	Machine    Machine `json:"machine"`
+	// TaskMetric describes the metric of Row.TaskSNR, nil without one.
+	TaskMetric *TaskMetricInfo `json:"task_metric,omitempty"`
+}
+
+// TaskMetricInfo describes the task metric of a report.
+type TaskMetricInfo struct {
+	// Source is the metric's file; Kind and SHA256 as in a fitted file's
+	// metadata (the hash of the trace-normalised matrix).
+	Source string `json:"source"`
+	Kind   string `json:"kind"`
+	SHA256 string `json:"sha256"`
+	// Fitted reports whether the learned codecs were fitted in it, with
+	// Blend the metric's share of their fitted distortion.
+	Fitted bool    `json:"fitted"`
+	Blend  float64 `json:"blend,omitempty"`
 }
 
 // Skipped is a (codec, rate) that could not be measured.
@@ -277,6 +301,9 @@ type Row struct {
 	// fewer than two samples).
 	NNTop1 float64
 	NNTop5 float64
+	// TaskSNR is the task-weighted SNR in dB in Options.TaskMetric (NaN
+	// without one; docs/metrics.md).
+	TaskSNR float64
 }
 
 // Label names the row for tables and charts: the codec, with its target
@@ -315,6 +342,13 @@ func Run(ctx context.Context, src ntcb.Source, opts Options) (*Report, error) {
 	}
 	if rep.Input.Files == nil {
 		rep.Input.Files = []string{}
+	}
+	if tm := opts.TaskMetric; tm != nil {
+		sum := tm.SHA256()
+		rep.Input.TaskMetric = &TaskMetricInfo{Source: tm.Source, Kind: tm.Kind, SHA256: hex.EncodeToString(sum[:]), Fitted: opts.TaskFit}
+		if opts.TaskFit {
+			rep.Input.TaskMetric.Blend = tm.Blend
+		}
 	}
 	raw, err := ds.measureRaw(ctx, &opts)
 	if err != nil {

@@ -34,8 +34,9 @@ type dataset struct {
 	layout   codec.Layout
 	perChunk int // samples per chunk, as ntcb.Encode cuts them
 	nnIdx    []int
-	nnOrig   [][]float64 // mean-pooled originals of the samples in nnIdx
-	nnPos    map[int]int // sample index -> position in nnIdx
+	nnOrig   [][]float64      // mean-pooled originals of the samples in nnIdx
+	nnPos    map[int]int      // sample index -> position in nnIdx
+	task     *metrics.TaskSNR // the task metric's empty accumulator, or nil
 }
 
 // load reads every sample of src into memory.
@@ -64,6 +65,14 @@ func load(ctx context.Context, src ntcb.Source, o *Options) (*dataset, error) {
 			return nil, err
 		}
 		ds.keys[i] = src.Key(i)
+	}
+	if o.TaskMetric != nil {
+		if o.TaskMetric.Dim() != dim {
+			return nil, fmt.Errorf("%w %s: [%d, %d] matrix for tokens of %d dims", codec.ErrMetric, o.TaskMetric.Source, o.TaskMetric.Dim(), o.TaskMetric.Dim(), dim)
+		}
+		if ds.task, err = metrics.NewTaskSNR(o.TaskMetric.Normalized(), dim); err != nil {
+			return nil, err
+		}
 	}
 	ds.perChunk = ntcb.SamplesPerChunk(o.ChunkBytes, l)
 	ds.nnIdx = spread(n, o.MaxNNSamples)
@@ -121,19 +130,27 @@ func (f firstSamples) Len() int { return f.n }
 
 // checker compares decoded samples with the originals as they come.
 type checker struct {
-	ds  *dataset
-	acc metrics.Accumulator
-	nn  [][]float64
+	ds   *dataset
+	acc  metrics.Accumulator
+	nn   [][]float64
+	task *metrics.TaskSNR // nil without a task metric
 }
 
 func newChecker(ds *dataset) *checker {
-	return &checker{ds: ds, nn: make([][]float64, len(ds.nnIdx))}
+	c := &checker{ds: ds, nn: make([][]float64, len(ds.nnIdx))}
+	if ds.task != nil {
+		c.task = ds.task.Clone()
+	}
+	return c
 }
 
 // add compares count decoded samples from first on.
 func (c *checker) add(first, count int, dec []float32) {
 	v := c.ds.layout.Values()
 	c.acc.Add(c.ds.vals[first*v:(first+count)*v], dec[:count*v], c.ds.layout.Dim)
+	if c.task != nil {
+		c.task.Add(c.ds.vals[first*v:(first+count)*v], dec[:count*v])
+	}
 	for k := range count {
 		if p, ok := c.ds.nnPos[first+k]; ok {
 			c.nn[p] = MeanPool(dec[k*v:(k+1)*v], c.ds.layout.Dim)
@@ -150,6 +167,10 @@ func (c *checker) finish(r *Row) error {
 	}
 	r.Quality = c.acc.Summary()
 	r.NNTop1, r.NNTop5 = NNAgreement(c.ds.nnOrig, c.nn)
+	r.TaskSNR = math.NaN()
+	if c.task != nil {
+		r.TaskSNR = c.task.SNR()
+	}
 	return nil
 }
 
@@ -346,6 +367,9 @@ func (ds *dataset) measure(ctx context.Context, spec codec.Spec, target rate, o 
 		Codec: spec.Name, CodecOptions: codec.Options{Ratio: target.ratio, Quality: target.quality}, ChunkBytes: o.ChunkBytes,
 		Prefix: o.Prefix, GridH: o.GridH, GridW: o.GridW, FitSamples: o.FitSamples,
 		Workers: o.Workers, Tool: "ntc bench",
+	}
+	if o.TaskFit && spec.Learned {
+		eopts.CodecOptions.TaskMetric = o.TaskMetric
 	}
 	if spec.Learned {
 		runtime.GC()

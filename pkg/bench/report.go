@@ -55,6 +55,7 @@ var columns = []column{
 	{"max_abs_err", func(r *Row) any { return r.Quality.MaxAbsErr }},
 	{"nn_top1", func(r *Row) any { return r.NNTop1 }},
 	{"nn_top5", func(r *Row) any { return r.NNTop5 }},
+	{"task_snr_db", func(r *Row) any { return r.TaskSNR }},
 }
 
 // Columns lists the keys of a row in JSON and the columns of WriteCSV, in
