@@ -72,7 +72,7 @@ def waterfill_noise(tokens, prefix: int, snr_db: float):
     return v * np.sqrt(np.minimum(lam, (lo + hi) / 2))
 
 
-def fisher_metric(tail, tokens, prefix: int = 1, draws: int = 4, batch: int = 16, seed: int = 0,
+def fisher_metric(tail, tokens, prefix: int = 1, draws: int = 32, batch: int = 16, seed: int = 0,
                   noise_snr: float | None = None, progress=None):
     """M = mean over samples and draws of sum_t g_t g_t^T (grid tokens t),
     g_t = d log p(y | x) / d x_t with y ~ softmax(tail(x)). With
@@ -180,7 +180,7 @@ def parse_args(argv):
     f.add_argument("--heads", type=int, help="attention heads (builtin; default dim/64)")
     f.add_argument("--prefix", type=int, default=1, help="leading non-grid tokens (default 1, the CLS token)")
     f.add_argument("--samples", help="samples to use, e.g. 0-95 (default all)")
-    f.add_argument("--draws", type=int, default=4, help="labels drawn per sample (default 4)")
+    f.add_argument("--draws", type=int, default=32, help="labels drawn per sample (default 32; fewer are faster and noisier)")
     f.add_argument("--noise-snr", type=float, help="take the gradients at tokens perturbed by the error of an ideal coder at this SNR (dB)")
     f.add_argument("--batch", type=int, default=16)
     f.add_argument("--seed", type=int, default=0)

@@ -94,7 +94,7 @@ func TestTaskMetricFlag(t *testing.T) {
 		t.Fatal("M and 5M give different files")
 	}
 	tm := taskMetricParams(t, filepath.Join(dir, "x0.ntcb"))
-	if tm["kind"] != "matrix" || len(fmt.Sprint(tm["sha256"])) != 64 || tm["blend"] != 0.9 {
+	if tm["kind"] != "matrix" || len(fmt.Sprint(tm["sha256"])) != 64 || tm["blend"] != 0.7 {
 		t.Fatalf("task_metric metadata: %v", tm)
 	}
 	// Fit in a linear layer's metric, then encode with the model: the file

@@ -133,7 +133,14 @@ func TestTaskMetricScaleAndDeterminism(t *testing.T) {
 func TestTaskMetricWeights(t *testing.T) {
 	l := Layout{Tokens: 1 + 8*8, Dim: 24, Prefix: 1, GridH: 8, GridW: 8}
 	const n, chunk = 32, 16
+	// The second half of the channels independent of the first.
 	src := synthTokens(l, n, 9)
+	other := synthTokens(l, n, 10)
+	for i := range src {
+		if i%l.Dim >= l.Dim/2 {
+			src[i] = other[i-l.Dim/2]
+		}
+	}
 	// M looks at the first half of the channels only.
 	m := make([]float64, l.Dim*l.Dim)
 	look := make([]float64, l.Dim)
@@ -178,6 +185,13 @@ func TestTaskMetricWeights(t *testing.T) {
 		}
 		if !(ign > 3) {
 			t.Errorf("ratio %g: channels M ignores are abandoned (SNR %.1f dB)", ratio, ign)
+		}
+		// The blend is what keeps them: nearly without it they go.
+		near := *tm
+		near.Blend = 0.999
+		_, _, bare := fitEncode(t, l, src, n, Options{Ratio: ratio, ChunkSamples: chunk, TaskMetric: &near})
+		if ign999 := 10 * math.Log10(signal(ignored)/weightedError(l, src, bare, ignored)); !(ign999 < ign-3) {
+			t.Errorf("ratio %g: blend 0.999 codes the ignored channels at %.1f dB, the default at %.1f", ratio, ign999, ign)
 		}
 	}
 }
