@@ -86,7 +86,13 @@ func benchCodec(b *testing.B, mode benchMode) {
 			}
 			b.SetBytes(int64(2 * len(data)))
 			b.ReportAllocs()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			b.ResetTimer()
+			cpu0 := threadCPU()
+			defer func() {
+				b.ReportMetric(float64(2*len(data))*float64(b.N)/(threadCPU()-cpu0).Seconds()/1e6, "cpuMB/s")
+			}()
 			for range b.N {
 				switch mode {
 				case benchDecode:
@@ -124,3 +130,43 @@ func BenchmarkStageStreams(b *testing.B) { benchCodec(b, benchStageStreams) }
 // BenchmarkEncode measures encoding speed (fit excluded) in float16 bytes
 // of input.
 func BenchmarkEncode(b *testing.B) { benchCodec(b, benchEncode) }
+
+// BenchmarkEntropy measures the learned codec's entropy decoding alone
+// (symbols and dequantization into the coefficient buffers, no inverse
+// transform) at 8x, in coded symbols per second of thread CPU time.
+func BenchmarkEntropy(b *testing.B) {
+	const n = 55
+	data, _ := benchData(b, n)
+	c, err := newNTC(deitLayout, data, n, Options{Ratio: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc := c.(*ntcCodec)
+	p, err := c.Encode(nil, data, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ch, err := nc.parse(p, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := nc.scratch()
+	per := blockSize * nc.k
+	_, ents := nc.decPlan(ch.stepCode)
+	syms := 0
+	for _, e := range ents {
+		syms += n * len(e.tab)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.ResetTimer()
+	start := threadCPU()
+	for range b.N {
+		if err := nc.symbols(&ch, s, func(_, bi int) []float32 { return s.coef[bi*per : (bi+1)*per] }, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu := threadCPU() - start
+	b.ReportMetric(float64(syms)*float64(b.N)/cpu.Seconds()/1e6, "Msym/s")
+	b.ReportMetric(cpu.Seconds()*1e9/float64(syms)/float64(b.N), "ns/sym")
+}

@@ -22,7 +22,7 @@ func threadCPU() time.Duration {
 
 // TestExperiment runs one ntc configuration on block10 at NTC_EXP ratios
 // and prints the figures, for tuning. NTC_EXP_K caps the components,
-// NTC_EXP_ROUND sets the rounding offset (1/256), NTC_EXP_NODCT=1 replaces
+// NTC_EXP_LAMBDA sets the trellis' rate weight (1/256), NTC_EXP_PASSES the fit's trellis passes, NTC_EXP_NODCT=1 replaces
 // the block DCT by the identity and NTC_EXP_FILE picks the file.
 func TestExperiment(t *testing.T) {
 	r := os.Getenv("NTC_EXP")
@@ -35,11 +35,17 @@ func TestExperiment(t *testing.T) {
 		ntcMaxK = v
 		defer func() { ntcMaxK = old }()
 	}
-	if s := os.Getenv("NTC_EXP_ROUND"); s != "" {
+	if s := os.Getenv("NTC_EXP_LAMBDA"); s != "" {
 		v, _ := strconv.Atoi(s)
-		old := ntcRound
-		ntcRound = uint8(v)
-		defer func() { ntcRound = old }()
+		old := ntcLambda
+		ntcLambda = uint8(v)
+		defer func() { ntcLambda = old }()
+	}
+	if s := os.Getenv("NTC_EXP_PASSES"); s != "" {
+		v, _ := strconv.Atoi(s)
+		old := ntcFitPasses
+		ntcFitPasses = v
+		defer func() { ntcFitPasses = old }()
 	}
 	if os.Getenv("NTC_EXP_NODCT") != "" {
 		old := dctMats

@@ -34,11 +34,13 @@ const IDNTC uint8 = 5
 //     DC-group frequencies) has a fitted standard deviation sigma stored in
 //     the model. With one step size per chunk, a class is coded only when
 //     sigma/step >= 1/4 (reverse water-filling: the rest are set to zero),
-//     and sigma/step, in quarter octaves, picks the static rANS frequency
-//     table (fitted with the model) that codes its quantized magnitudes.
-//     Reconstruction uses per-chunk centroid offsets.
+//     and sigma/step, in quarter octaves, picks the bucket whose static
+//     rANS frequency tables (fitted with the model) code its quantized
+//     magnitudes. Quantization is dependent (trellis-coded: ans.go) for
+//     buckets below ansPlainBucket, plain above; reconstruction uses
+//     per-chunk centroid offsets.
 //
-// Model layout (little-endian):
+// Model layout (version 5, little-endian):
 //
 //	0   version (ntcModelVersion)
 //	1   flags (0)
@@ -47,7 +49,8 @@ const IDNTC uint8 = 5
 //	6   default step code (int32): step = 2^(code/256)
 //	10  quality kind (0 none, 1 snr, 2 cos)
 //	11  quality target (float32)
-//	15  rounding offset of the quantizer (uint8, /256)
+//	15  the trellis' rate weight (uint8, in 1/256 of a squared step per
+//	    bit; the encoder's, not read by a decoder)
 //	16  H, the number of basis rows stored as float16 (uint16), H <= K
 //	18  outlier threshold (float32): grid tokens whose squared distance
 //	    from the mean exceeds it are coded like prefix tokens; 0 for none
@@ -56,9 +59,20 @@ const IDNTC uint8 = 5
 //	    and D int8 values
 //	    sigma codes: K*32 uint8 (component-major, 32 classes), sigma =
 //	    2^((code-128)/8)
-//	    rANS table range lo, hi (uint8 each, lo <= hi <= ntcBuckets)
-//	    rANS tables of buckets lo..hi-1: 16 uint16 frequencies each, every
-//	    one >= 1, summing to 2^11; other buckets use a uniform table
+//	    table range lo, hi (uint8 each, lo <= hi <= ntcBuckets)
+//	    the frequency tables of buckets lo..hi-1 (32 symbols, uint16
+//	    frequencies, every one >= 1, summing to 2^12): a plain bucket's
+//	    one table, 32 frequencies; a trellis bucket's two (quantizers 0
+//	    and 1), 17 frequencies each: symbol 0, symbols 1..15 (which
+//	    symbols 17..31 repeat), the escape 16. Other buckets use a
+//	    uniform table.
+//	    centroid offsets of buckets lo..hi-1: 6 int8 each, quantizer 0
+//	    then 1, for magnitudes 1, 2 and >= 3, in 1/128 of a step; the
+//	    other buckets' are 0
+//
+// Model version 4, still read for files of payload versions 4 and 5, has
+// the quantizer's rounding offset (/256) at byte 15 and one table of 16
+// symbols per bucket (16 uint16 frequencies summing to 2^11).
 //
 // Payload layout (version 6, little-endian; uvarint is Go's
 // binary.Uvarint, LEB128): a head, then one part per sample, so that the
@@ -71,7 +85,7 @@ const IDNTC uint8 = 5
 //	2   step code (int32)
 //	6   slices per sample S (uint16): 1 <= S <= the grid's blocks, 0
 //	    without blocks or components
-//	8   centroid offsets: ntcBuckets*3 int8, in 1/256 of a step
+//	8   lanes per slice L (uint8): 1 or 8
 //	part of a sample:
 //	    prefix tokens: Prefix*(2+D) bytes (float16 scale, D int8)
 //	    outlier count M (uvarint, at most the grid's tokens)
@@ -80,35 +94,40 @@ const IDNTC uint8 = 5
 //	    Prefix-1)
 //	    M outlier tokens: (2+D) bytes each, as the prefix tokens
 //	    S pairs of lengths (uvarint each): the slice's rANS stream (at
-//	    least 8 bytes) and raw bit stream
+//	    least 4L bytes) and raw bit stream
 //	    the streams, slice by slice: rANS then raw bits
 //
 // Slice j of a sample codes its blocks [j*NB/S, (j+1)*NB/S) in coding order
 // (NB blocks per sample; a slice never crosses a sample) and is decoded by
-// itself: its rANS stream starts with the two final states (uint32 each),
-// then uint16 words; its raw bits, LSB first, hold for each coded
-// magnitude m with symbol t = m >> r (r = lowBits(bucket)) the Exp-Golomb
-// code of t-15 when t >= 15 (symbol 15 is the escape), then the r low bits
-// of m, then the sign when m != 0. Independent slices let a GPU (or several
-// CPU threads) decode one chunk's coefficients in parallel.
+// itself: its rANS stream starts with the L lanes' final states (uint32
+// each), then uint16 words in decoding order; symbol i of the slice is
+// lane i%L's. Symbols, the trellis, the tables and the raw bits are
+// specified in ans.go. Independent slices let a GPU (or several CPU
+// threads) decode one chunk's coefficients in parallel; a sample decodes
+// without the others.
 //
 // Payload version 5, still read: after the head (version, flags, step
-// code, centroid offsets, as above without S), the chunk's prefix tokens
-// (n*Prefix rows), the outlier count (uint32), the outliers' indices
-// s*Tokens+t (uint32 each) and rows, then the blocks per slice B (uint32)
-// and the slice count ceil(n*blocks/B) (uint32), the slices' lengths
-// (uint32 pairs) and streams; a slice codes B consecutive blocks of the
-// chunk in coding order, across samples. Payload version 4, still read, is
-// version 5 with one stream for all blocks: after the outliers, the rANS
-// stream length (uint32), the rANS stream, and the raw bits (the rest).
+// code, centroid offsets: ntcBuckets*3 int8 in 1/256 of a step), the
+// chunk's prefix tokens (n*Prefix rows), the outlier count (uint32), the
+// outliers' indices s*Tokens+t (uint32 each) and rows, then the blocks per
+// slice B (uint32) and the slice count ceil(n*blocks/B) (uint32), the
+// slices' lengths (uint32 pairs) and streams; a slice codes B consecutive
+// blocks of the chunk in coding order, across samples: its rANS stream
+// starts with its two states (uint32 each), symbols alternating between
+// them; its raw bits, LSB first, hold for each coded magnitude m with
+// symbol t = m >> r (r = lowBits(bucket)) the Exp-Golomb code of t-15 when
+// t >= 15 (symbol 15 is the escape), then the r low bits of m, then the
+// sign when m != 0. Payload version 4, still read, is version 5 with one
+// stream for all blocks: after the outliers, the rANS stream length
+// (uint32), the rANS stream, and the raw bits (the rest).
 const (
-	ntcModelVersion   = 4
+	ntcModelVersion   = 5
 	ntcPayloadVersion = 6
 	// ntcSliceBlocks is the most blocks the encoder puts in a slice.
 	ntcSliceBlocks = 16
 	ntcModelHeader = 22
 	// ntcHeadV6 is the size of a version 6 payload's head.
-	ntcHeadV6 = 8 + ntcBuckets*3
+	ntcHeadV6 = 9
 	// ntcPayloadHeaderV5 is the size of the header of payload versions 4
 	// and 5.
 	ntcPayloadHeaderV5 = 6 + ntcBuckets*3
@@ -158,16 +177,34 @@ type ntcCodec struct {
 	bscale []uint16   // K float16 row scales
 	packed *packedMat // basis packed for the inverse transform's product
 	sig    []uint8    // K x ntcClasses sigma codes
-	tabs   [ntcBuckets]ransTable
-	tlo    uint8 // tabs[tlo:thi] are stored, the rest uniform
-	thi    uint8
-	lut    []uint32 // rANS decoding table
+	// mver is the model version: 5, or 4 for the models of files with
+	// payload versions 4 and 5, which only decode.
+	mver uint8
+	tlo  uint8 // tables of buckets [tlo, thi) are stored, the rest uniform
+	thi  uint8
+	// Model version 5: a table per bucket and quantizer, their decoding
+	// table and the encoder's forms.
+	atabs [ntcBuckets][2]ansTable
+	adec  *ansDecTables
+	// cent holds the centroid offsets of buckets [tlo, thi), quantizer,
+	// magnitudes 1, 2 and >= 3, in 1/128 of a step; recon6 the
+	// reconstruction table made of them.
+	cent    [ntcBuckets][2][3]int8
+	recon6  *[ansReconSize]float32
+	aenc    []*ansEncTable // by table index, made on first use
+	encOnce sync.Once
+	acost   *ansCost
+	// Model version 4: a table per bucket and its decoding table.
+	tabs [ntcBuckets]ransTable
+	lut  []uint32
 
 	stepCode int32
 	qkind    uint8
 	qtarget  float32
-	round    uint8
-	othr     float32 // outlier threshold on the squared distance from the mean; 0 for none
+	// lambda is the trellis' rate weight in 1/256 of a squared step per
+	// bit (model version 5; a rounding offset in version 4).
+	lambda uint8
+	othr   float32 // outlier threshold on the squared distance from the mean; 0 for none
 
 	blocks []blockGeom // grid blocks in coding order
 	groups []groupGeom
@@ -270,7 +307,8 @@ func (c *ntcCodec) Params() map[string]any {
 		"components": c.k,
 		"block":      "4x4 DCT, 4x4-block DCT of the DCs",
 		"step":       stepOf(c.stepCode),
-		"entropy":    "rANS, static tables per sigma/step class",
+		"entropy":    "rANS, 8 lanes, static tables per sigma/step class and quantizer",
+		"quantizer":  "dependent (4-state trellis), centroid reconstruction",
 		"prefix":     "int8 per token",
 		"outliers":   "int8 per token",
 		"basis_f16":  c.hi16,
@@ -295,16 +333,17 @@ const (
 
 func stepOf(code int32) float32 { return float32(math.Exp2(float64(code) / 256)) }
 
-// serialize builds the model blob from the codec's fields.
+// serialize builds the model blob from the codec's fields (model version
+// 5).
 func (c *ntcCodec) serialize() []byte {
-	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, int(c.thi-c.tlo)))
+	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, tableBytes(c.mver, int(c.tlo), int(c.thi))))
 	b[0] = ntcModelVersion
 	binary.LittleEndian.PutUint16(b[2:], uint16(c.dim))
 	binary.LittleEndian.PutUint16(b[4:], uint16(c.k))
 	binary.LittleEndian.PutUint32(b[6:], uint32(c.stepCode))
 	b[10] = c.qkind
 	binary.LittleEndian.PutUint32(b[11:], math.Float32bits(c.qtarget))
-	b[15] = c.round
+	b[15] = c.lambda
 	binary.LittleEndian.PutUint16(b[16:], uint16(c.hi16))
 	binary.LittleEndian.PutUint32(b[18:], math.Float32bits(c.othr))
 	for _, v := range c.mean {
@@ -321,18 +360,54 @@ func (c *ntcCodec) serialize() []byte {
 	}
 	b = append(b, c.sig...)
 	b = append(b, c.tlo, c.thi)
+	for i := int(c.tlo); i < int(c.thi); i++ {
+		if ansPlain(i) {
+			for _, f := range c.atabs[i][0].freq {
+				b = binary.LittleEndian.AppendUint16(b, f)
+			}
+			continue
+		}
+		for q := range 2 {
+			f := &c.atabs[i][q].freq
+			for _, v := range append(f[:ansEsc:ansEsc], f[ansEsc]) {
+				b = binary.LittleEndian.AppendUint16(b, v)
+			}
+		}
+	}
 	for i := c.tlo; i < c.thi; i++ {
-		for _, f := range c.tabs[i].freq {
-			b = binary.LittleEndian.AppendUint16(b, f)
+		for q := range 2 {
+			for _, o := range c.cent[i][q] {
+				b = append(b, byte(o))
+			}
 		}
 	}
 	return b
 }
 
 // modelSize returns the size of a model of d dims, k components of which
-// h are stored as float16, and nt stored rANS tables.
+// h are stored as float16, and frequency tables of nt bytes.
 func modelSize(d, k, h, nt int) int {
-	return ntcModelHeader + 2*d + h*2*d + (k-h)*(2+d) + ntcClasses*k + 2 + nt*ransSyms*2
+	return ntcModelHeader + 2*d + h*2*d + (k-h)*(2+d) + ntcClasses*k + 2 + nt
+}
+
+// tableBytes returns the size of the stored frequency tables of buckets
+// [lo, hi): a plain bucket's 32 frequencies, a trellis bucket's 17 for
+// each quantizer, and the bucket's 6 centroid offsets (model version 5);
+// 16 frequencies per bucket in version 4.
+func tableBytes(mver uint8, lo, hi int) int {
+	if mver == 4 {
+		return (hi - lo) * ransSyms * 2
+	}
+	n := 0
+	for b := lo; b < hi; b++ {
+		if ansPlain(b) {
+			n += ansSyms * 2
+		} else {
+			n += 2 * ansSymTab * 2
+		}
+		n += 6 // the bucket's centroid offsets
+	}
+	return n
 }
 
 func loadNTC(l Layout, model []byte) (Codec, error) {
@@ -342,9 +417,11 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if len(model) < ntcModelHeader {
 		return nil, fmt.Errorf("%w: ntc model of %d bytes", ErrCorrupt, len(model))
 	}
-	if model[0] != ntcModelVersion || model[1] != 0 {
+	mver := model[0]
+	if mver != ntcModelVersion && mver != 4 || model[1] != 0 {
 		return nil, fmt.Errorf("%w: ntc model version %d flags %d", ErrCorrupt, model[0], model[1])
 	}
+
 	d := int(binary.LittleEndian.Uint16(model[2:]))
 	k := int(binary.LittleEndian.Uint16(model[4:]))
 	h := int(binary.LittleEndian.Uint16(model[16:]))
@@ -359,7 +436,7 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if tlo > thi || thi > ntcBuckets {
 		return nil, fmt.Errorf("%w: ntc rANS tables %d..%d", ErrCorrupt, tlo, thi)
 	}
-	if want := modelSize(d, k, h, int(thi-tlo)); len(model) != want {
+	if want := modelSize(d, k, h, tableBytes(mver, int(tlo), int(thi))); len(model) != want {
 		return nil, fmt.Errorf("%w: ntc model has %d bytes, want %d", ErrCorrupt, len(model), want)
 	}
 	c := &ntcCodec{
@@ -369,7 +446,8 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 		stepCode: int32(binary.LittleEndian.Uint32(model[6:])),
 		qkind:    model[10],
 		qtarget:  math.Float32frombits(binary.LittleEndian.Uint32(model[11:])),
-		round:    model[15],
+		lambda:   model[15],
+		mver:     mver,
 		othr:     math.Float32frombits(binary.LittleEndian.Uint32(model[18:])),
 	}
 	if !(c.othr >= 0 && c.othr <= math.MaxFloat32) {
@@ -418,14 +496,54 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	c.sig = append([]uint8(nil), model[p:p+ntcClasses*k]...)
 	p += ntcClasses*k + 2
 	c.tlo, c.thi = tlo, thi
-	c.tabs = uniformTables()
-	for i := tlo; i < thi; i++ {
-		for j := range c.tabs[i].freq {
-			c.tabs[i].freq[j] = binary.LittleEndian.Uint16(model[p:])
-			p += 2
+	if mver == 4 {
+		c.tabs = uniformTables()
+		for i := tlo; i < thi; i++ {
+			for j := range c.tabs[i].freq {
+				c.tabs[i].freq[j] = binary.LittleEndian.Uint16(model[p:])
+				p += 2
+			}
+			if !c.tabs[i].fill() {
+				return nil, fmt.Errorf("%w: ntc rANS table %d", ErrCorrupt, i)
+			}
 		}
-		if !c.tabs[i].fill() {
-			return nil, fmt.Errorf("%w: ntc rANS table %d", ErrCorrupt, i)
+	} else {
+		c.atabs = uniformANSTables()
+		for i := int(tlo); i < int(thi); i++ {
+			for q := range 2 {
+				t := &c.atabs[i][q].freq
+				switch {
+				case ansPlain(i) && q == 1:
+					continue // quantizer 0's table only
+				case ansPlain(i):
+					for j := range t {
+						t[j] = binary.LittleEndian.Uint16(model[p:])
+						p += 2
+					}
+				default:
+					for j := range ansSymTab {
+						t[j] = binary.LittleEndian.Uint16(model[p:])
+						p += 2
+					}
+					copy(t[ansEsc+1:], t[1:ansEsc])
+				}
+				sum := 0
+				for _, f := range t {
+					if f == 0 {
+						sum = -1 << 20
+					}
+					sum += int(f)
+				}
+				if sum != ansM {
+					return nil, fmt.Errorf("%w: ntc frequency table %d/%d", ErrCorrupt, i, q)
+				}
+			}
+		}
+		for i := int(tlo); i < int(thi); i++ {
+			for j := range 6 {
+				c.cent[i][j/3][j%3] = int8(model[p])
+				p++
+			}
 		}
 	}
 	c.finish()
@@ -445,7 +563,21 @@ func (c *ntcCodec) finish() {
 	c.packed = packMat(c.basis, c.k, c.dim)
 	c.fwdOnce, c.fwd = sync.Once{}, nil
 	c.blocks, c.groups = gridBlocks(c.layout)
-	c.lut = ransLUT(c.tabs[:])
+	if c.mver == 4 {
+		c.lut = ransLUT(c.tabs[:])
+		return
+	}
+	c.adec = newANSDecTables(&c.atabs)
+	c.recon6 = ansRecon(&c.cent)
+	c.acost = ansCostOf(&c.atabs)
+	c.encOnce = sync.Once{}
+}
+
+// encTables returns the encoder's tables by table index (bucket*2 +
+// quantizer), made on first use.
+func (c *ntcCodec) encTables() []*ansEncTable {
+	c.encOnce.Do(func() { c.aenc = encTablesOf(&c.atabs) })
+	return c.aenc
 }
 
 // plan is the list of coded coefficient classes for one step code, in
@@ -483,7 +615,11 @@ func (c *ntcCodec) plan(stepCode int32) []planEntry {
 				continue
 			}
 			b := int(min((lg-ntcBase)>>ntcBucketShift, ntcBuckets-1))
-			pl = append(pl, planEntry{u: u, k: uint16(k), cls: cl, bucket: uint8(b), shift: lowBits(b)})
+			sh := ansLowBits(b)
+			if c.mver == 4 {
+				sh = lowBits(b)
+			}
+			pl = append(pl, planEntry{u: u, k: uint16(k), cls: cl, bucket: uint8(b), shift: sh})
 		}
 	}
 	return pl
@@ -524,6 +660,7 @@ type ntcScratch struct {
 	q    []int32   // one block's symbols
 	rans []byte    // the rANS stream and ransPad zero bytes
 	bits []byte    // the raw bit stream and ransPad zero bytes
+	dec  sliceDecoder
 }
 
 func (c *ntcCodec) scratch() *ntcScratch {
@@ -553,6 +690,10 @@ type ntcChunk struct {
 	outRows  []byte  // nout rows as prefix
 	version  uint8
 	slices   []ntcSlice // the coefficient streams
+	// Version 6: the lanes of a slice, and the reconstruction table
+	// (ansRecon).
+	lanes  int
+	recon6 *[ansReconSize]float32
 }
 
 // ntcSlice is one slice's streams (unpadded) and the blocks [from, to) of
@@ -737,17 +878,21 @@ func (c *ntcCodec) parseV4(ch *ntcChunk, b []byte) error {
 func (c *ntcCodec) parseV6(ch *ntcChunk, payload []byte) error {
 	l := c.layout
 	n := ch.n
-	spp, err := c.parseHeadV6(payload, n)
+	if c.mver != 5 {
+		return fmt.Errorf("%w: ntc payload version 6 with a model of version %d", ErrCorrupt, c.mver)
+	}
+	head, spp, err := c.parseHeadV6(payload, n)
 	if err != nil {
 		return err
 	}
 	if err := ch.parseHeader(payload[2:]); err != nil {
 		return err
 	}
-	ch.parseOffsets(payload[8:])
+	ch.lanes = int(payload[8])
+	ch.recon6 = c.recon6
 	ch.prefix = make([]byte, 0, n*l.Prefix*(2+l.Dim))
 	ch.slices = make([]ntcSlice, 0, n*spp)
-	p := ntcHeadV6
+	p := head
 	for s := range n {
 		size, err := c.parsePart(payload[p:], s, spp, ch)
 		if err != nil {
@@ -763,22 +908,26 @@ func (c *ntcCodec) parseV6(ch *ntcChunk, payload []byte) error {
 }
 
 // parseHeadV6 checks the head of a version 6 payload of n samples against
-// the payload's size and returns its slices per sample.
-func (c *ntcCodec) parseHeadV6(payload []byte, n int) (int, error) {
+// the payload's size and returns its length and the slices per sample.
+func (c *ntcCodec) parseHeadV6(payload []byte, n int) (int, int, error) {
 	l := c.layout
 	if len(payload) < ntcHeadV6 {
-		return 0, fmt.Errorf("%w: ntc payload of %d bytes", ErrCorrupt, len(payload))
+		return 0, 0, fmt.Errorf("%w: ntc payload of %d bytes", ErrCorrupt, len(payload))
 	}
 	spp := int(binary.LittleEndian.Uint16(payload[6:]))
 	if coded := c.slicesPerSample() > 0; coded && (spp < 1 || spp > len(c.blocks)) || !coded && spp != 0 {
-		return 0, fmt.Errorf("%w: ntc payload has %d slices per sample of %d blocks", ErrCorrupt, spp, len(c.blocks))
+		return 0, 0, fmt.Errorf("%w: ntc payload has %d slices per sample of %d blocks", ErrCorrupt, spp, len(c.blocks))
 	}
+	if lanes := payload[8]; lanes != 1 && lanes != ansLanes {
+		return 0, 0, fmt.Errorf("%w: ntc payload has slices of %d lanes", ErrCorrupt, lanes)
+	}
+	head := ntcHeadV6
 	// Every part holds at least its prefix rows, its outlier count and
 	// two lengths per slice.
-	if minPart := int64(l.Prefix)*int64(2+l.Dim) + 1 + 2*int64(spp); int64(n)*minPart > int64(len(payload)-ntcHeadV6) {
-		return 0, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
+	if minPart := int64(l.Prefix)*int64(2+l.Dim) + 1 + 2*int64(spp); int64(n)*minPart > int64(len(payload)-head) {
+		return 0, 0, fmt.Errorf("%w: ntc payload of %d bytes for %d samples", ErrCorrupt, len(payload), n)
 	}
-	return spp, nil
+	return head, spp, nil
 }
 
 // uvarint reads an unsigned varint of at most max from the start of b and
@@ -862,7 +1011,7 @@ func (c *ntcCodec) parsePart(b []byte, s, spp int, ch *ntcChunk) (int, error) {
 		p += k
 		bl, k, _ := uvarint(b[p:], uint64(len(b)), "")
 		p += k
-		if rl < 8 {
+		if rl < 4*ch.lanes {
 			return 0, bad(fmt.Sprintf("slice %d: rANS stream of %d bytes", j, rl))
 		}
 		ch.slices = append(ch.slices, ntcSlice{rans: b[q : q+rl], bits: b[q+rl : q+rl+bl], from: s*nb + j*nb/spp, to: s*nb + (j+1)*nb/spp})
@@ -895,12 +1044,12 @@ func (c *ntcCodec) Split(payload []byte, n int) (int, []int, error) {
 		}
 		return 0, nil, fmt.Errorf("%w: not an ntc payload of version %d", ErrCorrupt, ntcPayloadVersion)
 	}
-	spp, err := c.parseHeadV6(payload, n)
+	head, spp, err := c.parseHeadV6(payload, n)
 	if err != nil {
 		return 0, nil, err
 	}
 	parts := make([]int, n)
-	p := ntcHeadV6
+	p := head
 	for s := range parts {
 		size, err := c.parsePart(payload[p:], s, spp, nil)
 		if err != nil {
@@ -912,7 +1061,7 @@ func (c *ntcCodec) Split(payload []byte, n int) (int, []int, error) {
 	if p != len(payload) {
 		return 0, nil, fmt.Errorf("%w: ntc payload has %d bytes after its %d samples", ErrCorrupt, len(payload)-p, n)
 	}
-	return ntcHeadV6, parts, nil
+	return head, parts, nil
 }
 
 // symbols decodes the chunk's quantized coefficients, block by block in
@@ -924,21 +1073,26 @@ func (c *ntcCodec) symbols(ch *ntcChunk, s *ntcScratch, coef func(smp, bi int) [
 	if len(c.blocks) == 0 || c.k == 0 {
 		return nil
 	}
-	ents := c.decPlan(ch.stepCode)
+	ents, ents6 := c.decPlan(ch.stepCode)
 	if cap(s.q) < blockSize*c.k {
 		s.q = make([]int32, blockSize*c.k)
 	}
 	for si, sl := range ch.slices {
-		if err := c.sliceSymbols(ch, s, sl, sl.from, sl.to, ents, coef, block); err != nil {
+		var err error
+		if ch.version == 6 {
+			err = c.sliceSymbols6(ch, s, sl, ents6, coef, block)
+		} else {
+			err = c.sliceSymbols(ch, s, sl, ents, coef, block)
+		}
+		if err != nil {
 			return fmt.Errorf("slice %d: %w", si, err)
 		}
 	}
 	return nil
 }
 
-// sliceSymbols decodes one slice, which codes the blocks [from, to) of the
-// chunk in coding order.
-func (c *ntcCodec) sliceSymbols(ch *ntcChunk, s *ntcScratch, sl ntcSlice, from, to int, ents [][]decEntry, coef func(smp, bi int) []float32, block func(smp, bi int, q []int32)) error {
+// sliceSymbols decodes one slice of a payload of version 5 or 4.
+func (c *ntcCodec) sliceSymbols(ch *ntcChunk, s *ntcScratch, sl ntcSlice, ents [][]decEntry, coef func(smp, bi int) []float32, block func(smp, bi int, q []int32)) error {
 	s.rans = append(append(s.rans[:0], sl.rans...), make([]byte, ransPad)...)
 	s.bits = append(append(s.bits[:0], sl.bits...), make([]byte, ransPad)...)
 	var rd ransDecoder
@@ -946,7 +1100,7 @@ func (c *ntcCodec) sliceSymbols(ch *ntcChunk, s *ntcScratch, sl ntcSlice, from, 
 		return err
 	}
 	nb := len(c.blocks)
-	for gb := from; gb < to; gb++ {
+	for gb := sl.from; gb < sl.to; gb++ {
 		smp, bi := gb/nb, gb%nb
 		dst := coef(smp, bi)
 		if err := rd.decodeBlock(c.lut, ents[bi], s.q, dst, &ch.recon, ch.step); err != nil {
@@ -960,6 +1114,33 @@ func (c *ntcCodec) sliceSymbols(ch *ntcChunk, s *ntcScratch, sl ntcSlice, from, 
 	// decoded to its end returns both states to ransL and consumes
 	// every word and bit.
 	if used := rd.bpos*8 - int(rd.nacc); rd.x0 != ransL || rd.x1 != ransL || rd.pos != rd.end || (used+7)/8 != rd.bend {
+		return fmt.Errorf("%w: ntc coefficient streams do not end where they should", ErrCorrupt)
+	}
+	return nil
+}
+
+// sliceSymbols6 decodes one slice of a version 6 payload. With coef nil,
+// block gets each block's signed reconstruction levels: 2m-q for a
+// magnitude m > 0 coded with quantizer q, with its sign.
+func (c *ntcCodec) sliceSymbols6(ch *ntcChunk, s *ntcScratch, sl ntcSlice, ents []blockEnts6, coef func(smp, bi int) []float32, block func(smp, bi int, q []int32)) error {
+	s.rans = append(append(s.rans[:0], sl.rans...), make([]byte, ansPad)...)
+	s.bits = append(append(s.bits[:0], sl.bits...), make([]byte, ansPad)...)
+	d := &s.dec
+	if err := d.init(s.rans, s.bits, ch.lanes); err != nil {
+		return err
+	}
+	nb := len(c.blocks)
+	for gb := sl.from; gb < sl.to; gb++ {
+		smp, bi := gb/nb, gb%nb
+		dst := coef(smp, bi)
+		if err := d.decodeBlock6(c.adec, ch.recon6, &ents[bi], s.q, dst, ch.step); err != nil {
+			return err
+		}
+		if dst == nil {
+			block(smp, bi, s.q[:len(ents[bi].tab)])
+		}
+	}
+	if !d.done() {
 		return fmt.Errorf("%w: ntc coefficient streams do not end where they should", ErrCorrupt)
 	}
 	return nil
@@ -989,15 +1170,28 @@ func (c *ntcCodec) Decode(dst []float32, payload []byte, n int) error {
 	defer c.bufs.Put(s)
 	per := blockSize * c.k
 	last := -1
+	var ents6 []blockEnts6
+	if ch.version == 6 {
+		_, ents6 = c.decPlan(ch.stepCode)
+	}
 	err = c.symbols(&ch, s, func(smp, bi int) []float32 {
 		if smp != last {
 			if last >= 0 {
 				c.synthesize(dst[last*l.Tokens*l.Dim:][:l.Tokens*l.Dim], s)
 			}
-			clear(s.coef)
+			if ents6 == nil {
+				clear(s.coef)
+			}
 			last = smp
 		}
-		return s.coef[bi*per : (bi+1)*per]
+		coef := s.coef[bi*per : (bi+1)*per]
+		if ents6 != nil {
+			// The decoder writes every coded coefficient: zero the rest.
+			for _, o := range ents6[bi].holes {
+				coef[o] = 0
+			}
+		}
+		return coef
 	}, nil)
 	if err != nil {
 		return err
@@ -1061,42 +1255,49 @@ func (c *ntcCodec) synthesize(out []float32, s *ntcScratch) {
 const decPlanCache = 8
 
 // decPlan returns the decoder's entries of every block for a step code,
-// from a small cache.
-func (c *ntcCodec) decPlan(stepCode int32) [][]decEntry {
+// from a small cache: as the decoder of payload versions 4 and 5 wants
+// them, and as the version 6 decoder does.
+func (c *ntcCodec) decPlan(stepCode int32) ([][]decEntry, []blockEnts6) {
 	c.plansMu.Lock()
 	for _, p := range c.plans {
 		if p.code == stepCode {
 			c.plansMu.Unlock()
-			return p.ents
+			return p.ents, p.ents6
 		}
 	}
 	c.plansMu.Unlock()
 	pl := c.plan(stepCode)
 	idx := c.shapeIndex(pl)
 	ents := make([][]decEntry, len(idx))
-	byShape := map[[3]uint8][]decEntry{}
+	ents6 := make([]blockEnts6, len(idx))
+	type both struct {
+		e  []decEntry
+		e6 blockEnts6
+	}
+	byShape := map[[3]uint8]both{}
 	for bi := range idx {
 		key := [3]uint8{c.blocks[bi].bh, c.blocks[bi].bw, c.blocks[bi].pos}
 		e, ok := byShape[key]
 		if !ok {
-			e = decEntries(pl, idx[bi], c.k)
+			e = both{decEntries(pl, idx[bi], c.k), decEntries6(pl, idx[bi], c.k)}
 			byShape[key] = e
 		}
-		ents[bi] = e
+		ents[bi], ents6[bi] = e.e, e.e6
 	}
 	c.plansMu.Lock()
 	if len(c.plans) == decPlanCache {
 		copy(c.plans, c.plans[1:])
 		c.plans = c.plans[:decPlanCache-1]
 	}
-	c.plans = append(c.plans, decPlanEntry{stepCode, ents})
+	c.plans = append(c.plans, decPlanEntry{stepCode, ents, ents6})
 	c.plansMu.Unlock()
-	return ents
+	return ents, ents6
 }
 
 type decPlanEntry struct {
-	code int32
-	ents [][]decEntry
+	code  int32
+	ents  [][]decEntry
+	ents6 []blockEnts6
 }
 
 // inverseBlock turns the block's DCT coefficients (class-major) into its

@@ -3,7 +3,6 @@ package codec
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 
 	"github.com/ntc-project/ntc/internal/f16"
 	"github.com/ntc-project/ntc/pkg/metrics"
@@ -124,87 +123,89 @@ func (c *ntcCodec) forwardDC(cs *coefSet, s int, tmp []float32) {
 	}
 }
 
-// quantize maps the coefficients to symbols for a plan and step, and
-// returns the symbols (per block, one per plan entry; absent entries 0) and
-// the centroid offsets table.
-func (c *ntcCodec) quantize(cs *coefSet, pl []planEntry, stepCode int32, round float32) ([]int32, [ntcBuckets][3]int8) {
-	inv := 1 / stepOf(stepCode)
-	nb := cs.n * cs.blocks
-	sym := make([]int32, nb*len(pl))
-	idx := c.shapeIndex(pl)
-	var sum [ntcBuckets][3]float64
-	var cnt [ntcBuckets][3]float64
-	for bi := range nb {
-		coef := cs.coef[bi*blockSize*cs.stride:][:blockSize*cs.stride]
-		q := sym[bi*len(pl):][:len(pl)]
-		for _, i := range idx[bi%cs.blocks] {
-			e := &pl[i]
-			v := coef[int(e.u)*cs.stride+int(e.k)] * inv
-			a := abs32(v)
-			m := int32(min(a+round, 1<<24))
-			if m == 0 {
-				continue
-			}
-			j := min(m, 3) - 1
-			sum[e.bucket][j] += float64(a) - float64(m)
-			cnt[e.bucket][j]++
-			if v < 0 {
-				m = -m
-			}
-			q[i] = m
-		}
-	}
-	var off [ntcBuckets][3]int8
-	for b := range sum {
-		for j := range sum[b] {
-			if cnt[b][j] > 0 {
-				// Stored negated: reconstruction is |q| - off/256.
-				o := math.Round(-sum[b][j] / cnt[b][j] * 256)
-				off[b][j] = int8(max(-128, min(127, o)))
+// walkSymbols calls f for every coded symbol of nb blocks of sym (one per
+// plan entry and block), in the order the version 6 decoder reads them:
+// sample by sample, slice by slice (spp per sample), its blocks in order;
+// with the slice's index in the sample (j), the symbol's index p in the
+// slice and the quantizer its lane's trellis state gives it.
+func walkSymbols(pl []planEntry, sym []int32, idx [][]int32, nb, n, spp, lanes int, f func(j, p int, e *planEntry, q uint32, v int32)) {
+	for s := range n {
+		for j := range spp {
+			var st [ansLanes]uint32
+			p := 0
+			for bi := j * nb / spp; bi < (j+1)*nb/spp; bi++ {
+				q := sym[(s*nb+bi)*len(pl):][:len(pl)]
+				for _, i := range idx[bi] {
+					l := p % lanes
+					v := q[i]
+					if ansPlain(int(pl[i].bucket)) {
+						f(j, p, &pl[i], 0, v)
+					} else {
+						f(j, p, &pl[i], st[l]>>1, v)
+						st[l] = ansNext(st[l], ansSym(v, int(pl[i].bucket)))
+					}
+					p++
+				}
 			}
 		}
 	}
-	return sym, off
+}
+
+// sliceEncoder holds appendPayload's buffers.
+type sliceEncoder struct {
+	syms    []ansSymbol
+	words   []uint16
+	bits    bitWriter
+	streams []byte
+	lens    []int
 }
 
 // encodeSlices appends the coefficient slices of one sample, whose nb
 // blocks' symbols are sym (one per plan entry and block): every slice's
 // rANS and raw-bit stream lengths (uvarints), then the streams, slice by
 // slice. Slice j codes the blocks [j*nb/spp, (j+1)*nb/spp).
-func encodeSlices(dst []byte, pl []planEntry, sym []int32, idx [][]int32, nb, spp int, tabs *[ntcBuckets]ransTable, e *sliceEncoder) []byte {
+func (e *sliceEncoder) encodeSlices(dst []byte, pl []planEntry, sym []int32, idx [][]int32, nb, spp, lanes int, tabs []*ansEncTable) []byte {
 	e.streams = e.streams[:0]
 	e.lens = e.lens[:0]
-	for j := range spp {
-		var bw bitWriter
-		bw.out = e.bits[:0]
-		e.syms = e.syms[:0]
-		for bi := j * nb / spp; bi < (j+1)*nb/spp; bi++ {
-			q := sym[bi*len(pl):][:len(pl)]
-			for _, i := range idx[bi] {
-				v := q[i]
-				m := uint32(abs32i(v))
-				r := uint(pl[i].shift)
-				t := m >> r
-				s := min(t, ransEsc)
-				e.syms = append(e.syms, ransSymbol{bucket: pl[i].bucket, sym: uint8(s)})
-				if s == ransEsc {
-					writeEscape(&bw, t-ransEsc)
-				}
-				if r > 0 {
-					bw.write(uint64(m&(1<<r-1)), r)
-				}
-				if m != 0 {
-					bw.write(uint64(uint32(v)>>31), 1)
-				}
-			}
-		}
+	flush := func() {
 		p := len(e.streams)
-		e.streams = encodeRANS(e.streams, tabs, e.syms)
+		e.streams, e.words = encodeANS(e.streams, tabs, e.syms, lanes, e.words)
 		e.lens = append(e.lens, len(e.streams)-p)
-		p = len(e.streams)
-		e.bits = bw.flush()
-		e.streams = append(e.streams, e.bits...)
-		e.lens = append(e.lens, len(e.streams)-p)
+		raw := e.bits.flush()
+		e.streams = append(e.streams, raw...)
+		e.lens = append(e.lens, len(raw))
+		e.syms = e.syms[:0]
+		e.bits = bitWriter{out: raw[:0]}
+	}
+	last := 0
+	walkSymbols(pl, sym, idx, nb, 1, spp, lanes, func(j, _ int, pe *planEntry, q uint32, v int32) {
+		for ; last < j; last++ {
+			flush()
+		}
+		b := int(pe.bucket)
+		sym := ansSym(v, b)
+		e.syms = append(e.syms, ansSymbol{tab: pe.bucket*2 + uint8(q), sym: uint8(sym)})
+		m := uint32(abs32i(v))
+		switch {
+		case ansPlain(b):
+			r := uint(pe.shift)
+			t := m >> r
+			if sym == ansEscPlain {
+				writeEscape(&e.bits, t-ansEscPlain)
+			}
+			if r > 0 {
+				e.bits.write(uint64(m&(1<<r-1)), r)
+			}
+			if t != 0 || r != 0 {
+				e.bits.write(uint64(uint32(v)>>31), 1)
+			}
+		case sym == ansEsc:
+			writeEscape(&e.bits, m-ansEsc)
+			e.bits.write(uint64(uint32(v)>>31), 1)
+		}
+	})
+	for ; last < spp; last++ {
+		flush()
 	}
 	for _, n := range e.lens {
 		dst = binary.AppendUvarint(dst, uint64(n))
@@ -212,22 +213,40 @@ func encodeSlices(dst []byte, pl []planEntry, sym []int32, idx [][]int32, nb, sp
 	return append(dst, e.streams...)
 }
 
-// sliceEncoder holds encodeSlices' buffers.
-type sliceEncoder struct {
-	syms    []ransSymbol
-	bits    []byte
-	streams []byte
-	lens    []int
+// histogram adds the rANS symbols of n samples to h, by bucket and
+// quantizer.
+func (c *ntcCodec) histogram(h *[ntcBuckets][2][ansSyms]float64, pl []planEntry, sym []int32, idx [][]int32, n int) {
+	spp := c.slicesPerSample()
+	walkSymbols(pl, sym, idx, len(c.blocks), n, spp, c.lanesFor(pl, spp), func(_, _ int, e *planEntry, q uint32, v int32) {
+		h[e.bucket][q][ansSym(v, int(e.bucket))]++
+	})
 }
 
-// histogram adds the symbols of nb blocks to h.
-func histogram(h *[ntcBuckets][ransSyms]float64, pl []planEntry, sym []int32, idx [][]int32, nb int) {
-	for bi := range nb {
-		q := sym[bi*len(pl):][:len(pl)]
-		for _, i := range idx[bi%len(idx)] {
-			h[pl[i].bucket][min(abs32i(q[i])>>pl[i].shift, ransEsc)]++
-		}
+// lanesFor returns the rANS lanes of the slices of a plan: eight, unless
+// a slice holds fewer than 16384 symbols (the lanes' final states cost 4
+// bytes each: 28 bytes more than one lane, under 1% of such a slice at
+// 16x).
+func (c *ntcCodec) lanesFor(pl []planEntry, spp int) int {
+	if spp == 0 || c.planSymbols(pl)/spp < 16384 {
+		return 1
 	}
+	return ansLanes
+}
+
+// planSymbols returns the number of symbols a sample codes with a plan.
+func (c *ntcCodec) planSymbols(pl []planEntry) int {
+	n := 0
+	for _, idx := range c.shapeIndex(pl) {
+		n += len(idx)
+	}
+	return n
+}
+
+// quantize quantizes the coefficients for a plan and step code with the
+// trellis, with the codec's rate weight and rate estimates.
+func (c *ntcCodec) quantize(cs *coefSet, pl []planEntry, stepCode int32, cost *ansCost) ([]int32, *dqCentroids) {
+	spp := c.slicesPerSample()
+	return c.dqQuantize(cs, pl, stepCode, float32(c.lambda)/256, cost, spp, c.lanesFor(pl, spp))
 }
 
 func abs32i(v int32) int32 {
@@ -253,8 +272,8 @@ func (c *ntcCodec) prefixIndex(n int) []int32 {
 // encodeWith appends the payload of n samples at the given step code.
 func (c *ntcCodec) encodeWith(dst []byte, src []float32, n int, cs *coefSet, stepCode int32) []byte {
 	pl := c.plan(stepCode)
-	sym, off := c.quantize(cs, pl, stepCode, float32(c.round)/256)
-	return c.appendPayload(dst, src, n, pl, sym, off, stepCode, &c.tabs)
+	sym, _ := c.quantize(cs, pl, stepCode, c.acost)
+	return c.appendPayload(dst, src, n, pl, sym, stepCode, c.encTables())
 }
 
 // outliers returns the indices (s*Tokens+t) of the grid tokens of n
@@ -368,17 +387,14 @@ func unpackRows(dst []float32, dim int, idx []int32, rows []byte) {
 
 // appendPayload appends the payload of n samples given their symbols:
 // the head, then each sample's part.
-func (c *ntcCodec) appendPayload(dst []byte, src []float32, n int, pl []planEntry, sym []int32, off [ntcBuckets][3]int8, stepCode int32, tabs *[ntcBuckets]ransTable) []byte {
+func (c *ntcCodec) appendPayload(dst []byte, src []float32, n int, pl []planEntry, sym []int32, stepCode int32, tabs []*ansEncTable) []byte {
 	l := c.layout
 	spp := c.slicesPerSample()
+	lanes := c.lanesFor(pl, spp)
 	dst = append(dst, ntcPayloadVersion, 0)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(stepCode))
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(spp))
-	for b := range off {
-		for j := range off[b] {
-			dst = append(dst, byte(off[b][j]))
-		}
-	}
+	dst = append(dst, byte(lanes))
 	outl := c.outliers(src, n)
 	idx := c.shapeIndex(pl)
 	nb := len(c.blocks)
@@ -399,7 +415,7 @@ func (c *ntcCodec) appendPayload(dst []byte, src []float32, n int, pl []planEntr
 		}
 		dst = appendRows(dst, src, l.Dim, mine)
 		if spp > 0 {
-			dst = encodeSlices(dst, pl, sym[s*nb*len(pl):(s+1)*nb*len(pl)], idx, nb, spp, tabs, &e)
+			dst = e.encodeSlices(dst, pl, sym[s*nb*len(pl):(s+1)*nb*len(pl)], idx, nb, spp, lanes, tabs)
 		}
 	}
 	return dst
@@ -440,8 +456,8 @@ func (c *ntcCodec) searchQuality(src []float32, n int, cs *coefSet) int32 {
 	defer c.bufs.Put(s)
 	meets := func(code int32) bool {
 		pl := c.plan(code)
-		sym, off := c.quantize(cs, pl, code, float32(c.round)/256)
-		c.reconstruct(recon, s, cs.n, pl, sym, off, code)
+		sym, _ := c.quantize(cs, pl, code, c.acost)
+		c.reconstruct(recon, s, cs.n, pl, sym, code)
 		unpackRows(recon, l.Dim, outl, outRows)
 		q := metrics.Compare(src, recon, l.Dim)
 		if c.qkind == qualitySNR {
@@ -474,49 +490,57 @@ func (c *ntcCodec) searchQuality(src []float32, n int, cs *coefSet) int32 {
 
 // reconstruct writes the grid tokens that the symbols decode to, as Decode
 // does, into dst (prefix tokens untouched).
-func (c *ntcCodec) reconstruct(dst []float32, s *ntcScratch, n int, pl []planEntry, sym []int32, off [ntcBuckets][3]int8, code int32) {
+func (c *ntcCodec) reconstruct(dst []float32, s *ntcScratch, n int, pl []planEntry, sym []int32, code int32) {
 	l := c.layout
 	step := stepOf(code)
-	recon := reconTable(&off)
+	recon := c.recon6
 	nb := len(c.blocks)
 	per := blockSize * c.k
+	idx := c.shapeIndex(pl)
+	spp := c.slicesPerSample()
+	lanes := c.lanesFor(pl, spp)
 	for smp := range n {
 		out := dst[smp*l.Tokens*l.Dim:][:l.Tokens*l.Dim]
 		clear(s.coef)
-		for bi := range c.blocks {
-			q := sym[(smp*nb+bi)*len(pl):][:len(pl)]
-			coef := s.coef[bi*per : (bi+1)*per]
-			for i := range pl {
-				if v := q[i]; v != 0 {
-					e := &pl[i]
-					coef[int(e.u)*c.k+int(e.k)] = dequant(v, &recon[e.bucket], step)
-				}
+		q := sym[smp*nb*len(pl):][:nb*len(pl)]
+		// The block of each symbol: walk the sample's symbols in order.
+		bi, left := 0, 0
+		walkSymbols(pl, q, idx, nb, 1, spp, lanes, func(_, _ int, e *planEntry, qz uint32, v int32) {
+			for left == 0 {
+				left = len(idx[bi])
+				bi++
 			}
-		}
+			left--
+			if v != 0 {
+				s.coef[(bi-1)*per+int(e.u)*c.k+int(e.k)] = dequant6(v, qz, recon, e.bucket, step)
+			}
+		})
 		c.synthesize(out, s)
 	}
 }
 
-// reconTable turns the stored centroid offsets into reconstruction
-// corrections, indexed by bucket and min(|q|, 3).
+// dequant6 returns the reconstruction of signed magnitude v coded with
+// quantizer q in bucket b, as the version 6 decoder computes it.
+func dequant6(v int32, q uint32, recon *[ansReconSize]float32, b uint8, step float32) float32 {
+	m := uint32(abs32i(v))
+	lev := 2*m - q
+	if ansPlain(int(b)) {
+		lev = m
+	}
+	r := float32(float32(int32(lev))+recon[(uint32(b)*8+q<<2+min(m, 3))&(ansReconSize-1)]) * step
+	if v < 0 {
+		r = -r
+	}
+	return r
+}
+
+// reconTable turns the centroid offsets of payload versions 4 and 5 into
+// reconstruction corrections, indexed by bucket and min(|q|, 3).
 func reconTable(off *[ntcBuckets][3]int8) (r [ntcBuckets][4]float32) {
 	for b := range off {
 		for j := range off[b] {
 			r[b][j+1] = -float32(off[b][j]) / 256
 		}
-	}
-	return r
-}
-
-// dequant returns the reconstruction of symbol v.
-func dequant(v int32, recon *[4]float32, step float32) float32 {
-	m := v
-	if m < 0 {
-		m = -m
-	}
-	r := float32(float32(m)+recon[min(m, 3)]) * step
-	if v < 0 {
-		r = -r
 	}
 	return r
 }

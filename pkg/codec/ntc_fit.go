@@ -18,9 +18,9 @@ const (
 	// defaultChunkBytes is the float16 size of a chunk assumed by rate
 	// control when Options.ChunkSamples is 0.
 	defaultChunkBytes = 4 << 20
-	// defaultRound is the quantizer's rounding offset in 1/256: below one
-	// half, it widens the dead zone around zero.
-	defaultRound = 115
+	// defaultLambda is the trellis' rate weight, in 1/256 of a squared
+	// step per bit.
+	defaultLambda = 72
 )
 
 // parseQuality parses "cos=0.99" or "snr=20".
@@ -48,9 +48,9 @@ func parseQuality(s string) (uint8, float32, error) {
 	return 0, 0, fmt.Errorf("%w: quality %q: want cos= or snr=", ErrOption, s)
 }
 
-// ntcRound is the rounding offset new models get; a variable for
+// ntcLambda is the rate weight new models get; a variable for
 // experiments.
-var ntcRound uint8 = defaultRound
+var ntcLambda uint8 = defaultLambda
 
 // ntcOutlierFactor is how many times the median squared distance from the
 // mean a grid token must exceed to be coded as an outlier.
@@ -108,7 +108,7 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 	if ntcMaxK > 0 && full.k > ntcMaxK {
 		full = full.truncate(ntcMaxK)
 	}
-	full.round = ntcRound
+	full.lambda = ntcLambda
 	cs := full.transform(full.fillOutliers(train, n, full.outliers(train, n)), n)
 	full.fitSigma(cs)
 
@@ -144,8 +144,8 @@ func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio
 		c.qkind, c.qtarget = qkind, qtarget
 		code = c.fitQuality(train, n, cs)
 		c.stepCode = code
-		q := c.quantizeChunks(cs, n, chunk, code)
-		c.tabs, c.tlo, c.thi = q.tabs, q.tlo, q.thi
+		q := c.quantizeChunks(cs, n, chunk, code, ntcFitPasses)
+		c.setTables(q)
 		// Keep the components a chunk needing a finer step may use.
 		code -= 256
 	default:
@@ -157,7 +157,8 @@ func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio
 		}
 		q := c.fitRatio(train, n, cs, chunk, ratio, total)
 		code = q.code
-		c.stepCode, c.tabs, c.tlo, c.thi = code, q.tabs, q.tlo, q.thi
+		c.stepCode = code
+		c.setTables(q)
 	}
 	return code, nil
 }
@@ -172,7 +173,7 @@ func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio
 // rows' dual (see forward).
 func fitPCA(l Layout, train []float32, n int, tm *TaskMetric) *ntcCodec {
 	D := l.Dim
-	c := &ntcCodec{layout: l, dim: D, mean: make([]float32, D)}
+	c := &ntcCodec{layout: l, dim: D, mean: make([]float32, D), mver: ntcModelVersion, atabs: priorANSTables()}
 	if tm != nil && tm.Blend > 0 {
 		c.task = tm
 	}
@@ -451,8 +452,8 @@ func (c *ntcCodec) truncate(k int) *ntcCodec {
 		basis:    c.basis[:min(c.hi16, k)*c.dim],
 		bq:       c.bq[:k*c.dim],
 		bscale:   c.bscale[:k],
-		stepCode: c.stepCode, qkind: c.qkind, qtarget: c.qtarget, round: c.round, othr: c.othr,
-		tabs: c.tabs, tlo: c.tlo, thi: c.thi,
+		stepCode: c.stepCode, qkind: c.qkind, qtarget: c.qtarget, lambda: c.lambda, othr: c.othr,
+		mver: c.mver, atabs: c.atabs, tlo: c.tlo, thi: c.thi,
 		fit: c.fit, task: c.task,
 	}
 	if c.sig != nil {
@@ -464,109 +465,184 @@ func (c *ntcCodec) truncate(k int) *ntcCodec {
 }
 
 // chunkSyms holds the quantized symbols of the training data, chunk by
-// chunk, at one step code, and the rANS tables fitted to them.
+// chunk, at one step code, and the frequency tables they are coded with.
 type chunkSyms struct {
 	code int32
 	pl   []planEntry
 	sym  [][]int32
-	off  [][ntcBuckets][3]int8
-	tabs [ntcBuckets]ransTable
+	cent [ntcBuckets][2][3]int8 // centroid offsets
+	tabs [ntcBuckets][2]ansTable
 	tlo  uint8
 	thi  uint8
 }
 
+// setTables makes q's tables the codec's.
+func (c *ntcCodec) setTables(q *chunkSyms) {
+	c.atabs, c.tlo, c.thi = q.tabs, q.tlo, q.thi
+	c.cent = [ntcBuckets][2][3]int8{}
+	copy(c.cent[q.tlo:q.thi], q.cent[q.tlo:q.thi])
+	c.finish()
+}
+
+// ntcFitPasses is the number of trellis passes of the fit at a step code:
+// the first quantizes with the rate estimates of the Laplacian prior
+// tables, and each next one with those of the tables fitted to the
+// previous one's symbols; the last pass's symbols are coded with the
+// tables they were quantized with, as Encode codes them.
+var ntcFitPasses = 3
+
 // quantizeChunks quantizes the training coefficients in chunks of chunk
-// samples at step code and fits the rANS tables to the result.
-func (c *ntcCodec) quantizeChunks(cs *coefSet, n, chunk int, code int32) *chunkSyms {
-	r := &chunkSyms{code: code, pl: c.plan(code)}
-	idx := c.shapeIndex(r.pl)
-	var hist [ntcBuckets][ransSyms]float64
-	for s := 0; s < n; s += chunk {
-		m := min(chunk, n-s)
-		per := cs.blocks * blockSize * cs.stride
-		sub := &coefSet{stride: cs.stride, blocks: cs.blocks, n: m, coef: cs.coef[s*per : (s+m)*per]}
-		sym, off := c.quantize(sub, r.pl, code, float32(c.round)/256)
-		histogram(&hist, r.pl, sym, idx, m*cs.blocks)
-		r.sym = append(r.sym, sym)
-		r.off = append(r.off, off)
+// samples at step code with the trellis and fits the frequency tables
+// (ntcFitPasses).
+func (c *ntcCodec) quantizeChunks(cs *coefSet, n, chunk int, code int32, passes int) *chunkSyms {
+	pl := c.plan(code)
+	idx := c.shapeIndex(pl)
+	prior := priorANSTables()
+	tabs, tlo, thi := prior, uint8(0), uint8(0)
+	var r *chunkSyms
+	for pass := range passes {
+		cost := ansCostOf(&tabs)
+		r = &chunkSyms{code: code, pl: pl, tabs: tabs, tlo: tlo, thi: thi}
+		var hist [ntcBuckets][2][ansSyms]float64
+		var cent dqCentroids
+		for s := 0; s < n; s += chunk {
+			m := min(chunk, n-s)
+			per := cs.blocks * blockSize * cs.stride
+			sub := &coefSet{stride: cs.stride, blocks: cs.blocks, n: m, coef: cs.coef[s*per : (s+m)*per]}
+			sym, ct := c.quantize(sub, pl, code, cost)
+			c.histogram(&hist, pl, sym, idx, m)
+			r.sym = append(r.sym, sym)
+			cent.add(ct)
+		}
+		r.cent = cent.offsets()
+		if pass < passes-1 {
+			tabs, tlo, thi = fitANSTables(&hist)
+		}
 	}
-	r.tabs, r.tlo, r.thi = fitTables(&hist)
 	return r
 }
 
-// fitRatio returns the step code whose model plus payloads, the training
-// data encoded in chunks, come closest to fp16 size / ratio, and the
-// rANS tables fitted at that step.
+// fitRatio returns the quantized training data, tables and step code
+// whose model plus payloads, the training data encoded in chunks, come
+// closest to fp16 size / ratio (the trellis' rate weight set to close
+// the gap the step code leaves).
+//
+// Each size is a full trellis quantization, so the search runs on a
+// subsample of the training samples (every stride-th; its payload scaled
+// up), aimed at the target divided by how much the subsample
+// misestimates the whole at the point found so far; the sizes of the
+// whole are measured at that point, and again when the estimate was more
+// than 0.2% off.
 func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, ratio float64, total int) *chunkSyms {
 	// The file holds total samples: its payload is the training samples'
 	// payload scaled up, and its model is stored once.
 	target := float64(2*total*c.layout.Values()) / ratio
-	spread := float64(total) / float64(n)
 	v := c.layout.Values()
-	size := func(code int32) (float64, *chunkSyms) {
-		defer c.probed()
-		q := c.quantizeChunks(cs, n, chunk, code)
-		k := c.componentsFor(code)
-		model := modelSize(c.dim, k, min(k, c.hi16), int(q.thi-q.tlo))
-		payload := 0
-		var buf []byte
-		for i, sym := range q.sym {
-			s := i * chunk
-			m := min(chunk, n-s)
-			buf = c.appendPayload(buf[:0], train[s*v:(s+m)*v], m, q.pl, sym, q.off[i], code, &q.tabs)
-			payload += len(buf)
-		}
-		return float64(model) + spread*float64(payload), q
-	}
-	lo, hi := int32(-16*256), int32(16*256) // size(lo) > target >= size(hi)
-	slo, qlo := size(lo)
-	if slo <= target {
-		return qlo
-	}
-	shi, qhi := size(hi)
-	if shi > target {
-		return qhi
-	}
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		if s, q := size(mid); s > target {
-			lo, slo, qlo = mid, s, q
-		} else {
-			hi, shi, qhi = mid, s, q
+	sizer := func(train []float32, n int, cs *coefSet, chunk int) func(code int32, passes int) (float64, *chunkSyms) {
+		spread := float64(total) / float64(n)
+		return func(code int32, passes int) (float64, *chunkSyms) {
+			defer c.probed()
+			q := c.quantizeChunks(cs, n, chunk, code, passes)
+			k := c.componentsFor(code)
+			model := modelSize(c.dim, k, min(k, c.hi16), tableBytes(ntcModelVersion, int(q.tlo), int(q.thi)))
+			payload := 0
+			var buf []byte
+			enc := encTablesOf(&q.tabs)
+			for i, sym := range q.sym {
+				s := i * chunk
+				m := min(chunk, n-s)
+				buf = c.appendPayload(buf[:0], train[s*v:(s+m)*v], m, q.pl, sym, code, enc)
+				payload += len(buf)
+			}
+			return float64(model) + spread*float64(payload), q
 		}
 	}
-	best, sbest := qhi, shi
-	if math.Abs(slo-target) < math.Abs(shi-target) {
-		best, sbest = qlo, slo
+	full := sizer(train, n, cs, chunk)
+	sub := full
+	if stride := n / ntcFitSubsample; stride > 1 {
+		var st []float32
+		scs := &coefSet{stride: cs.stride, blocks: cs.blocks}
+		per := cs.blocks * blockSize * cs.stride
+		for s := 0; s < n; s += stride {
+			st = append(st, train[s*v:(s+1)*v]...)
+			scs.coef = append(scs.coef, cs.coef[s*per:(s+1)*per]...)
+			scs.n++
+		}
+		sub = sizer(st, scs.n, scs, max(1, chunk/stride))
 	}
-	// Classes enter the plan in groups (sigma codes are 1/8 octave), so the
-	// size can jump between neighbouring step codes; the rounding offset
-	// closes the gap when it is wider than 0.2%.
-	if math.Abs(sbest/target-1) > 0.002 {
-		// The size grows with the rounding offset: bisect it at both
-		// neighbouring step codes for the offset closest to the target.
-		bestRound := c.round
-		for _, code := range []int32{lo, hi} {
-			rlo, rhi := uint8(96), uint8(128) // size(rlo) <= target < size(rhi), if anywhere
-			for rhi-rlo > 1 {
-				c.round = rlo + (rhi-rlo)/2
-				if s, q := size(code); s <= target {
-					rlo = c.round
-					if math.Abs(s-target) < math.Abs(sbest-target) {
-						best, sbest, bestRound = q, s, c.round
+	passes := ntcFitPasses
+	// search returns the step code and rate weight whose subsample size
+	// comes closest to goal.
+	search := func(goal float64, lo, hi int32) (int32, uint8) {
+		// The bisection runs with fewer trellis passes (its sizes are
+		// within a percent).
+		p := min(2, passes)
+		if s, _ := sub(lo, p); s <= goal {
+			return lo, c.lambda
+		}
+		if s, _ := sub(hi, p); s > goal { // size(lo) > goal >= size(hi)
+			return hi, c.lambda
+		}
+		for hi-lo > 1 {
+			mid := lo + (hi-lo)/2
+			if s, _ := sub(mid, p); s > goal {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		slo, _ := sub(lo, passes)
+		shi, _ := sub(hi, passes)
+		best, sbest, bestLambda := hi, shi, c.lambda
+		if math.Abs(slo-goal) < math.Abs(shi-goal) {
+			best, sbest = lo, slo
+		}
+		// Classes enter the plan in groups (sigma codes are 1/8 octave),
+		// so the size can jump between neighbouring step codes; the rate
+		// weight closes the gap when it is wider than 0.2%. The size
+		// falls as the weight grows: bisect it at both codes.
+		if math.Abs(sbest/goal-1) > 0.002 {
+			l0 := int(c.lambda)
+			for _, code := range []int32{lo, hi} {
+				llo, lhi := uint8(max(1, l0*2/3)), uint8(min(255, l0*3/2))
+				for lhi-llo > 1 {
+					c.lambda = llo + (lhi-llo)/2
+					s, _ := sub(code, passes)
+					if s <= goal {
+						lhi = c.lambda
+					} else {
+						llo = c.lambda
 					}
-				} else {
-					rhi = c.round
-					if math.Abs(s-target) < math.Abs(sbest-target) {
-						best, sbest, bestRound = q, s, c.round
+					if math.Abs(s-goal) < math.Abs(sbest-goal) {
+						best, sbest, bestLambda = code, s, c.lambda
 					}
 				}
 			}
+			c.lambda = uint8(l0)
 		}
-		c.round = bestRound
+		return best, bestLambda
 	}
-	return best
+	lambda0 := c.lambda
+	code, lambda := search(target, -16*256, 16*256)
+	var q *chunkSyms
+	for try := range 3 {
+		c.lambda = lambda
+		var s float64
+		s, q = full(code, passes)
+		if math.Abs(s/target-1) <= 0.002 || try == 2 {
+			break
+		}
+		// Aim the subsample at what the whole needs, near the point.
+		ss, _ := sub(code, passes)
+		c.lambda = lambda0
+		code, lambda = search(target*ss/s, code-64, code+64)
+	}
+	return q
 }
+
+// ntcFitSubsample is about how many training samples the fit's rate
+// search quantizes.
+const ntcFitSubsample = 48
 
 // fitQuality returns the step code that meets the quality target on a
 // subsample of at most 48 training samples taken at a regular stride.

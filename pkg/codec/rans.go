@@ -4,12 +4,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"math/bits"
 )
 
-// The coefficient coder: two interleaved rANS states with static
-// frequency tables, one per sigma/step bucket, fitted with the model and
-// stored in it; signs and escape bits go to a separate raw bit stream.
+// The coefficient coder of payload versions 4 and 5, which are still
+// decoded (ans.go has version 6's): two interleaved rANS states with
+// static frequency tables, one per sigma/step bucket, fitted with the
+// model and stored in it; signs and escape bits go to a separate raw bit
+// stream. The bit writer and the Exp-Golomb escape code here serve
+// version 6 too.
 //
 // The adaptive binary range coder with neighbour contexts that this
 // replaced compressed no better on real tokens (the bucket, i.e. the
@@ -62,52 +64,6 @@ func ransLUT(tabs []ransTable) []uint32 {
 	return lut
 }
 
-// fitTables normalizes symbol histograms into tables. A small prior, a
-// discretized Laplacian with the bucket's nominal sigma/step, fills the
-// symbols the data never showed.
-// It returns the tables and the range of buckets that hold data; the
-// others are uniform.
-func fitTables(hist *[ntcBuckets][ransSyms]float64) ([ntcBuckets]ransTable, uint8, uint8) {
-	tabs := uniformTables()
-	lo, hi := ntcBuckets, 0
-	for b := range tabs {
-		var total float64
-		for _, v := range hist[b] {
-			total += v
-		}
-		if total > 0 {
-			lo, hi = min(lo, b), b+1
-		}
-	}
-	if lo >= hi {
-		return tabs, 0, 0
-	}
-	for b := lo; b < hi; b++ {
-		// Nominal sigma/step at the bucket's centre.
-		ratio := math.Exp2((float64(b<<ntcBucketShift)+float64(1<<ntcBucketShift)/2+ntcBase)/256-float64(lowBits(b))) * 0.7071
-		var prior [ransSyms]float64
-		var ps float64
-		for s := range ransSyms {
-			lo, hi := float64(s)-0.5, float64(s)+0.5
-			if s == 0 {
-				lo = 0
-			}
-			p := math.Exp(-lo/ratio) - math.Exp(-hi/ratio)
-			if s == ransEsc {
-				p = math.Exp(-lo / ratio)
-			}
-			prior[s] = p
-			ps += p
-		}
-		w := make([]float64, ransSyms)
-		for s := range w {
-			w[s] = hist[b][s] + 32*prior[s]/ps
-		}
-		tabs[b] = normalize(w)
-	}
-	return tabs, uint8(lo), uint8(hi)
-}
-
 // uniformTables returns tables giving every symbol the same frequency.
 func uniformTables() (t [ntcBuckets]ransTable) {
 	for b := range t {
@@ -116,33 +72,6 @@ func uniformTables() (t [ntcBuckets]ransTable) {
 		}
 		t[b].fill()
 	}
-	return t
-}
-
-// normalize turns weights into frequencies summing to ransM, each at
-// least 1, deterministically.
-func normalize(w []float64) ransTable {
-	var t ransTable
-	var sum float64
-	for _, v := range w {
-		sum += v
-	}
-	left := ransM - ransSyms
-	var used int
-	for s, v := range w {
-		f := int(math.Floor(v / sum * float64(left)))
-		t.freq[s] = uint16(1 + f)
-		used += f
-	}
-	// Hand the rounding remainder to the most frequent symbol.
-	best := 0
-	for s := range w {
-		if w[s] > w[best] {
-			best = s
-		}
-	}
-	t.freq[best] += uint16(left - used)
-	t.fill()
 	return t
 }
 
@@ -171,51 +100,6 @@ func (w *bitWriter) flush() []byte {
 		w.nacc -= min(w.nacc, 8)
 	}
 	return w.out
-}
-
-// ransSymbol is one coded magnitude with its bucket.
-type ransSymbol struct{ bucket, sym uint8 }
-
-// encodeRANS appends the rANS stream of syms (decoded in order) to dst:
-// the two final states, then the 16-bit words in decoding order.
-func encodeRANS(dst []byte, tabs *[ntcBuckets]ransTable, syms []ransSymbol) []byte {
-	var x [2]uint32
-	x[0], x[1] = ransL, ransL
-	// x/f by multiplication: with m = ceil(2^64/f), the high word of x*m
-	// is floor(x/f) for every 32-bit x and f <= 2^11 (the error is below
-	// 2^-32, the distance to the next integer at least 1/f). f == 1 keeps
-	// m = 0 and is handled apart.
-	var rcp [ntcBuckets][ransSyms]uint64
-	for b := range tabs {
-		for s, f := range tabs[b].freq {
-			if f > 1 {
-				rcp[b][s] = (1<<64-1)/uint64(f) + 1
-			}
-		}
-	}
-	words := make([]uint16, 0, len(syms)/4+8)
-	for i := len(syms) - 1; i >= 0; i-- {
-		b, s := syms[i].bucket, syms[i].sym
-		t := &tabs[b]
-		f, c := uint32(t.freq[s]), uint32(t.cum[s])
-		st := &x[i&1]
-		if *st >= (ransL>>ransBits)<<16*f {
-			words = append(words, uint16(*st))
-			*st >>= 16
-		}
-		q := *st
-		if m := rcp[b][s]; m != 0 {
-			hi, _ := bits.Mul64(uint64(*st), m)
-			q = uint32(hi)
-		}
-		*st = q<<ransBits + (*st - q*f) + c
-	}
-	dst = binary.LittleEndian.AppendUint32(dst, x[0])
-	dst = binary.LittleEndian.AppendUint32(dst, x[1])
-	for i := len(words) - 1; i >= 0; i-- {
-		dst = binary.LittleEndian.AppendUint16(dst, words[i])
-	}
-	return dst
 }
 
 // ransDecoder holds the state of the two interleaved decoders and of the

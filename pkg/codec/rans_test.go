@@ -2,15 +2,19 @@ package codec
 
 import (
 	"encoding/binary"
+	"math"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/ntc-project/ntc/internal/cpufeat"
 )
 
 // TestRANSReciprocal checks the encoder's division by multiplication.
 func TestRANSReciprocal(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for f := uint64(2); f <= ransM; f++ {
+	for f := uint64(2); f <= ansM; f++ {
 		m := (1<<64-1)/f + 1
 		for i := range 2000 {
 			x := r.Uint32()
@@ -29,17 +33,87 @@ func TestRANSReciprocal(t *testing.T) {
 	}
 }
 
-// TestRANSRoundTrip codes random symbols, with escapes and low bits,
-// through the encoder and decodeBlock.
-func TestRANSRoundTrip(t *testing.T) {
-	var hist [ntcBuckets][ransSyms]float64
-	hist[3][0], hist[3][1], hist[3][2] = 100, 30, 5
-	hist[40][5] = 10
-	tabs, _, _ := fitTables(&hist)
+// TestAliasTables checks the alias tables of random frequency tables:
+// every slot decodes to a symbol and a rank below its frequency, each
+// (symbol, rank) pair once, and the encoder's slot of every pair is the
+// slot that decodes to it.
+func TestAliasTables(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for trial := range 300 {
+		var w [ansSyms]float64
+		for s := range w {
+			switch trial % 3 {
+			case 0:
+				w[s] = r.Float64()
+			case 1:
+				w[s] = math.Exp(-float64(s%ansEsc) * (0.2 + 3*r.Float64()))
+			default:
+				w[s] = 0
+			}
+		}
+		sym := trial%2 == 0
+		if sym {
+			for m := 1; m < ansEsc; m++ {
+				w[ansEsc+m] = w[m]
+			}
+		} else {
+			w[r.IntN(ansSyms)] += 1
+		}
+		w[0] += 0.5
+		tab := normalizeANS(&w, sym)
+		if sym && !tab.symmetric() {
+			t.Fatalf("trial %d: table %v is not symmetric", trial, tab.freq)
+		}
+		p, a, slots := aliasEntries(&tab.freq)
+		seen := map[[2]uint32]bool{}
+		var cum [ansSyms + 1]uint32
+		for s, f := range tab.freq {
+			if f == 0 {
+				t.Fatalf("trial %d: symbol %d has frequency 0", trial, s)
+			}
+			cum[s+1] = cum[s] + uint32(f)
+		}
+		if cum[ansSyms] != ansM {
+			t.Fatalf("frequencies sum to %d", cum[ansSyms])
+		}
+		for slot := range uint32(ansM) {
+			i, lo := slot/ansWidth, slot%ansWidth
+			e := p[i]
+			bias := uint32(0)
+			if lo > e>>12&(ansWidth-1) {
+				e = a[i]
+				bias = e >> 12
+			}
+			sym, f := e>>24&31, e&(ansM-1)
+			rank := (lo + bias) & (ansM - 1)
+			if f != uint32(tab.freq[sym]) || rank >= f || seen[[2]uint32{sym, rank}] {
+				t.Fatalf("trial %d slot %d: symbol %d freq %d (table %d) rank %d", trial, slot, sym, f, tab.freq[sym], rank)
+			}
+			seen[[2]uint32{sym, rank}] = true
+			if got := slots[cum[sym]+rank]; uint32(got) != slot {
+				t.Fatalf("trial %d: the encoder puts symbol %d rank %d at slot %d, it decodes at %d", trial, sym, rank, got, slot)
+			}
+		}
+	}
+}
+
+// TestANSRoundTrip codes random magnitudes, with escapes and low bits,
+// through the version 6 slice encoder and decoder, with 1, 2 and 4 lanes,
+// and checks the decoded reconstruction levels.
+func TestANSRoundTrip(t *testing.T) {
+	var hist [ntcBuckets][2][ansSyms]float64
+	hist[3][0][0], hist[3][0][1], hist[3][1][2] = 100, 30, 5
+	hist[40][1][5] = 10
+	tabs, _, _ := fitANSTables(&hist)
+	enc := encTablesOf(&tabs)
+	dec := newANSDecTables(&tabs)
 	r := rand.New(rand.NewPCG(7, 8))
 	const K = 1
-	pl := []planEntry{{u: 0, bucket: 3, shift: lowBits(3)}, {u: 1, bucket: 40, shift: lowBits(40)}, {u: 2, bucket: 20, shift: lowBits(20)}}
-	const blocks = 500
+	pl := []planEntry{{u: 0, bucket: 3}, {u: 1, bucket: 40}, {u: 2, bucket: 20}, {u: 3, bucket: 55}, {u: 4, bucket: 0}}
+	for i := range pl {
+		pl[i].shift = ansLowBits(int(pl[i].bucket))
+	}
+	const blocks = 37
 	sym := make([]int32, blocks*len(pl))
 	for i := range sym {
 		v := int32(r.IntN(5)) - 2
@@ -50,43 +124,136 @@ func TestRANSRoundTrip(t *testing.T) {
 	}
 	idx := make([][]int32, blocks)
 	for i := range idx {
-		idx[i] = []int32{0, 1, 2}
+		idx[i] = []int32{0, 1, 2, 3, 4}[:1+i%5]
+		for _, j := range idx[i] {
+			_ = j
+		}
 	}
-	const spp = (blocks + ntcSliceBlocks - 1) / ntcSliceBlocks
-	p := encodeSlices(nil, pl, sym, idx, blocks, spp, &tabs, &sliceEncoder{})
-	lens := make([]int, 2*spp)
-	pos := 0
-	for i := range lens {
-		v, k := binary.Uvarint(p[pos:])
-		lens[i], pos = int(v), pos+k
+	// Entries absent from a block are not coded: zero them.
+	for b := range blocks {
+		for i := len(idx[b]); i < len(pl); i++ {
+			sym[b*len(pl)+i] = 0
+		}
 	}
-	lut := ransLUT(tabs[:])
-	ents := decEntries(pl, idx[0], K)
-	q := make([]int32, len(ents))
-	for si := range spp {
-		rl, bl := lens[2*si], lens[2*si+1]
-		rs := append(append([]byte(nil), p[pos:pos+rl]...), make([]byte, ransPad)...)
-		bs := append(append([]byte(nil), p[pos+rl:pos+rl+bl]...), make([]byte, ransPad)...)
-		pos += rl + bl
-		var d ransDecoder
-		if err := d.init(rs, bs); err != nil {
+	var recon [ansReconSize]float32
+	for _, lanes := range []int{1, 2, 4, ansLanes} {
+		for _, spp := range []int{1, 3} {
+			var e sliceEncoder
+			p := e.encodeSlices(nil, pl, sym, idx, blocks, spp, lanes, enc)
+			// The levels the decoder must give.
+			want := make([]int32, len(sym))
+			bi, left := 0, 0
+			walkSymbols(pl, sym, idx, blocks, 1, spp, lanes, func(_, _ int, pe *planEntry, q uint32, v int32) {
+				for left == 0 {
+					left = len(idx[bi])
+					bi++
+				}
+				left--
+				m := abs32i(v)
+				lev := int32(0)
+				if m != 0 {
+					lev = 2*m - int32(q)
+					if ansPlain(int(pe.bucket)) {
+						lev = m
+					}
+				}
+				if v < 0 {
+					lev = -lev
+				}
+				want[(bi-1)*len(pl)+int(pe.u)] = lev
+			})
+			lens := make([]int, 2*spp)
+			pos := 0
+			for i := range lens {
+				v, k := binary.Uvarint(p[pos:])
+				lens[i], pos = int(v), pos+k
+			}
+			q := make([]int32, len(pl))
+			for si := range spp {
+				rl, bl := lens[2*si], lens[2*si+1]
+				rs := append(append([]byte(nil), p[pos:pos+rl]...), make([]byte, ansPad)...)
+				bs := append(append([]byte(nil), p[pos+rl:pos+rl+bl]...), make([]byte, ansPad)...)
+				pos += rl + bl
+				var d sliceDecoder
+				if err := d.init(rs, bs, lanes); err != nil {
+					t.Fatal(err)
+				}
+				for b := si * blocks / spp; b < (si+1)*blocks/spp; b++ {
+					ents := decEntries6(pl, idx[b], K)
+					if err := d.decodeBlock6(dec, &recon, &ents, q, nil, 1); err != nil {
+						t.Fatal(err)
+					}
+					for i := range ents.tab {
+						if got, w := q[i], want[b*len(pl)+i]; got != w {
+							t.Fatalf("lanes %d: block %d entry %d: got %d, want %d", lanes, b, i, got, w)
+						}
+					}
+				}
+				if !d.done() {
+					t.Fatalf("lanes %d: slice %d did not end cleanly", lanes, si)
+				}
+			}
+			if pos != len(p) {
+				t.Fatalf("%d bytes after the slices", len(p)-pos)
+			}
+		}
+	}
+}
+
+// TestANSVectorPaths decodes the coefficients of payloads with every
+// vector level this machine has: the AVX2 loops must give what the Go
+// loops give, bit for bit.
+func TestANSVectorPaths(t *testing.T) {
+	for _, l := range []Layout{ntcTestLayouts[0], {Tokens: 1 + 12*12, Dim: 64, Prefix: 1, GridH: 12, GridW: 12}} {
+		const n = 5
+		src := synthTokens(l, n, 13)
+		c, err := newNTC(l, src, n, Options{Ratio: 6})
+		if err != nil {
 			t.Fatal(err)
 		}
-		for b := si * blocks / spp; b < (si+1)*blocks/spp; b++ {
-			if err := d.decodeBlock(lut, ents, q, nil, nil, 1); err != nil {
+		nc := c.(*ntcCodec)
+		p, err := c.Encode(nil, src, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decode := func(lv cpufeat.Level) ([]float32, []int32) {
+			defer cpufeat.SetLevel(cpufeat.SetLevel(lv))
+			ch, err := nc.parse(p, n)
+			if err != nil {
 				t.Fatal(err)
 			}
-			for i := range pl {
-				if got, want := q[i], sym[b*len(pl)+i]; got != want {
-					t.Fatalf("block %d entry %d: got %d, want %d", b, i, got, want)
+			s := nc.scratch()
+			per := blockSize * nc.k
+			var coef []float32
+			var lev []int32
+			err = nc.symbols(&ch, s, func(_, bi int) []float32 {
+				b := make([]float32, per)
+				coef = append(coef, b...)
+				return coef[len(coef)-per:]
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = nc.symbols(&ch, s, func(int, int) []float32 { return nil }, func(_, _ int, q []int32) { lev = append(lev, q...) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			return coef, lev
+		}
+		wantC, wantL := decode(cpufeat.Generic)
+		for _, lv := range cpufeat.Levels()[1:] {
+			gotC, gotL := decode(lv)
+			if !slices.Equal(gotL, wantL) {
+				t.Fatalf("%+v: level %v decodes other symbols than Go", l, lv)
+			}
+			for i := range wantC {
+				if math.Float32bits(gotC[i]) != math.Float32bits(wantC[i]) {
+					t.Fatalf("%+v: level %v: coefficient %d is %g, Go gives %g", l, lv, i, gotC[i], wantC[i])
 				}
 			}
 		}
-		if d.x0 != ransL || d.x1 != ransL || d.pos != d.end {
-			t.Fatalf("slice %d did not end cleanly: %d %d %d/%d", si, d.x0, d.x1, d.pos, d.end)
+		if len(cpufeat.Levels()) < 2 {
+			t.Log("no vector level on this machine: only the Go loops ran")
 		}
-	}
-	if pos != len(p) {
-		t.Fatalf("%d bytes after the slices", len(p)-pos)
 	}
 }

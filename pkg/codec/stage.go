@@ -184,11 +184,11 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stag
 // at the offsets given:
 //
 //	0       Step (float32), the number of exceptions (uint32), the
-//	        number of int8 rows (uint32), 4 zero bytes (DeviceNTC); for
-//	        DeviceNTCStreams the slice count replaces the number of
-//	        exceptions
-//	16      reconstruction table: NTCBuckets x 4 float32; a symbol q in
-//	        bucket b reconstructs to sign(q) * (|q| + recon[b][min(|q|,3)]) * Step
+//	        number of int8 rows (uint32), then the coding (uint32): 0
+//	        for a payload of version 4 or 5, L | 1<<8 for version 6 with
+//	        slices of L rANS lanes; for DeviceNTCStreams the slice count
+//	        replaces the number of exceptions
+//	16      reconstruction table R: NTCBuckets x 8 float32
 //	QOff    symbols: N * Plan.Entries int16, sample by sample, block by
 //	        block, the entries of a block in the order Plan gives them;
 //	        NTCEscape where the symbol does not fit in int16
@@ -199,6 +199,12 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stag
 //	ExcOff  exceptions: for every NTCEscape, in increasing order, the
 //	        symbol's index in the symbol array (uint32) and its value
 //	        (int32); the staged data ends here
+//
+// A symbol L of a coefficient in bucket b reconstructs to sign(L) *
+// (|L| + R[b*8 + q*4 + min(M, 3)]) * Step, where q = |L| & 1 and M = (|L|
+// + q) >> 1 for a version 6 chunk's trellis buckets (b < 20: L is the
+// signed level 2M-q of a magnitude M coded with quantizer q), and q = 0,
+// M = |L| otherwise.
 //
 // A DeviceNTCStreams chunk holds instead, after the reconstruction table:
 //
@@ -211,10 +217,12 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stag
 //	RowOff     the int8 rows, as above; the staged data ends after them
 //
 // and its device program first decodes the symbols of every slice (its
-// blocks in coding order, with Model.LUT, Plan.Order and
-// the bucket's low-bit count max(0, bucket/4-3), exactly as the payload
-// format in pkg/codec/ntc.go specifies) into an int32 symbol array laid
-// out as the int16 one above, then goes on as for DeviceNTC.
+// blocks in coding order, with Model.LUT, Plan.Order and Plan.Bucket,
+// exactly as the payload format in pkg/codec/ntc.go and ans.go specifies:
+// payload version 5's two lanes and low-bit count max(0, bucket/4-3), or
+// version 6's lanes, trellis and plain buckets) into an int32 symbol array
+// laid out as the int16 one above (version 6: the signed levels), then
+// goes on as for DeviceNTC.
 //
 // The device program: for every sample and grid block, dequantize the
 // block's symbols into a Dim-free coefficient array c[16][K] (position
@@ -269,9 +277,15 @@ type NTCModel struct {
 	// DCT holds the inverse DCT matrices: DCT[(n*4+f)*4+p] is the weight
 	// of frequency f at position p for a transform of size n (1..4).
 	DCT [5 * blockSize]float32
-	// LUT is the rANS decoding table: NTCBuckets x 2048 entries, entry
-	// (bucket, slot) = freq | (slot - cum[sym]) << 12 | sym << 23.
+	// LUT is the rANS decoding table. Model version 4 (payload versions
+	// 4 and 5): NTCBuckets x 2048 entries, entry (bucket, slot) = freq |
+	// (slot - cum[sym]) << 12 | sym << 23. Model version 5 (payload
+	// version 6): the alias tables, 4096 entries P then 4096 entries A,
+	// entry (bucket*2+q)*32+i of each as pkg/codec's aliasEntries gives
+	// it (ans.go).
 	LUT []uint32
+	// Version is the model version, 4 or 5.
+	Version int
 }
 
 // NTCPlan holds the tables of one step code: which coefficients a block
@@ -358,7 +372,12 @@ func (c *ntcCodec) DeviceModel() *NTCModel {
 				}
 			}
 		}
-		m.LUT = c.lut
+		m.Version = int(c.mver)
+		if c.mver == 4 {
+			m.LUT = c.lut
+		} else {
+			m.LUT = append(append([]uint32(nil), c.adec.P[:]...), c.adec.A[:]...)
+		}
 		c.dev.model = m
 	})
 	return c.dev.model
@@ -371,7 +390,7 @@ func (c *ntcCodec) devicePlan(stepCode int32) *NTCPlan {
 	if p, ok := c.dev.plans[stepCode]; ok {
 		return p
 	}
-	ents := c.decPlan(stepCode)
+	ents, _ := c.decPlan(stepCode)
 	K := c.k
 	p := &NTCPlan{StepCode: stepCode, Start: make([]int32, len(c.blocks)+1), Shape: make([]int32, len(c.blocks)), OrderStart: []int32{0}}
 	shapes := map[*decEntry]int32{}
@@ -415,7 +434,7 @@ func align(v int) int { return (v + 15) &^ 15 }
 // ntcStageLayout returns the offsets of a staged chunk's sections and the
 // size of all but the exceptions, which go last.
 func ntcStageLayout(l Layout, n, entries, rows int) (qOff, rowOff, excOff int) {
-	qOff = 16 + ntcBuckets*4*4
+	qOff = 16 + ntcBuckets*8*4
 	rowOff = align(qOff + 2*n*entries)
 	excOff = align(rowOff + rows*(4+2+l.Dim))
 	return
@@ -456,7 +475,7 @@ func (c *ntcCodec) stageSize(ch *ntcChunk, mode StageMode) int {
 // ntcStreamsLayout returns the offsets of the sections of a chunk staged
 // with its coefficient streams, and its size.
 func ntcStreamsLayout(l Layout, ch *ntcChunk) (sliceOff, streamOff, rowOff, size int) {
-	sliceOff = 16 + ntcBuckets*4*4
+	sliceOff = 16 + ntcBuckets*8*4
 	streamOff = align(sliceOff + ntcSliceEntry*len(ch.slices))
 	n := 0
 	for _, sl := range ch.slices {
@@ -473,13 +492,25 @@ const ntcSliceEntry = 24
 // stageHeader writes the header and reconstruction table of a staged
 // chunk.
 func stageHeader(dst []byte, ch *ntcChunk, count, rows uint32) {
-	binary.LittleEndian.PutUint32(dst[0:], math.Float32bits(ch.step))
-	binary.LittleEndian.PutUint32(dst[4:], count)
-	binary.LittleEndian.PutUint32(dst[8:], rows)
-	binary.LittleEndian.PutUint32(dst[12:], 0)
+	le := binary.LittleEndian
+	le.PutUint32(dst[0:], math.Float32bits(ch.step))
+	le.PutUint32(dst[4:], count)
+	le.PutUint32(dst[8:], rows)
+	le.PutUint32(dst[12:], 0)
+	if ch.version == 6 {
+		le.PutUint32(dst[12:], uint32(ch.lanes)|1<<8)
+		for i := range ntcBuckets * 8 {
+			le.PutUint32(dst[16+4*i:], math.Float32bits(ch.recon6[i]))
+		}
+		return
+	}
 	for b := range ntcBuckets {
-		for j := range 4 {
-			binary.LittleEndian.PutUint32(dst[16+(b*4+j)*4:], math.Float32bits(ch.recon[b][j]))
+		for j := range 8 {
+			v := float32(0)
+			if j < 4 {
+				v = ch.recon[b][j]
+			}
+			le.PutUint32(dst[16+(b*8+j)*4:], math.Float32bits(v))
 		}
 	}
 }

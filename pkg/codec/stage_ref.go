@@ -76,12 +76,17 @@ func refNTC(out []float32, l Layout, st Staged, data []byte) error {
 	step := math.Float32frombits(binary.LittleEndian.Uint32(data))
 	nexc := int(binary.LittleEndian.Uint32(data[4:]))
 	nrows := int(binary.LittleEndian.Uint32(data[8:]))
+	coding := binary.LittleEndian.Uint32(data[12:])
 	recon := func(b, j int) float32 {
-		return math.Float32frombits(binary.LittleEndian.Uint32(data[16+(b*4+j)*4:]))
+		return math.Float32frombits(binary.LittleEndian.Uint32(data[16+(b*8+j)*4:]))
 	}
 	var symbol func(i int) int32
 	if st.Kind == DeviceNTCStreams {
-		q, err := refEntropy(st, data)
+		entropy := refEntropy
+		if coding>>8 == 1 {
+			entropy = refEntropy6
+		}
+		q, err := entropy(st, data)
 		if err != nil {
 			return err
 		}
@@ -126,7 +131,13 @@ func refNTC(out []float32, l Layout, st Staged, data []byte) error {
 				if mag < 0 {
 					mag = -mag
 				}
-				v := (float32(mag) + recon(int(pl.Bucket[sh*blockSize*K+uk]), int(min(mag, 3)))) * step
+				bk := int(pl.Bucket[sh*blockSize*K+uk])
+				qz, M := int32(0), mag
+				if coding>>8 == 1 && bk < ansPlainBucket {
+					qz = mag & 1
+					M = (mag + qz) >> 1
+				}
+				v := (float32(mag) + recon(bk, int(qz*4+min(M, 3)))) * step
 				if q < 0 {
 					v = -v
 				}
@@ -287,6 +298,152 @@ func refEntropy(st Staged, data []byte) ([]int32, error) {
 			}
 		}
 		if x0 != ransL || x1 != ransL || pos != len(rs) || (bp+7)/8 != len(bs) {
+			return nil, fmt.Errorf("%w: ntc slice %d does not end where it should", ErrCorrupt, si)
+		}
+	}
+	return q, nil
+}
+
+// refEntropy6 is refEntropy for version 6 chunks (payload version 6's
+// coder, ans.go): the slice's L lanes take its symbols in turn, each with
+// its trellis state, the alias tables of Model.LUT, then the raw bits of
+// plain entries and escapes; the symbols are the signed levels.
+func refEntropy6(st Staged, data []byte) ([]int32, error) {
+	m, pl := st.NTC.Model, st.NTC.Plan
+	le := binary.LittleEndian
+	nb := len(m.Blocks) / 20
+	lanes := int(le.Uint32(data[12:]) & 0xff)
+	P, A := m.LUT[:ansTables], m.LUT[ansTables:]
+	q := make([]int32, st.N*pl.Entries)
+	for si := range st.NTC.Slices {
+		e := data[st.NTC.SliceOff+ntcSliceEntry*si:]
+		ro, rl := int(le.Uint32(e)), int(le.Uint32(e[4:]))
+		bo, bl := int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
+		rs := data[ro : ro+rl]
+		bs := data[bo : bo+bl]
+		// Reads past the end of a stream give zeros.
+		pos := 4 * lanes
+		word := func() uint32 {
+			w := uint32(0)
+			if pos+2 <= len(rs) {
+				w = uint32(le.Uint16(rs[pos:]))
+			}
+			pos += 2
+			return w
+		}
+		bp := 0 // bits consumed
+		take := func(n uint) uint32 {
+			var v uint32
+			for i := range n {
+				p := bp + int(i)
+				if p>>3 < len(bs) {
+					v |= uint32(bs[p>>3]>>(p&7)&1) << i
+				}
+			}
+			bp += int(n)
+			return v
+		}
+		eg := func() (uint32, error) {
+			nz := uint(0)
+			for take(1) == 0 {
+				if nz++; nz > 24 {
+					return 0, fmt.Errorf("%w: ntc coefficient escape too long in slice %d", ErrCorrupt, si)
+				}
+			}
+			return (1<<nz | take(nz)) - 1, nil
+		}
+		x := make([]uint32, lanes)
+		ts := make([]uint32, lanes)
+		if len(rs) < 4*lanes {
+			return nil, fmt.Errorf("%w: ntc slice %d too short", ErrCorrupt, si)
+		}
+		for l := range x {
+			x[l] = le.Uint32(rs[4*l:])
+		}
+		j := 0 // the symbol's index in the slice
+		from, count := int(le.Uint32(e[16:])), int(le.Uint32(e[20:]))
+		for gb := from; gb < min(st.N*nb, from+count); gb++ {
+			smp, bi := gb/nb, gb%nb
+			sh := pl.Shape[bi]
+			if sh < 0 {
+				continue
+			}
+			order := pl.Order[pl.OrderStart[sh]:pl.OrderStart[sh+1]]
+			base := smp*pl.Entries + int(pl.Start[bi])
+			// The block's symbols and quantizers, then their raw bits.
+			syms := make([]uint32, len(order))
+			qzs := make([]uint32, len(order))
+			for k, off := range order {
+				b := uint32(pl.Bucket[int(sh)*blockSize*m.K+int(off)])
+				l := j % lanes
+				j++
+				plain := b >= ansPlainBucket
+				qz := uint32(0)
+				if !plain {
+					qz = ts[l] >> 1
+				}
+				slot := x[l] & (ansM - 1)
+				i := (b*2+qz)*ansSyms + slot/ansWidth
+				lo := slot % ansWidth
+				part, rank := P[i], lo
+				if lo > part>>12&(ansWidth-1) {
+					part = A[i]
+					rank = (lo + part>>12) & (ansM - 1)
+				}
+				x[l] = part&(ansM-1)*(x[l]>>ansBits) + rank
+				if x[l] < ansL {
+					x[l] = x[l]<<16 | word()
+				}
+				s := part >> 24 & 31
+				if !plain {
+					ts[l] = ansTrans >> (4*ts[l] + 2*(s&1)) & 3
+				}
+				syms[k], qzs[k] = s, qz
+			}
+			for k, off := range order {
+				b := int(pl.Bucket[int(sh)*blockSize*m.K+int(off)])
+				s := syms[k]
+				var mag, neg uint32
+				switch {
+				case b >= ansPlainBucket:
+					t := s
+					if s == ansEscPlain {
+						ex, err := eg()
+						if err != nil {
+							return nil, err
+						}
+						t += ex
+					}
+					r := uint(b/4 - 4)
+					mag = t<<r | take(r)
+					if t != 0 || r != 0 {
+						neg = take(1)
+					}
+				case s == ansEsc:
+					ex, err := eg()
+					if err != nil {
+						return nil, err
+					}
+					mag, neg = ansEsc+ex, take(1)
+				default:
+					mag, neg = s&15, s>>4
+				}
+				lev := int32(mag)
+				if b < ansPlainBucket && mag != 0 {
+					lev = int32(2*mag - qzs[k])
+				}
+				if neg != 0 {
+					lev = -lev
+				}
+				q[base+k] = lev
+			}
+		}
+		for l := range x {
+			if x[l] != ansL {
+				return nil, fmt.Errorf("%w: ntc slice %d does not end where it should", ErrCorrupt, si)
+			}
+		}
+		if pos != len(rs) || (bp+7)/8 != len(bs) {
 			return nil, fmt.Errorf("%w: ntc slice %d does not end where it should", ErrCorrupt, si)
 		}
 	}

@@ -91,7 +91,7 @@ func newGPU(dev *Device, opts DecoderOptions) (*gpu, error) {
 	if g.mod, err = dev.LoadPTX(kernelsPTX); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"f16_unshuffle", "fixed_dequant", "ntc_synth", "ntc_synth32", "ntc_entropy", "ntc_rows"} {
+	for _, name := range []string{"f16_unshuffle", "fixed_dequant", "ntc_synth", "ntc_synth32", "ntc_entropy", "ntc_entropy6", "ntc_rows"} {
 		if g.fns[name], err = g.mod.Function(name); err != nil {
 			g.close()
 			return nil, err

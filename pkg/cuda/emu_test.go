@@ -505,8 +505,8 @@ func TestEmuLaunchLimits(t *testing.T) {
 			kernel = ""
 		}
 	}
-	if len(params) != 6 {
-		t.Fatalf("kernels.ptx: parameters %v; want 6 kernels", params)
+	if len(params) != 7 {
+		t.Fatalf("kernels.ptx: parameters %v; want 7 kernels", params)
 	}
 	l := codec.Layout{Tokens: 5, Dim: 8, Prefix: 1, GridH: 2, GridW: 2}
 	model := &codec.NTCModel{Layout: l, K: 40, KPad: 48, Blocks: make([]int32, 20), Groups: make([]int32, 18)}

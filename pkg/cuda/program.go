@@ -156,7 +156,11 @@ func ntcProgram(p program, chunk int, l codec.Layout, st codec.Staged, f32 int64
 		grid := Dim3{X: len(ns.Model.Groups) / 18, Y: min(st.N, maxGridY), Z: (KP + synthKT - 1) / synthKT}
 		if st.Kind == codec.DeviceNTCStreams {
 			p.qBytes = int64(st.N) * int64(entries) * 4
-			p.launch("ntc_entropy", Dim3{X: (ns.Slices + 127) / 128}, Dim3{X: 128},
+			entropy := "ntc_entropy"
+			if ns.Model.Version == 5 {
+				entropy = "ntc_entropy6"
+			}
+			p.launch(entropy, Dim3{X: (ns.Slices + 127) / 128}, Dim3{X: 128},
 				staged, q, tbl(bufLUT), start, shape, order, orderStart, bucket, tbl(bufErr),
 				int64(K), int64(entries), int64(len(ns.Model.Blocks)/20), int64(st.N), int64(chunk))
 			p.launch("ntc_synth32", grid, Dim3{X: synthThread},

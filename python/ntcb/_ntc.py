@@ -38,7 +38,8 @@ import numpy as np
 from .codecs import Codec, Layout, f16_to_f32
 from .errors import CorruptError
 
-MODEL_VERSION = 4
+MODEL_VERSION = 5  # what the Go encoder writes
+MODEL_VERSIONS = (4, 5)  # model version 4 goes with payload versions 4 and 5
 PAYLOAD_VERSION = 6  # what the Go encoder writes
 PAYLOAD_VERSIONS = (4, 5, 6)  # what this reader reads (version 4 has no slices)
 MODEL_HEADER = 22
@@ -47,7 +48,7 @@ BUCKETS = 14 << (8 - BUCKET_SHIFT)  # 56
 BASE = -2 * 256
 SKIP = -2 * 256
 PAYLOAD_HEADER_V5 = 6 + BUCKETS * 3  # payload versions 4 and 5
-HEAD_V6 = 8 + BUCKETS * 3  # the head of a version 6 payload
+HEAD_V6 = 9  # the head of a version 6 payload
 STEP_CODE_MAX = 24 * 256
 BLOCK_SIDE = 4
 BLOCK_SIZE = 16
@@ -62,6 +63,18 @@ RANS_L = 1 << 16
 RANS_SYMS = 16
 RANS_ESC = RANS_SYMS - 1
 RANS_PAD = 32
+
+# Payload version 6's coder (ans.go): eight lanes, 32 symbols, 12-bit
+# probabilities read through alias tables, dependent quantization.
+ANS_BITS = 12
+ANS_M = 1 << ANS_BITS
+ANS_SYMS = 32
+ANS_WIDTH = ANS_M // ANS_SYMS
+ANS_ESC = 16  # a trellis entry's escape: magnitudes of 16 and more
+ANS_ESC_PLAIN = 31  # a plain entry's escape
+ANS_PLAIN = 20  # the first bucket coded plainly
+ANS_SYM_TAB = 17  # stored frequencies of a trellis bucket's table
+ANS_TRANS = 0x7D28  # the trellis: next state of s after parity p, >> 2*(2s+p) & 3
 
 
 def _dct_mats() -> list[np.ndarray]:
@@ -86,6 +99,48 @@ CLASS_ORDER = [fy * BLOCK_SIDE + (s - fy) for s in range(2 * BLOCK_SIDE - 1) for
 
 def _u16(b, p):
     return b[p] | (b[p + 1] << 8)
+
+
+def _table_bytes(mver: int, lo: int, hi: int) -> int:
+    """The size of a model's frequency tables of buckets [lo, hi) (tableBytes)."""
+    if mver == 4:
+        return (hi - lo) * RANS_SYMS * 2
+    return sum((ANS_SYMS * 2 if b >= ANS_PLAIN else 2 * ANS_SYM_TAB * 2) + 6 for b in range(lo, hi))
+
+
+def _alias_entries(freq: list[int]) -> tuple[list[int], list[int]]:
+    """The decoder's alias table of a 32-symbol frequency table (aliasEntries
+    in ans.go, whose construction the format fixes): entry i covers the slots
+    [128i, 128i+128); the first div belong to symbol i, the rest to its alias
+    a. p[i] = freq[i] | (div-1)<<12 | i<<24, a[i] = freq[a] | ((offA-div) mod
+    4096)<<12 | a<<24, offA the rank of the entry's first alias slot among a's
+    slots (a symbol's own part first, then its alias parts by entry)."""
+    n, w = ANS_SYMS, ANS_WIDTH
+    res = list(freq)
+    div = [w] * n
+    alias = list(range(n))
+    small = [s for s in range(n) if res[s] < w]
+    large = [s for s in range(n) if res[s] > w]
+    while small and large:
+        s, l = small.pop(0), large[0]
+        div[s], alias[s] = res[s], l
+        res[l] -= w - res[s]
+        if res[l] < w:
+            large.pop(0)
+            small.append(l)
+        elif res[l] == w:
+            large.pop(0)
+    nxt = list(div)
+    p, a = [], []
+    for i in range(n):
+        al = alias[i]
+        off = 0
+        if div[i] < w:
+            off = nxt[al]
+            nxt[al] += w - div[i]
+        p.append(freq[i] | (div[i] - 1) << 12 | i << 24)
+        a.append(freq[al] | ((off - div[i]) & (ANS_M - 1)) << 12 | al << 24)
+    return p, a
 
 
 def _uvarint(b: bytes, p: int, most: int, bad, what: str) -> tuple[int, int]:
@@ -127,19 +182,21 @@ class NTC(Codec):
         m = bytes(model or b"")
         if len(m) < MODEL_HEADER:
             raise CorruptError(f"ntc model of {len(m)} bytes")
-        if m[0] != MODEL_VERSION or m[1] != 0:
-            raise CorruptError(f"ntc model version {m[0]} flags {m[1]} (this reader reads version {MODEL_VERSION})")
+        if m[0] not in MODEL_VERSIONS or m[1] != 0:
+            raise CorruptError(f"ntc model version {m[0]} flags {m[1]} (this reader reads versions 4 and 5)")
+        self.mver = m[0]
         d, k = struct.unpack_from("<HH", m, 2)
         (h16,) = struct.unpack_from("<H", m, 16)
         if d != layout.dim or k > d or h16 > k:
             raise CorruptError(f"ntc model for dim {d} with {k} components, layout dim {layout.dim}")
         fixed = self._model_size(d, k, h16, 0)
+        # (the tables' size depends on their bucket range, read below)
         if len(m) < fixed:
             raise CorruptError(f"ntc model has {len(m)} bytes, want at least {fixed}")
         tlo, thi = m[fixed - 2], m[fixed - 1]
         if tlo > thi or thi > BUCKETS:
             raise CorruptError(f"ntc rANS tables {tlo}..{thi}")
-        want = self._model_size(d, k, h16, thi - tlo)
+        want = self._model_size(d, k, h16, _table_bytes(self.mver, tlo, thi))
         if len(m) != want:
             raise CorruptError(f"ntc model has {len(m)} bytes, want {want}")
         (step_code,) = struct.unpack_from("<i", m, 6)
@@ -168,28 +225,60 @@ class NTC(Codec):
         p += (k - h16) * (2 + d)
         self.sig = list(m[p : p + CLASSES * k])
         p += CLASSES * k + 2
-        freqs = [[RANS_M // RANS_SYMS] * RANS_SYMS for _ in range(BUCKETS)]
-        for i in range(tlo, thi):
-            f = list(struct.unpack_from(f"<{RANS_SYMS}H", m, p))
-            p += 2 * RANS_SYMS
-            if min(f) == 0 or sum(f) != RANS_M:
-                raise CorruptError(f"ntc rANS table {i}")
-            freqs[i] = f
         self.dim, self.k = d, k
         self.step_code = step_code
-        # Decoding tables: for bucket b and slot s, index b*2048+s.
-        self._freq, self._bias, self._sym = [], [], []
-        for b in range(BUCKETS):
-            for s, f in enumerate(freqs[b]):
-                self._freq.extend([f] * f)
-                self._bias.extend(range(f))
-                self._sym.extend([s] * f)
+        if self.mver == 4:
+            freqs = [[RANS_M // RANS_SYMS] * RANS_SYMS for _ in range(BUCKETS)]
+            for i in range(tlo, thi):
+                f = list(struct.unpack_from(f"<{RANS_SYMS}H", m, p))
+                p += 2 * RANS_SYMS
+                if min(f) == 0 or sum(f) != RANS_M:
+                    raise CorruptError(f"ntc rANS table {i}")
+                freqs[i] = f
+            # Decoding tables: for bucket b and slot s, index b*2048+s.
+            self._freq, self._bias, self._sym = [], [], []
+            for b in range(BUCKETS):
+                for s, f in enumerate(freqs[b]):
+                    self._freq.extend([f] * f)
+                    self._bias.extend(range(f))
+                    self._sym.extend([s] * f)
+        else:
+            # Model version 5: a table per bucket and quantizer, read
+            # through the alias method (aliasEntries): P and A by table
+            # index (bucket*2+q)*32 + alias entry.
+            tabs = [[[ANS_M // ANS_SYMS] * ANS_SYMS for _ in range(2)] for _ in range(BUCKETS)]
+            for i in range(tlo, thi):
+                for q in range(2):
+                    if i >= ANS_PLAIN and q == 1:
+                        continue  # quantizer 0's table only
+                    if i >= ANS_PLAIN:
+                        f = list(struct.unpack_from(f"<{ANS_SYMS}H", m, p))
+                        p += 2 * ANS_SYMS
+                    else:
+                        g = list(struct.unpack_from(f"<{ANS_SYM_TAB}H", m, p))
+                        p += 2 * ANS_SYM_TAB
+                        f = g[:ANS_ESC] + [g[ANS_ESC]] + g[1:ANS_ESC]
+                    if min(f) == 0 or sum(f) != ANS_M:
+                        raise CorruptError(f"ntc frequency table {i}/{q}")
+                    tabs[i][q] = f
+            # Centroid offsets of buckets [tlo, thi): quantizer, magnitudes
+            # 1, 2, >= 3, in 1/128 of a step.
+            self.cent = np.zeros((BUCKETS, 2, 3), dtype=np.int8)
+            self.cent[tlo:thi] = np.frombuffer(m, dtype=np.int8, count=6 * (thi - tlo), offset=p).reshape(-1, 2, 3)
+            p += 6 * (thi - tlo)
+            self._P, self._A = [], []
+            for b in range(BUCKETS):
+                for q in range(2):
+                    pp, aa = _alias_entries(tabs[b][q])
+                    self._P.extend(pp)
+                    self._A.extend(aa)
         self.blocks = self._grid_blocks()
         self._plans: dict[int, tuple] = {}
 
     @staticmethod
     def _model_size(d: int, k: int, h16: int, nt: int) -> int:
-        return MODEL_HEADER + 2 * d + h16 * 2 * d + (k - h16) * (2 + d) + CLASSES * k + 2 + nt * RANS_SYMS * 2
+        """The size of a model whose frequency tables take nt bytes."""
+        return MODEL_HEADER + 2 * d + h16 * 2 * d + (k - h16) * (2 + d) + CLASSES * k + 2 + nt
 
     def _grid_blocks(self):
         """Blocks in coding order, (bh, bw, token index [bh, bw], position in
@@ -232,7 +321,12 @@ class NTC(Codec):
                 us.append(u)
                 ks.append(k)
                 bs.append(b)
-                sh.append(max(0, (b >> 2) - 3))  # lowBits: raw low bits of the magnitude
+                # The raw low bits of the magnitude: lowBits (model version
+                # 4), ansLowBits (5: plain buckets only).
+                if self.mver == 4:
+                    sh.append(max(0, (b >> 2) - 3))
+                else:
+                    sh.append((b >> 2) - 4 if b >= ANS_PLAIN else 0)
                 cls.append(cl)
         shapes = {}
         for bh, bw, _, gpos in self.blocks:
@@ -271,8 +365,6 @@ class NTC(Codec):
             ch = self._parse_v5(payload, n, coded)
         step_code = ch["step_code"]
         step = np.float32(2.0 ** (step_code / 256))
-        recon = np.zeros((BUCKETS, 4), dtype=np.float32)
-        recon[:, 1:] = -ch["offsets"].astype(np.float32) / np.float32(256)
         prefix = _rows(ch["prefix"], n * P, D, "prefix").reshape(n, P, D)
         outliers = (np.asarray(ch["out_idx"], dtype=np.int64), _rows(ch["out_rows"], len(ch["out_idx"]), D, "outlier"))
         coef = np.zeros((n, nb, BLOCK_SIZE, self.k), dtype=np.float32)
@@ -280,18 +372,32 @@ class NTC(Codec):
             return {"prefix": prefix, "coef": coef, "outliers": outliers}
         us, ks, bs, sh, shapes = self._plan(step_code)
         plan = (us, ks, bs, sh, [shapes[(bh, bw, gpos)] for bh, bw, _, gpos in self.blocks])
-        # Decoded symbols: flat index into coef, signed magnitude, bucket.
-        at, mags, bks = [], [], []
+        # Decoded symbols: flat index into coef, signed magnitude (version 6:
+        # signed level), bucket, quantizer.
+        at, mags, bks, qzs = [], [], [], []
         for si, (rans, bits, start, stop) in enumerate(ch["slices"]):
             try:
-                self._slice_symbols(plan, rans, bits, start, stop, at, mags, bks)
+                if payload[0] == 6:
+                    self._slice_symbols6(plan, rans, bits, start, stop, ch["lanes"], at, mags, bks, qzs)
+                else:
+                    self._slice_symbols(plan, rans, bits, start, stop, at, mags, bks)
             except CorruptError as e:
                 raise CorruptError(f"slice {si}: {e.detail}") from None
-        if at:
-            m = np.asarray(mags, dtype=np.int64)
-            a = np.abs(m)
-            r = (a.astype(np.float32) + recon[np.asarray(bks), np.minimum(a, 3)]).astype(np.float32) * step
-            coef.reshape(-1)[np.asarray(at)] = np.where(m < 0, -r, r)
+        if not at:
+            return {"prefix": prefix, "coef": coef, "outliers": outliers}
+        v = np.asarray(mags, dtype=np.int64)
+        a = np.abs(v)
+        b = np.asarray(bks)
+        if payload[0] == 6:
+            # The level 2m-q (m for a plain bucket), corrected by the
+            # centroid of (bucket, q, min(m, 3)) (ansRecon).
+            q = np.asarray(qzs)
+            mm = np.where(b >= ANS_PLAIN, a, (a + q) >> 1)
+            corr = -ch["offsets"][b, q, np.minimum(mm, 3) - 1].astype(np.float32) / np.float32(128)
+        else:
+            corr = -ch["offsets"][b, np.minimum(a, 3) - 1].astype(np.float32) / np.float32(256)
+        r = (a.astype(np.float32) + corr).astype(np.float32) * step
+        coef.reshape(-1)[np.asarray(at)] = np.where(v < 0, -r, r)
         return {"prefix": prefix, "coef": coef, "outliers": outliers}
 
     @staticmethod
@@ -382,24 +488,29 @@ class NTC(Codec):
 
     def _parse_v6(self, payload: bytes, n: int, coded: bool) -> dict:
         """Parses a sample-major payload (version 6, parseV6): the head (step
-        code, slices per sample, centroid offsets), then one part per sample:
+        code, slices per sample, lanes per slice), then one part per sample:
         its prefix rows, outlier tokens (a count and index gaps as uvarints,
         then the rows), its slices' lengths (uvarints) and streams."""
         l = self.layout
         D, P = l.dim, l.prefix
         row = 2 + D
         nb = len(self.blocks)
+        if self.mver != 5:
+            raise CorruptError(f"ntc payload version 6 with a model of version {self.mver}")
         if len(payload) < HEAD_V6:
             raise CorruptError(f"ntc payload of {len(payload)} bytes")
         (spp,) = struct.unpack_from("<H", payload, 6)
         if (coded and not 1 <= spp <= nb) or (not coded and spp != 0):
             raise CorruptError(f"ntc payload has {spp} slices per sample of {nb} blocks")
-        if n * (P * row + 1 + 2 * spp) > len(payload) - HEAD_V6:
+        lanes = payload[8]
+        if lanes not in (1, 8):
+            raise CorruptError(f"ntc payload has slices of {lanes} lanes")
+        head = HEAD_V6
+        if n * (P * row + 1 + 2 * spp) > len(payload) - head:
             raise CorruptError(f"ntc payload of {len(payload)} bytes for {n} samples")
-        ch = {"step_code": self._step_code(payload),
-              "offsets": np.frombuffer(payload, dtype=np.int8, count=BUCKETS * 3, offset=8).reshape(BUCKETS, 3)}
+        ch = {"step_code": self._step_code(payload), "offsets": self.cent, "lanes": lanes}
         prefix, out_idx, out_rows, slices = [], [], [], []
-        p = HEAD_V6
+        p = head
         grid = l.tokens - P
         for s in range(n):
             def bad(what):
@@ -428,7 +539,7 @@ class NTC(Codec):
                 raise bad(f"slices of {sum(lens)} bytes, {len(payload) - p} left")
             for j in range(spp):
                 rl, bl = lens[2 * j], lens[2 * j + 1]
-                if rl < 8:
+                if rl < 4 * lanes:
                     raise bad(f"slice {j}: rANS stream of {rl} bytes")
                 slices.append((payload[p : p + rl], payload[p + rl : p + rl + bl],
                                s * nb + j * nb // spp, s * nb + (j + 1) * nb // spp))
@@ -437,6 +548,98 @@ class NTC(Codec):
             raise CorruptError(f"ntc payload has {len(payload) - p} bytes after its {n} samples")
         ch.update(prefix=b"".join(prefix), out_idx=out_idx, out_rows=b"".join(out_rows), slices=slices)
         return ch
+
+    def _slice_symbols6(self, plan, rans: bytes, bits: bytes, start: int, stop: int, lanes: int, at: list,
+                        levs: list, bks: list, qzs: list) -> None:
+        """Decodes one slice of a version 6 payload (sliceSymbols6, ans.go):
+        its lanes take the symbols in turn, each lane with its rANS state and
+        trellis state, then each block's raw bits (escapes; plain buckets' low
+        bits and signs). Appends every nonzero symbol's flat index into the
+        coefficients, its signed level, bucket and quantizer."""
+        us, ks, bs, sh, blk_idx = plan
+        end, bend = len(rans), len(bits)
+        if end < 4 * lanes:
+            raise CorruptError("ntc rANS stream too short")
+        x = list(struct.unpack_from(f"<{lanes}I", rans, 0))
+        if min(x) < RANS_L:
+            raise CorruptError("ntc rANS state")
+        ts = [0] * lanes
+        rans = rans + bytes(RANS_PAD)
+        pos, bp, j = 4 * lanes, 0, 0
+        P, A = self._P, self._A
+        K = self.k
+        nb = len(self.blocks)
+        bitint = int.from_bytes(bits, "little")
+
+        def take(n):
+            nonlocal bp
+            v = (bitint >> bp) & ((1 << n) - 1)
+            bp += n
+            if bp > 8 * bend:
+                raise CorruptError("ntc coefficient stream truncated")
+            return v
+
+        def golomb():
+            nz = 0
+            while take(1) == 0:
+                nz += 1
+                if nz > 24:
+                    raise CorruptError("ntc coefficient escape too long")
+            return ((1 << nz) | take(nz)) - 1
+
+        for gb in range(start, stop):
+            base = gb * BLOCK_SIZE * K
+            idx = blk_idx[gb % nb]
+            syms = []
+            for i in idx:
+                if pos > end:
+                    raise CorruptError("ntc coefficient stream truncated")
+                b = bs[i]
+                l = j % lanes
+                j += 1
+                qz = 0 if b >= ANS_PLAIN else ts[l] >> 1
+                st = x[l]
+                slot = st & (ANS_M - 1)
+                e = (b * 2 + qz) * ANS_SYMS + slot // ANS_WIDTH
+                lo = slot % ANS_WIDTH
+                part, rank = P[e], lo
+                if lo > (part >> 12) & (ANS_WIDTH - 1):
+                    part = A[e]
+                    rank = (lo + (part >> 12)) & (ANS_M - 1)
+                st = (part & (ANS_M - 1)) * (st >> ANS_BITS) + rank
+                if st < RANS_L:
+                    st = (st << 16) | rans[pos] | (rans[pos + 1] << 8)
+                    pos += 2
+                x[l] = st
+                s = (part >> 24) & 31
+                if b < ANS_PLAIN:
+                    ts[l] = (ANS_TRANS >> (4 * ts[l] + 2 * (s & 1))) & 3
+                syms.append((s, qz))
+            for i, (s, qz) in zip(idx, syms):
+                b = bs[i]
+                neg = 0
+                if b >= ANS_PLAIN:
+                    t = s + (golomb() if s == ANS_ESC_PLAIN else 0)
+                    r = sh[i]
+                    m = (t << r) | take(r)
+                    if t or r:
+                        neg = take(1)
+                    lev = m
+                elif s == ANS_ESC:
+                    m = ANS_ESC + golomb()
+                    neg = take(1)
+                    lev = 2 * m - qz
+                else:
+                    m, neg = s & 15, s >> 4
+                    lev = 2 * m - qz
+                if m == 0:
+                    continue
+                at.append(base + us[i] * K + ks[i])
+                levs.append(-lev if neg else lev)
+                bks.append(b)
+                qzs.append(qz)
+        if x != [RANS_L] * lanes or pos != end or (bp + 7) // 8 != bend:
+            raise CorruptError("ntc coefficient streams do not end where they should")
 
     def _slice_symbols(self, plan, rans: bytes, bits: bytes, start: int, stop: int, at: list, mags: list,
                        bks: list) -> None:

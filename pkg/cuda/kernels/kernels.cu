@@ -163,6 +163,7 @@ __device__ static void synth(const u8 *st, const int *q32, const int *blocks, co
   const int gh = gr[0], gw = gr[1];
   const float step = *(const float *)st;
   const int nexc = *(const int *)(st + 4);
+  const bool dq = (*(const unsigned *)(st + 12) >> 8) == 1;
   const float *recon = (const float *)(st + 16);
   const short *q = (const short *)(st + qoff);
   const int nt = ntcThreads;
@@ -192,7 +193,15 @@ __device__ static void synth(const u8 *st, const int *q32, const int *blocks, co
                 qv = exception(st + excoff, nexc, e);
             }
             int mag = qv < 0 ? -qv : qv;
-            v = mul_rn(add_rn((float)mag, recon[bucket[mi] * 4 + (mag < 3 ? mag : 3)]), step);
+            int b = bucket[mi];
+            // Version 6 trellis buckets: the level of magnitude M with
+            // quantizer q is 2M-q (pkg/codec/stage.go).
+            int qz = 0, M = mag;
+            if (dq && b < 20) {
+              qz = mag & 1;
+              M = (mag + qz) >> 1;
+            }
+            v = mul_rn(add_rn((float)mag, recon[b * 8 + qz * 4 + (M < 3 ? M : 3)]), step);
             if (qv < 0)
               v = -v;
           }
@@ -280,7 +289,7 @@ extern "C" __global__ void ntc_entropy(const u8 *st, int *q32, const unsigned *l
   const i64 nslices = *(const unsigned *)(st + 4);
   if (si >= nslices)
     return;
-  const unsigned *e = (const unsigned *)(st + 16 + 56 * 16) + 6 * si;
+  const unsigned *e = (const unsigned *)(st + 16 + 56 * 32) + 6 * si;
   const i64 first = e[4], count = e[5];
   const u8 *rs = st + e[0], *bs = st + e[2];
   const i64 rl = e[1], bl = e[3];
@@ -371,6 +380,125 @@ extern "C" __global__ void ntc_entropy(const u8 *st, int *q32, const unsigned *l
     }
   }
   if (bad || x0 != (1u << 16) || x1 != (1u << 16) || pos != rl || (bp + 7) / 8 != bl)
+    atomicMax(err, (int)(chunk + 1));
+}
+
+// rawbit returns bit p of the raw bit stream bs of bl bytes (0 past its
+// end).
+__device__ static inline unsigned rawbit(const u8 *bs, i64 bl, i64 p) {
+  return (p >> 3) < bl ? (bs[p >> 3] >> (p & 7)) & 1 : 0;
+}
+
+// rawbits reads n bits (LSB first) at *bp.
+__device__ static inline unsigned rawbits(const u8 *bs, i64 bl, i64 *bp, int n) {
+  unsigned v = 0;
+  for (int i = 0; i < n; i++)
+    v |= rawbit(bs, bl, *bp + i) << i;
+  *bp += n;
+  return v;
+}
+
+// expgolomb reads an Exp-Golomb code at *bp; *bad when it is too long.
+__device__ static unsigned expgolomb(const u8 *bs, i64 bl, i64 *bp, bool *bad) {
+  int nz = 0;
+  while (rawbits(bs, bl, bp, 1) == 0) {
+    if (++nz > 24) {
+      *bad = true;
+      return 0;
+    }
+  }
+  return ((1u << nz) | rawbits(bs, bl, bp, nz)) - 1;
+}
+
+// ntc_entropy6: ntc_entropy for payload version 6 (pkg/codec/ans.go): the
+// slice's lanes (the coding word's low byte) take its symbols in turn,
+// each with its trellis state, through the alias tables in lut (4096
+// entries P, then 4096 A); then each block's raw bits (plain buckets'
+// low bits and signs, escapes). It writes the signed levels.
+extern "C" __global__ void ntc_entropy6(const u8 *st, int *q32, const unsigned *lut, const int *start,
+                                        const int *shape, const int *order, const int *orderStart,
+                                        const u8 *bucket, int *err, i64 K, i64 entries, i64 nblocks,
+                                        i64 nsamples, i64 chunk) {
+  const i64 si = (i64)bidx() * ntid() + tid();
+  const i64 nslices = *(const unsigned *)(st + 4);
+  if (si >= nslices)
+    return;
+  const int lanes = *(const unsigned *)(st + 12) & 0xff;
+  const unsigned *e = (const unsigned *)(st + 16 + 56 * 32) + 6 * si;
+  const u8 *rs = st + e[0], *bs = st + e[2];
+  const i64 rl = e[1], bl = e[3];
+  const i64 first = e[4], count = e[5];
+  const unsigned *P = lut, *A = lut + 4096;
+  unsigned x[8], ts[8];
+  bool bad = lanes < 1 || lanes > 8 || rl < 4 * lanes;
+  for (int l = 0; l < lanes && !bad; l++) {
+    x[l] = rs[4 * l] | rs[4 * l + 1] << 8 | rs[4 * l + 2] << 16 | (unsigned)rs[4 * l + 3] << 24;
+    ts[l] = 0;
+  }
+  i64 pos = 4 * lanes; // next rANS byte
+  i64 bp = 0;          // raw bits consumed
+  i64 j = 0;           // the symbol's index in the slice
+  const i64 K16 = 16 * K;
+  const i64 total = nblocks * nsamples;
+  for (i64 gb = first; gb < total && gb < first + count && !bad; gb++) {
+    i64 smp = gb / nblocks, bi = gb - smp * nblocks;
+    int sh = shape[bi];
+    if (sh < 0)
+      continue;
+    const int *ord = order + orderStart[sh];
+    int cnt = orderStart[sh + 1] - orderStart[sh];
+    int *q = q32 + smp * entries + start[bi];
+    // The lanes first: the symbols, with their quantizer, into q.
+    for (int k = 0; k < cnt; k++, j++) {
+      unsigned b = bucket[(i64)sh * K16 + ord[k]];
+      int l = (int)(j % lanes);
+      bool plain = b >= 20;
+      unsigned qz = plain ? 0 : ts[l] >> 1;
+      unsigned slot = x[l] & 4095, i = (b * 2 + qz) * 32 + slot / 128, lo = slot % 128;
+      unsigned part = P[i], rank = lo;
+      if (lo > ((part >> 12) & 127)) {
+        part = A[i];
+        rank = (lo + (part >> 12)) & 4095;
+      }
+      x[l] = (part & 4095) * (x[l] >> 12) + rank;
+      if (x[l] < (1u << 16)) {
+        unsigned w = pos + 1 < rl ? (rs[pos] | rs[pos + 1] << 8) : 0;
+        x[l] = x[l] << 16 | w;
+        pos += 2;
+      }
+      unsigned s = (part >> 24) & 31;
+      if (!plain)
+        ts[l] = (0x7d28u >> (4 * ts[l] + 2 * (s & 1))) & 3;
+      q[k] = (int)(s | qz << 5);
+    }
+    // Then the raw bits, and the levels.
+    for (int k = 0; k < cnt && !bad; k++) {
+      unsigned b = bucket[(i64)sh * K16 + ord[k]];
+      unsigned s = (unsigned)q[k] & 31, qz = (unsigned)q[k] >> 5, mag, neg = 0;
+      if (b >= 20) {
+        unsigned t = s;
+        if (s == 31)
+          t += expgolomb(bs, bl, &bp, &bad);
+        int r = (int)(b >> 2) - 4;
+        mag = t << r | rawbits(bs, bl, &bp, r);
+        if (t != 0 || r != 0)
+          neg = rawbits(bs, bl, &bp, 1);
+      } else if (s == 16) {
+        mag = 16 + expgolomb(bs, bl, &bp, &bad);
+        neg = rawbits(bs, bl, &bp, 1);
+      } else {
+        mag = s & 15;
+        neg = s >> 4;
+      }
+      int lev = (int)mag;
+      if (b < 20 && mag != 0)
+        lev = (int)(2 * mag - qz);
+      q[k] = neg ? -lev : lev;
+    }
+  }
+  for (int l = 0; l < lanes && !bad; l++)
+    bad = x[l] != (1u << 16);
+  if (bad || pos != rl || (bp + 7) / 8 != bl)
     atomicMax(err, (int)(chunk + 1));
 }
 

@@ -1,0 +1,274 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Constants of the eight-lane decoder (ans.go).
+DATA ansC1<>+0(SB)/8, $0x0000000100000001
+DATA ansC1<>+8(SB)/8, $0x0000000100000001
+DATA ansC1<>+16(SB)/8, $0x0000000100000001
+DATA ansC1<>+24(SB)/8, $0x0000000100000001
+GLOBL ansC1<>(SB), RODATA|NOPTR, $32
+
+DATA ansC3<>+0(SB)/8, $0x0000000300000003
+DATA ansC3<>+8(SB)/8, $0x0000000300000003
+DATA ansC3<>+16(SB)/8, $0x0000000300000003
+DATA ansC3<>+24(SB)/8, $0x0000000300000003
+GLOBL ansC3<>(SB), RODATA|NOPTR, $32
+
+DATA ansC31<>+0(SB)/8, $0x0000001f0000001f
+DATA ansC31<>+8(SB)/8, $0x0000001f0000001f
+DATA ansC31<>+16(SB)/8, $0x0000001f0000001f
+DATA ansC31<>+24(SB)/8, $0x0000001f0000001f
+GLOBL ansC31<>(SB), RODATA|NOPTR, $32
+
+DATA ansC127<>+0(SB)/8, $0x0000007f0000007f
+DATA ansC127<>+8(SB)/8, $0x0000007f0000007f
+DATA ansC127<>+16(SB)/8, $0x0000007f0000007f
+DATA ansC127<>+24(SB)/8, $0x0000007f0000007f
+GLOBL ansC127<>(SB), RODATA|NOPTR, $32
+
+DATA ansC4095<>+0(SB)/8, $0x00000fff00000fff
+DATA ansC4095<>+8(SB)/8, $0x00000fff00000fff
+DATA ansC4095<>+16(SB)/8, $0x00000fff00000fff
+DATA ansC4095<>+24(SB)/8, $0x00000fff00000fff
+GLOBL ansC4095<>(SB), RODATA|NOPTR, $32
+
+DATA ansC65535<>+0(SB)/8, $0x0000ffff0000ffff
+DATA ansC65535<>+8(SB)/8, $0x0000ffff0000ffff
+DATA ansC65535<>+16(SB)/8, $0x0000ffff0000ffff
+DATA ansC65535<>+24(SB)/8, $0x0000ffff0000ffff
+GLOBL ansC65535<>(SB), RODATA|NOPTR, $32
+
+// ~32: clears a tab field's trellis flag.
+DATA ansCNot32<>+0(SB)/8, $0xffffffdfffffffdf
+DATA ansCNot32<>+8(SB)/8, $0xffffffdfffffffdf
+DATA ansCNot32<>+16(SB)/8, $0xffffffdfffffffdf
+DATA ansCNot32<>+24(SB)/8, $0xffffffdfffffffdf
+GLOBL ansCNot32<>(SB), RODATA|NOPTR, $32
+
+// ansTrans (0x7d28) in every lane.
+DATA ansCTrans<>+0(SB)/8, $0x00007d2800007d28
+DATA ansCTrans<>+8(SB)/8, $0x00007d2800007d28
+DATA ansCTrans<>+16(SB)/8, $0x00007d2800007d28
+DATA ansCTrans<>+24(SB)/8, $0x00007d2800007d28
+GLOBL ansCTrans<>(SB), RODATA|NOPTR, $32
+
+// Byte 0 of each dword of a 128-bit half to the half's low 4 bytes.
+DATA ansCShuf<>+0(SB)/8, $0x808080800c080400
+DATA ansCShuf<>+8(SB)/8, $0x8080808080808080
+DATA ansCShuf<>+16(SB)/8, $0x808080800c080400
+DATA ansCShuf<>+24(SB)/8, $0x8080808080808080
+GLOBL ansCShuf<>(SB), RODATA|NOPTR, $32
+
+// func ansLanes8(x *[8]uint32, st *[8]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32) (int, int)
+//
+// The eight lanes over groups of eight symbols, as lanesGo does them one
+// at a time: symbol j of a group in lane j, the lanes' words read in lane
+// order after the group. It stops before a group when wpos > wend and
+// returns wpos and the groups done.
+TEXT ·ansLanes8(SB), NOSPLIT, $0-96
+	MOVQ x+0(FP), AX
+	MOVQ st+8(FP), BX
+	VMOVDQU (AX), Y0 // the lanes' states
+	VMOVDQU (BX), Y1 // their trellis states
+	MOVQ tabs+16(FP), SI // P, then A at 4*ansTables
+	MOVQ etab+24(FP), DX
+	MOVQ tq+32(FP), DI
+	MOVQ groups+40(FP), CX
+	MOVQ words+48(FP), R8
+	MOVQ wpos+56(FP), R9
+	MOVQ wend+64(FP), R10
+	MOVQ lut+72(FP), R11
+	XORQ R12, R12
+
+loop:
+	CMPQ R12, CX
+	JGE  done
+	CMPQ R9, R10
+	JGT  done
+
+	// The table: tab &^ 32 + qz<<5, qz = st>>1 for a trellis entry.
+	VPMOVZXWD (DX), Y2
+	VPSRLD    $5, Y2, Y3
+	VPAND     ansC1<>(SB), Y3, Y3 // dq
+	VPSRLD    $1, Y1, Y4
+	VPAND     Y3, Y4, Y4          // qz
+	VPSLLD    $5, Y4, Y5
+	VPAND     ansCNot32<>(SB), Y2, Y6
+	VPOR      Y5, Y6, Y6
+	VPAND     ansC4095<>(SB), Y0, Y7 // slot
+	VPSRLD    $7, Y7, Y8
+	VPADDD    Y8, Y6, Y6             // alias entry
+	VPAND     ansC127<>(SB), Y7, Y7  // slot within the entry
+
+	VPCMPEQD   Y9, Y9, Y9
+	VPGATHERDD Y9, (SI)(Y6*4), Y10 // P
+	VPCMPEQD   Y9, Y9, Y9
+	VPGATHERDD Y9, 16384(SI)(Y6*4), Y11 // A
+
+	// The alias part when lo > div-1.
+	VPSRLD    $12, Y10, Y12
+	VPAND     ansC127<>(SB), Y12, Y12
+	VPCMPGTD  Y12, Y7, Y12
+	VPBLENDVB Y12, Y11, Y10, Y13 // the part's entry
+	VPSRLD    $12, Y11, Y8
+	VPAND     Y12, Y8, Y8
+	VPADDD    Y7, Y8, Y8
+	VPAND     ansC4095<>(SB), Y8, Y8  // rank
+	VPAND     ansC4095<>(SB), Y13, Y9 // frequency
+	VPSRLD    $12, Y0, Y0
+	VPMULLD   Y9, Y0, Y0
+	VPADDD    Y8, Y0, Y0
+	VPSRLD    $24, Y13, Y13
+	VPAND     ansC31<>(SB), Y13, Y13 // symbol
+
+	// Trellis: ns = ansTrans >> (4st + 2(s&1)) & 3 where dq.
+	VPAND     ansC1<>(SB), Y13, Y8
+	VPADDD    Y8, Y8, Y8
+	VPSLLD    $2, Y1, Y9
+	VPADDD    Y9, Y8, Y8
+	VMOVDQU   ansCTrans<>(SB), Y9
+	VPSRLVD   Y8, Y9, Y9
+	VPAND     ansC3<>(SB), Y9, Y9
+	VPXOR     Y8, Y8, Y8
+	VPSUBD    Y3, Y8, Y8
+	VPBLENDVB Y8, Y9, Y1, Y1
+
+	// s | qz<<5, one byte per lane.
+	VPSLLD       $5, Y4, Y4
+	VPOR         Y4, Y13, Y13
+	VPSHUFB      ansCShuf<>(SB), Y13, Y13
+	VEXTRACTI128 $1, Y13, X8
+	VPUNPCKLDQ   X8, X13, X13
+	MOVQ         X13, (DI)
+
+	// Renormalize: the lanes below 2^16 take the next words in order.
+	VPMINUD   ansC65535<>(SB), Y0, Y8
+	VPCMPEQD  Y8, Y0, Y8
+	VMOVMSKPS Y8, AX
+	VPMOVZXWD (R8)(R9*1), Y9
+	MOVQ      AX, BX
+	SHLQ      $5, BX
+	VMOVDQU   (R11)(BX*1), Y10
+	VPERMD    Y9, Y10, Y9
+	VPSLLD    $16, Y0, Y10
+	VPOR      Y9, Y10, Y10
+	VPBLENDVB Y8, Y10, Y0, Y0
+	POPCNTL   AX, AX
+	LEAQ      (R9)(AX*2), R9
+
+	ADDQ $16, DX
+	ADDQ $8, DI
+	INCQ R12
+	JMP  loop
+
+done:
+	MOVQ    x+0(FP), AX
+	MOVQ    st+8(FP), BX
+	VMOVDQU Y0, (AX)
+	VMOVDQU Y1, (BX)
+	VZEROUPPER
+	MOVQ    R9, ret+80(FP)
+	MOVQ    R12, ret1+88(FP)
+	RET
+
+DATA ansC15<>+0(SB)/8, $0x0000000f0000000f
+DATA ansC15<>+8(SB)/8, $0x0000000f0000000f
+DATA ansC15<>+16(SB)/8, $0x0000000f0000000f
+DATA ansC15<>+24(SB)/8, $0x0000000f0000000f
+GLOBL ansC15<>(SB), RODATA|NOPTR, $32
+
+DATA ansC16<>+0(SB)/8, $0x0000001000000010
+DATA ansC16<>+8(SB)/8, $0x0000001000000010
+DATA ansC16<>+16(SB)/8, $0x0000001000000010
+DATA ansC16<>+24(SB)/8, $0x0000001000000010
+GLOBL ansC16<>(SB), RODATA|NOPTR, $32
+
+DATA ansC511<>+0(SB)/8, $0x000001ff000001ff
+DATA ansC511<>+8(SB)/8, $0x000001ff000001ff
+DATA ansC511<>+16(SB)/8, $0x000001ff000001ff
+DATA ansC511<>+24(SB)/8, $0x000001ff000001ff
+GLOBL ansC511<>(SB), RODATA|NOPTR, $32
+
+DATA ansCIota<>+0(SB)/8, $0x0000000100000000
+DATA ansCIota<>+8(SB)/8, $0x0000000300000002
+DATA ansCIota<>+16(SB)/8, $0x0000000500000004
+DATA ansCIota<>+24(SB)/8, $0x0000000700000006
+GLOBL ansCIota<>(SB), RODATA|NOPTR, $32
+
+// func ansRaw8(tq *uint8, rec *uint16, off *uint32, groups int, recon *[ansReconSize]float32, coef *float32, step float32) int
+//
+// Dequantizes groups of eight trellis symbols without raw bits (no plain
+// entry, no escape) whose coefficients are consecutive, as rawBlock does:
+// (2m-qz + recon[rec+qz*4+min(m,3)]) * step with the symbol's sign, stored
+// at coef[off0:off0+8]. It stops at the first group that is not such and
+// returns the groups done.
+TEXT ·ansRaw8(SB), NOSPLIT, $0-64
+	MOVQ         tq+0(FP), SI
+	MOVQ         rec+8(FP), DX
+	MOVQ         off+16(FP), BX
+	MOVQ         groups+24(FP), CX
+	MOVQ         recon+32(FP), R8
+	MOVQ         coef+40(FP), DI
+	VBROADCASTSS step+48(FP), Y15
+	VMOVDQU      ansCIota<>(SB), Y14
+	XORQ         R9, R9
+
+rloop:
+	CMPQ R9, CX
+	JGE  rdone
+
+	// Consecutive coefficients of trellis entries: off = off0 + 0..7
+	// (a plain entry has its top bit set).
+	VMOVDQU      (BX), Y0
+	VMOVMSKPS    Y0, AX
+	TESTL        AX, AX
+	JNE          rdone
+	VPBROADCASTD X0, Y2
+	VPADDD       Y14, Y2, Y2
+	VPCMPEQD     Y0, Y2, Y2
+	VMOVMSKPS    Y2, AX
+	CMPL         AX, $0xff
+	JNE          rdone
+
+	// No escape.
+	VPMOVZXBD (SI), Y1
+	VPAND     ansC31<>(SB), Y1, Y3 // s
+	VPCMPEQD  ansC16<>(SB), Y3, Y4
+	VMOVMSKPS Y4, AX
+	TESTL     AX, AX
+	JNE       rdone
+
+	VPSRLD    $5, Y1, Y5          // qz
+	VPAND     ansC15<>(SB), Y3, Y6 // m
+	VPAND     ansC16<>(SB), Y3, Y7
+	VPSLLD    $27, Y7, Y7 // the sign bit
+	VPADDD    Y6, Y6, Y8
+	VPSUBD    Y5, Y8, Y8 // 2m-qz
+	VCVTDQ2PS Y8, Y8
+
+	VPMINUD    ansC3<>(SB), Y6, Y9
+	VPSLLD     $2, Y5, Y10
+	VPADDD     Y10, Y9, Y9
+	VPMOVZXWD  (DX), Y10
+	VPADDD     Y10, Y9, Y9
+	VPAND      ansC511<>(SB), Y9, Y9
+	VPCMPEQD   Y11, Y11, Y11
+	VPGATHERDD Y11, (R8)(Y9*4), Y12
+	VADDPS     Y12, Y8, Y8
+	VMULPS     Y15, Y8, Y8
+	VPXOR      Y7, Y8, Y8
+
+	VMOVD   X0, AX
+	VMOVDQU Y8, (DI)(AX*4)
+
+	ADDQ $8, SI
+	ADDQ $16, DX
+	ADDQ $32, BX
+	INCQ R9
+	JMP  rloop
+
+rdone:
+	VZEROUPPER
+	MOVQ R9, ret+56(FP)
+	RET

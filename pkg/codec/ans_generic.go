@@ -1,0 +1,13 @@
+//go:build !amd64 || purego
+
+package codec
+
+// lanesVec runs whole groups of eight symbols through the lanes with
+// vector instructions where the CPU has them; here it does none.
+func (d *sliceDecoder) lanesVec(tabs *ansDecTables, etab []uint16, tq []uint8) int { return 0 }
+
+// rawVec dequantizes whole groups of eight symbols with vector
+// instructions where the CPU has them; here it does none.
+func (d *sliceDecoder) rawVec(recon *[ansReconSize]float32, rec []uint16, off []uint32, tq []uint8, coef []float32, step float32) int {
+	return 0
+}

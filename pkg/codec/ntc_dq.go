@@ -1,0 +1,275 @@
+package codec
+
+import (
+	"math"
+	"math/bits"
+)
+
+// ansCost holds the trellis' rate estimates: the bits of rANS symbol t in
+// bucket b with quantizer q.
+type ansCost [ntcBuckets][2][ansSyms]float32
+
+// ansCostOf returns the rate estimates of a model's tables.
+func ansCostOf(tabs *[ntcBuckets][2]ansTable) *ansCost {
+	var c ansCost
+	for b := range tabs {
+		for q := range tabs[b] {
+			for t, f := range tabs[b][q].freq {
+				c[b][q][t] = float32(ansBits - math.Log2(float64(f)))
+			}
+		}
+	}
+	return &c
+}
+
+// egBits returns the length of the Exp-Golomb code of e.
+func egBits(e uint32) uint32 { return 2*uint32(31-bits.LeadingZeros32(e+1)) + 1 }
+
+// dqBits returns the bits of magnitude m in bucket b with quantizer q:
+// its rANS symbol (of a positive value: the tables are symmetric) and its
+// raw bits.
+func dqBits(cost *ansCost, b, q int, m uint32, r uint8) float32 {
+	var raw uint32
+	var s uint32
+	switch {
+	case ansPlain(b):
+		t := m >> r
+		s = min(t, ansEscPlain)
+		if s == ansEscPlain {
+			raw = egBits(t - ansEscPlain)
+		}
+		raw += uint32(r)
+		if t != 0 || r != 0 {
+			raw++
+		}
+	case m >= ansEsc:
+		s = ansEsc
+		raw = egBits(m-ansEsc) + 1
+	default:
+		s = m
+	}
+	return float32(cost[b][q][s] + float32(raw))
+}
+
+// dqScratch holds a trellis search's buffers.
+type dqScratch struct {
+	a    []float32 // |x| / step of the slice's coefficients, in coding order
+	neg  []bool
+	bk   []uint8
+	at   []int32 // where the symbol goes in sym
+	prev [][4]uint8
+	mag  [][4]uint32
+	// lb holds lambda times the bits of the magnitudes below the escape
+	// of trellis entries.
+	lb [ntcBuckets][2][ansEsc]float32
+}
+
+// dqQuantize quantizes the coefficients of cs for a plan and step code
+// with the trellis: slice by slice and lane by lane as the decoder reads
+// them (lanes per slice, spp slices per sample), minimizing squared error
+// (in steps squared) plus lambda times the bits that cost estimates. It
+// returns the signed magnitudes (per block, one per plan entry; absent
+// entries 0) and the chunk's centroid offsets, in 1/128 of a step.
+func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambda float32, cost *ansCost, spp, lanes int) ([]int32, *dqCentroids) {
+	inv := 1 / stepOf(stepCode)
+	nb := cs.blocks
+	P := len(pl)
+	sym := make([]int32, cs.n*nb*P)
+	idx := c.shapeIndex(pl)
+	var sum, cnt [ntcBuckets][2][3]float64
+	var s dqScratch
+	for b := range ansPlainBucket {
+		for q := range 2 {
+			for m := range uint32(ansEsc) {
+				s.lb[b][q][m] = float32(lambda * dqBits(cost, b, q, m, 0))
+			}
+		}
+	}
+	for smp := range cs.n {
+		for j := range spp {
+			s.a, s.neg, s.bk, s.at = s.a[:0], s.neg[:0], s.bk[:0], s.at[:0]
+			for bi := j * nb / spp; bi < (j+1)*nb/spp; bi++ {
+				coef := cs.block(smp, bi)
+				base := int32((smp*nb + bi) * P)
+				for _, i := range idx[bi] {
+					e := &pl[i]
+					v := coef[int(e.u)*cs.stride+int(e.k)] * inv
+					s.a = append(s.a, min(abs32(v), 1<<22))
+					s.neg = append(s.neg, v < 0)
+					s.bk = append(s.bk, e.bucket)
+					s.at = append(s.at, base+i)
+				}
+			}
+			for l := range lanes {
+				s.trellis(l, lanes, lambda, cost, sym)
+			}
+			// Centroid statistics, with the quantizer each symbol was
+			// coded with.
+			var st [ansLanes]uint32
+			for p, at := range s.at {
+				m := uint32(abs32i(sym[at]))
+				l := p % lanes
+				q, lev := st[l]>>1, float64(m)
+				if !ansPlain(int(s.bk[p])) {
+					lev = float64(2*m - q)
+					st[l] = ansNext(st[l], ansSym(int32(m), int(s.bk[p])))
+				} else {
+					q = 0
+				}
+				if m == 0 {
+					continue
+				}
+				k := min(m, 3) - 1
+				sum[s.bk[p]][q][k] += float64(s.a[p]) - lev
+				cnt[s.bk[p]][q][k]++
+			}
+		}
+	}
+	return sym, &dqCentroids{sum, cnt}
+}
+
+// dqCentroids holds the statistics of the centroid offsets: the sum of
+// (value - level) in steps and the count of the coefficients of each
+// bucket, quantizer and magnitude 1, 2, >= 3.
+type dqCentroids struct {
+	sum, cnt [ntcBuckets][2][3]float64
+}
+
+// add adds o's statistics to d.
+func (d *dqCentroids) add(o *dqCentroids) {
+	for b := range d.sum {
+		for q := range d.sum[b] {
+			for k := range d.sum[b][q] {
+				d.sum[b][q][k] += o.sum[b][q][k]
+				d.cnt[b][q][k] += o.cnt[b][q][k]
+			}
+		}
+	}
+}
+
+// offsets returns the centroid offsets, in 1/128 of a step.
+func (d *dqCentroids) offsets() (off [ntcBuckets][2][3]int8) {
+	for b := range d.sum {
+		for q := range d.sum[b] {
+			for k := range d.sum[b][q] {
+				if d.cnt[b][q][k] > 0 {
+					o := math.Round(-d.sum[b][q][k] / d.cnt[b][q][k] * 128)
+					off[b][q][k] = int8(max(-128, min(127, o)))
+				}
+			}
+		}
+	}
+	return off
+}
+
+// trellis runs the Viterbi search of lane l (the symbols l, l+lanes, ...
+// of the slice in s) and writes the chosen signed magnitudes into sym.
+func (s *dqScratch) trellis(l, lanes int, lambda float32, cost *ansCost, sym []int32) {
+	n := (len(s.a) - l + lanes - 1) / lanes
+	if n <= 0 {
+		return
+	}
+	if cap(s.prev) < n {
+		s.prev = make([][4]uint8, n)
+		s.mag = make([][4]uint32, n)
+	}
+	prev, mag := s.prev[:n], s.mag[:n]
+	inf := float32(math.Inf(1))
+	cur := [4]float32{0, inf, inf, inf}
+	for t := range n {
+		p := l + t*lanes
+		a := s.a[p]
+		b := int(s.bk[p])
+		r := ansLowBits(b)
+		// The candidates of each quantizer: zero and its two levels
+		// around a, with their cost (distortion plus weighted rate).
+		var cm [2][3]uint32
+		var cj [2][3]float32
+		if ansPlain(b) {
+			// A plain entry: levels m, the state unchanged.
+			m0 := uint32(a)
+			cm[0] = [3]uint32{0, m0, m0 + 1}
+			for ci, m := range cm[0] {
+				d := a - float32(m)
+				cj[0][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, 0, m, r))
+			}
+			if m0 == 0 {
+				cj[0][1] = inf
+			}
+			for st := range uint32(4) {
+				c0 := cur[st]
+				best := 0
+				for ci := 1; ci < 3; ci++ {
+					if cj[0][ci] < cj[0][best] {
+						best = ci
+					}
+				}
+				prev[t][st] = uint8(st)
+				mag[t][st] = cm[0][best]
+				cur[st] = float32(c0 + cj[0][best])
+			}
+			continue
+		}
+		for q := range uint32(2) {
+			m0 := uint32((a + float32(q)) / 2)
+			cm[q] = [3]uint32{0, m0, m0 + 1}
+			lbq := &s.lb[b][q]
+			for ci, m := range cm[q] {
+				d := a
+				if m > 0 {
+					d = a - float32(2*m-q)
+				}
+				if m < ansEsc {
+					cj[q][ci] = float32(d*d) + lbq[m]
+				} else {
+					cj[q][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, int(q), m, r))
+				}
+			}
+			if m0 == 0 {
+				cj[q][1] = inf // the same as zero
+			}
+		}
+		nxt := [4]float32{inf, inf, inf, inf}
+		for st := range uint32(4) {
+			c0 := cur[st]
+			if c0 == inf {
+				continue
+			}
+			q := st >> 1
+			for ci, m := range cm[q] {
+				j := float32(c0 + cj[q][ci])
+				ns := ansNext(st, dqParity(m))
+				if j < nxt[ns] {
+					nxt[ns] = j
+					prev[t][ns] = uint8(st)
+					mag[t][ns] = m
+				}
+			}
+		}
+		cur = nxt
+	}
+	best := uint32(0)
+	for st := uint32(1); st < 4; st++ {
+		if cur[st] < cur[best] {
+			best = st
+		}
+	}
+	for t := n - 1; t >= 0; t-- {
+		p := l + t*lanes
+		m := int32(mag[t][best])
+		if s.neg[p] {
+			m = -m
+		}
+		sym[s.at[p]] = m
+		best = uint32(prev[t][best])
+	}
+}
+
+// dqParity returns the symbol parity of a trellis entry's magnitude m, as
+// the trellis sees it: m's, or 0 for an escape (whose sign is raw).
+func dqParity(m uint32) uint32 {
+	if m >= ansEsc {
+		return 0
+	}
+	return m & 1
+}
