@@ -163,24 +163,35 @@ func TestManyFiles(t *testing.T) {
 			t.Errorf("key %d = %q, want %s", i, got, k)
 		}
 	}
-	dec := filepath.Join(dir, "y.npy")
-	w, err := tensorio.Create(dec, tensorio.Float16, r.Len(), tk, d)
+	if got := exportFile(t, r.Reader, []int{0, 1, 2, 3, 4, 5}, tensorio.Float16, 0); !slices.Equal(got, all) {
+		t.Fatal("decoded file differs from the inputs")
+	}
+}
+
+// exportFile exports the samples idx of r to a new .npy file of dtype dt
+// with the given workers and returns what the file holds.
+func exportFile(t *testing.T, r *Reader, idx []int, dt tensorio.DType, workers int) []float32 {
+	t.Helper()
+	tk, d := r.Layout().Tokens, r.Layout().Dim
+	path := filepath.Join(t.TempDir(), "export.npy")
+	w, err := tensorio.Create(path, dt, len(idx), tk, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Export(context.Background(), r.Reader, []int{0, 1, 2, 3, 4, 5}, w, nil, 0); err != nil {
+	if err := Export(context.Background(), r, idx, w, nil, workers); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got, shape, _, err := tensorio.ReadAll(dec)
+	got, shape, _, err := tensorio.ReadAll(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(shape, []int{6, tk, d}) || !slices.Equal(got, all) {
-		t.Fatalf("decoded %v differs from the inputs", shape)
+	if !slices.Equal(shape, []int{len(idx), tk, d}) {
+		t.Fatalf("exported shape %v, want [%d %d %d]", shape, len(idx), tk, d)
 	}
+	return got
 }
 
 // countingReaderAt counts the bytes read through it.
@@ -570,5 +581,39 @@ func TestCopy(t *testing.T) {
 	defer w2.Abort()
 	if err := Copy(ctx, m, w2, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled copy: %v", err)
+	}
+}
+
+// TestExportGroups exports through a file writer (an EncodedWriter) with
+// groups of 3 samples, so that runs of a chunk's 10 samples end within a
+// group and across groups, in a scrambled order with repeats, and checks
+// every sample against ReadSample.
+func TestExportGroups(t *testing.T) {
+	const n, tk, d = 23, 1 + 4*4, 8
+	defer func(g int) { exportGroupBytes = g }(exportGroupBytes)
+	exportGroupBytes = 3 * 4 * tk * d
+	m := &Memory{Data: tokens(13, n, tk, d), N: n, Tokens: tk, Dim: d}
+	for _, name := range []string{"fp16", "int8", "ntc"} {
+		b, _ := encodeMem(t, m, Options{Codec: name, ChunkBytes: 10 * 2 * tk * d, Prefix: -1})
+		r, err := NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Container().ChunkSplit(0) {
+			t.Fatalf("%s: chunk 0 is not split", name)
+		}
+		idx := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 5, 6, 7, 8, 22, 0, 4}
+		for _, workers := range []int{1, 3} {
+			got := exportFile(t, r, idx, tensorio.Float32, workers)
+			for k, i := range idx {
+				want, err := r.ReadSample(i, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got[k*tk*d:(k+1)*tk*d], want) {
+					t.Fatalf("%s, %d workers: output %d differs from sample %d", name, workers, k, i)
+				}
+			}
+		}
 	}
 }
