@@ -64,8 +64,10 @@ RANS_SYMS = 16
 RANS_ESC = RANS_SYMS - 1
 RANS_PAD = 32
 
-# Payload version 6's coder (ans.go): eight lanes, 32 symbols, 12-bit
-# probabilities read through alias tables, dependent quantization.
+# Payload version 6's coder (ans.go): 1, 8 or 16 lanes per slice (symbol i
+# in lane i % L), 32 symbols, 12-bit probabilities read through alias
+# tables, dependent quantization.
+ANS_LANES = (1, 8, 16)
 ANS_BITS = 12
 ANS_M = 1 << ANS_BITS
 ANS_SYMS = 32
@@ -503,7 +505,7 @@ class NTC(Codec):
         if (coded and not 1 <= spp <= nb) or (not coded and spp != 0):
             raise CorruptError(f"ntc payload has {spp} slices per sample of {nb} blocks")
         lanes = payload[8]
-        if lanes not in (1, 8):
+        if lanes not in ANS_LANES:
             raise CorruptError(f"ntc payload has slices of {lanes} lanes")
         head = HEAD_V6
         if n * (P * row + 1 + 2 * spp) > len(payload) - head:
