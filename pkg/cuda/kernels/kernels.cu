@@ -429,8 +429,8 @@ extern "C" __global__ void ntc_entropy6(const u8 *st, int *q32, const unsigned *
   const i64 rl = e[1], bl = e[3];
   const i64 first = e[4], count = e[5];
   const unsigned *P = lut, *A = lut + 4096;
-  unsigned x[8], ts[8];
-  bool bad = lanes < 1 || lanes > 8 || rl < 4 * lanes;
+  unsigned x[16], ts[16]; // up to 16 lanes (payload version 6: 1, 8 or 16)
+  bool bad = lanes < 1 || lanes > 16 || rl < 4 * lanes;
   for (int l = 0; l < lanes && !bad; l++) {
     x[l] = rs[4 * l] | rs[4 * l + 1] << 8 | rs[4 * l + 2] << 16 | (unsigned)rs[4 * l + 3] << 24;
     ts[l] = 0;
