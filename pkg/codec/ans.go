@@ -7,8 +7,8 @@ import (
 	"math/bits"
 )
 
-// The coefficient coder of payload version 6: eight interleaved rANS lanes
-// with static frequency tables of 32 symbols that a decoder reads through
+// The coefficient coder of payload version 6: one, eight or sixteen
+// interleaved rANS lanes per slice with static frequency tables of 32 symbols that a decoder reads through
 // the alias method (32 entries of two uint32 per table, so that all the
 // tables of a model stay in the L1 cache), each lane running its own
 // trellis of dependent quantization (two scalar quantizers whose choice
@@ -16,8 +16,8 @@ import (
 // of its magnitude; only escapes and the classes of large sigma/step put
 // bits in a raw bit stream. The rANS symbols and the trellis depend on
 // nothing in the raw bits, so a decoder runs the lanes over a block first
-// (eight at a time in vector registers where it can) and dequantizes
-// after, reading raw bits only where a symbol asks for them.
+// (eight at a time in a vector register where it can, sixteen as two
+// independent chains of eight) and dequantizes after, reading raw bits only where a symbol asks for them.
 //
 // Dependent quantization (as in H.266/VVC): quantizer 0 reconstructs even
 // multiples of the step, 2m*step, quantizer 1 odd ones, (2m-1)*step, and
@@ -47,8 +47,12 @@ const (
 	ansL     = 1 << 16 // lower bound of a lane's state; 16-bit renormalization
 	ansSyms  = 32
 	ansWidth = ansM / ansSyms // slots per alias entry
-	// ansLanes is the number of interleaved rANS lanes of a slice.
+	// ansLanes is the width of the vector loops: eight 32-bit lanes in a
+	// YMM register, and the interleaved rANS lanes of a mid-sized slice.
 	ansLanes = 8
+	// ansMaxLanes is the most rANS lanes a slice has: two vector
+	// registers' worth, whose dependency chains a core overlaps.
+	ansMaxLanes = 2 * ansLanes
 	// ansEsc is the escape symbol of a trellis entry, ansEscPlain of a
 	// plain one.
 	ansEsc      = 16
@@ -69,6 +73,9 @@ const (
 	// trellis bucket's table: zero, the magnitudes 1..15, the escape.
 	ansSymTab = 17
 )
+
+// ansLanesValid reports whether a slice may have l rANS lanes: 1, 8 or 16.
+func ansLanesValid(l int) bool { return l == 1 || l == ansLanes || l == ansMaxLanes }
 
 // ansNext returns the trellis state after symbol s in state st.
 func ansNext(st, s uint32) uint32 { return ansTrans >> ((st<<2 | s&1<<1) & 15) & 3 }
@@ -237,7 +244,7 @@ type ansSymbol struct {
 // lane j%lanes) to dst: the lanes' final states, then the 16-bit words in
 // decoding order.
 func encodeANS(dst []byte, tabs []*ansEncTable, syms []ansSymbol, lanes int, words []uint16) ([]byte, []uint16) {
-	var x [ansLanes]uint32
+	var x [ansMaxLanes]uint32
 	for l := range x {
 		x[l] = ansL
 	}
@@ -314,17 +321,17 @@ func decEntries6(pl []planEntry, idx []int32, K int) blockEnts6 {
 	return e
 }
 
-// ansPad is the zero padding after a slice's streams. The lanes read at
-// most 16 bytes of words per group of eight symbols and check their
-// position once per group; the raw bit reader reads 8 bytes at a time and
+// ansPad is the zero padding after a slice's streams. The vector lanes
+// read at most 16 bytes of words per group of eight symbols (32 per group
+// of sixteen) and check their position once per group; the raw bit reader reads 8 bytes at a time and
 // checks its position once per symbol that reads.
 const ansPad = 32
 
 // sliceDecoder holds the state of a version 6 slice's lanes and of its raw
 // bit reader. Both streams are followed by ansPad zero bytes.
 type sliceDecoder struct {
-	x      [ansLanes]uint32 // the lanes' states
-	st     [ansLanes]uint32 // their trellis states
+	x      [ansMaxLanes]uint32 // the lanes' states, the next symbol's first
+	st     [ansMaxLanes]uint32 // their trellis states
 	lanes  int
 	words  []byte // the rANS words after the states, padded
 	wpos   int
@@ -337,6 +344,9 @@ type sliceDecoder struct {
 }
 
 func (d *sliceDecoder) init(rans, raw []byte, lanes int) error {
+	if lanes < 1 || lanes > ansMaxLanes {
+		return fmt.Errorf("%w: ntc slice of %d rANS lanes", ErrCorrupt, lanes)
+	}
 	if len(rans) < 4*lanes+ansPad || len(raw) < ansPad {
 		return fmt.Errorf("%w: ntc slice rANS stream of %d bytes", ErrCorrupt, len(rans)-ansPad)
 	}
@@ -434,10 +444,10 @@ func (d *sliceDecoder) decodeBlock6(tabs *ansDecTables, recon *[ansReconSize]flo
 
 // lanesBlock runs the lanes over a block: the symbol and quantizer of
 // each entry, s | qz<<5, into tq. The vector decoder does whole groups of
-// eight symbols; lanesGo does the rest.
+// eight or sixteen symbols (one per lane); lanesGo does the rest.
 func (d *sliceDecoder) lanesBlock(tabs *ansDecTables, etab []uint16, tq []uint8) error {
 	j := 0
-	if d.lanes == ansLanes && len(etab) >= ansLanes {
+	if d.lanes >= ansLanes && len(etab) >= d.lanes {
 		j = d.lanesVec(tabs, etab, tq)
 	}
 	if d.wpos > d.wend {

@@ -5,6 +5,9 @@ package codec
 //go:noescape
 func ansLanes8(x *[ansLanes]uint32, st *[ansLanes]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32) (int, int)
 
+//go:noescape
+func ansLanes16(x *[ansMaxLanes]uint32, st *[ansMaxLanes]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32) (int, int)
+
 // ansPermute holds, for every mask of lanes that renormalize, the index
 // of each lane's word among the words the group reads.
 var ansPermute = func() (t [256][8]uint32) {
@@ -20,18 +23,24 @@ var ansPermute = func() (t [256][8]uint32) {
 	return t
 }()
 
-// lanesVec runs whole groups of eight symbols through the lanes with AVX2
-// when the machine has it, and returns how many symbols it did.
+// lanesVec runs whole groups of d.lanes (8 or 16) symbols through the
+// lanes with AVX2 when the machine has it, and returns how many symbols
+// it did.
 func (d *sliceDecoder) lanesVec(tabs *ansDecTables, etab []uint16, tq []uint8) int {
-	if !hasAVX2() || len(etab) < ansLanes {
+	L := d.lanes
+	if !hasAVX2() || L != ansLanes && L != ansMaxLanes || len(etab) < L {
 		return 0
 	}
-	groups := len(etab) / ansLanes
-	_ = tq[groups*ansLanes-1]
+	groups := len(etab) / L
+	_ = tq[groups*L-1]
 	_ = d.words[d.wend+ansPad-1] // the padding a group may read
 	var done int
-	d.wpos, done = ansLanes8(&d.x, &d.st, tabs, &etab[0], &tq[0], groups, &d.words[0], d.wpos, d.wend, &ansPermute)
-	return done * ansLanes
+	if L == ansMaxLanes {
+		d.wpos, done = ansLanes16(&d.x, &d.st, tabs, &etab[0], &tq[0], groups, &d.words[0], d.wpos, d.wend, &ansPermute)
+	} else {
+		d.wpos, done = ansLanes8((*[ansLanes]uint32)(d.x[:]), (*[ansLanes]uint32)(d.st[:]), tabs, &etab[0], &tq[0], groups, &d.words[0], d.wpos, d.wend, &ansPermute)
+	}
+	return done * L
 }
 
 //go:noescape

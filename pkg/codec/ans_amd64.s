@@ -2,7 +2,7 @@
 
 #include "textflag.h"
 
-// Constants of the eight-lane decoder (ans.go).
+// Constants of the lane decoders (ans.go).
 DATA ansC1<>+0(SB)/8, $0x0000000100000001
 DATA ansC1<>+8(SB)/8, $0x0000000100000001
 DATA ansC1<>+16(SB)/8, $0x0000000100000001
@@ -60,116 +60,165 @@ DATA ansCShuf<>+16(SB)/8, $0x808080800c080400
 DATA ansCShuf<>+24(SB)/8, $0x8080808080808080
 GLOBL ansCShuf<>(SB), RODATA|NOPTR, $32
 
-// func ansLanes8(x *[8]uint32, st *[8]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32) (int, int)
+// ANS_STEP runs eight lanes, states X and trellis states ST, over a group
+// of eight symbols, as lanesGo does them one at a time: symbol j of the
+// group (its tab field at EOFF(DX)) in lane j, its s | qz<<5 to TOFF(DI),
+// and the lanes' words read in lane order at (R8)(R9*1), R9 advancing
+// past them. It uses Y2-Y13, AX and BX; SI holds the tables and R11 the
+// permutations of ansPermute. The chains of two calls with other X and ST
+// are independent but for R9, which a core resolves early (the popcount
+// of the renormalization mask), so that their gathers and multiplies
+// overlap.
 //
-// The eight lanes over groups of eight symbols, as lanesGo does them one
-// at a time: symbol j of a group in lane j, the lanes' words read in lane
-// order after the group. It stops before a group when wpos > wend and
-// returns wpos and the groups done.
-TEXT ·ansLanes8(SB), NOSPLIT, $0-96
-	MOVQ x+0(FP), AX
-	MOVQ st+8(FP), BX
-	VMOVDQU (AX), Y0 // the lanes' states
-	VMOVDQU (BX), Y1 // their trellis states
-	MOVQ tabs+16(FP), SI // P, then A at 4*ansTables
-	MOVQ etab+24(FP), DX
-	MOVQ tq+32(FP), DI
-	MOVQ groups+40(FP), CX
-	MOVQ words+48(FP), R8
-	MOVQ wpos+56(FP), R9
-	MOVQ wend+64(FP), R10
-	MOVQ lut+72(FP), R11
+// The table: tab &^ 32 + qz<<5, qz = st>>1 for a trellis entry; then the
+// alias part when lo > div-1; x = freq*(x>>12) + rank; the trellis, ns =
+// ansTrans >> (4st + 2(s&1)) & 3 where dq; s | qz<<5, one byte per lane;
+// renormalization: the lanes below 2^16 take the next words in order.
+#define ANS_STEP(X, ST, EOFF, TOFF) \
+	VPMOVZXWD  EOFF(DX), Y2; \
+	VPSRLD     $5, Y2, Y3; \
+	VPAND      ansC1<>(SB), Y3, Y3; \
+	VPSRLD     $1, ST, Y4; \
+	VPAND      Y3, Y4, Y4; \
+	VPSLLD     $5, Y4, Y5; \
+	VPAND      ansCNot32<>(SB), Y2, Y6; \
+	VPOR       Y5, Y6, Y6; \
+	VPAND      ansC4095<>(SB), X, Y7; \
+	VPSRLD     $7, Y7, Y8; \
+	VPADDD     Y8, Y6, Y6; \
+	VPAND      ansC127<>(SB), Y7, Y7; \
+	VPCMPEQD   Y9, Y9, Y9; \
+	VPGATHERDD Y9, (SI)(Y6*4), Y10; \
+	VPCMPEQD   Y9, Y9, Y9; \
+	VPGATHERDD Y9, 16384(SI)(Y6*4), Y11; \
+	VPSRLD     $12, Y10, Y12; \
+	VPAND      ansC127<>(SB), Y12, Y12; \
+	VPCMPGTD   Y12, Y7, Y12; \
+	VPBLENDVB  Y12, Y11, Y10, Y13; \
+	VPSRLD     $12, Y11, Y8; \
+	VPAND      Y12, Y8, Y8; \
+	VPADDD     Y7, Y8, Y8; \
+	VPAND      ansC4095<>(SB), Y8, Y8; \
+	VPAND      ansC4095<>(SB), Y13, Y9; \
+	VPSRLD     $12, X, X; \
+	VPMULLD    Y9, X, X; \
+	VPADDD     Y8, X, X; \
+	VPSRLD     $24, Y13, Y13; \
+	VPAND      ansC31<>(SB), Y13, Y13; \
+	VPAND      ansC1<>(SB), Y13, Y8; \
+	VPADDD     Y8, Y8, Y8; \
+	VPSLLD     $2, ST, Y9; \
+	VPADDD     Y9, Y8, Y8; \
+	VMOVDQU    ansCTrans<>(SB), Y9; \
+	VPSRLVD    Y8, Y9, Y9; \
+	VPAND      ansC3<>(SB), Y9, Y9; \
+	VPXOR      Y8, Y8, Y8; \
+	VPSUBD     Y3, Y8, Y8; \
+	VPBLENDVB  Y8, Y9, ST, ST; \
+	VPSLLD     $5, Y4, Y4; \
+	VPOR       Y4, Y13, Y13; \
+	VPSHUFB    ansCShuf<>(SB), Y13, Y13; \
+	VEXTRACTI128 $1, Y13, X8; \
+	VPUNPCKLDQ X8, X13, X13; \
+	MOVQ       X13, TOFF(DI); \
+	VPMINUD    ansC65535<>(SB), X, Y8; \
+	VPCMPEQD   Y8, X, Y8; \
+	VMOVMSKPS  Y8, AX; \
+	VPMOVZXWD  (R8)(R9*1), Y9; \
+	MOVQ       AX, BX; \
+	SHLQ       $5, BX; \
+	VMOVDQU    (R11)(BX*1), Y10; \
+	VPERMD     Y9, Y10, Y9; \
+	VPSLLD     $16, X, Y10; \
+	VPOR       Y9, Y10, Y10; \
+	VPBLENDVB  Y8, Y10, X, X; \
+	POPCNTL    AX, AX; \
+	LEAQ       (R9)(AX*2), R9
+
+// ANS_ARGS loads the arguments both lane kernels share.
+#define ANS_ARGS \
+	MOVQ tabs+16(FP), SI; \
+	MOVQ etab+24(FP), DX; \
+	MOVQ tq+32(FP), DI; \
+	MOVQ groups+40(FP), CX; \
+	MOVQ words+48(FP), R8; \
+	MOVQ wpos+56(FP), R9; \
+	MOVQ wend+64(FP), R10; \
+	MOVQ lut+72(FP), R11; \
 	XORQ R12, R12
 
-loop:
+// ANS_STORE stores X and ST, lanes 0-7, leaving AX at x and BX at st.
+#define ANS_STORE(X, ST) \
+	MOVQ    x+0(FP), AX; \
+	MOVQ    st+8(FP), BX; \
+	VMOVDQU X, (AX); \
+	VMOVDQU ST, (BX)
+
+// func ansLanes8(x *[8]uint32, st *[8]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32) (int, int)
+//
+// The eight lanes over groups of eight symbols (ANS_STEP). It stops
+// before a group when wpos > wend and returns wpos and the groups done.
+TEXT ·ansLanes8(SB), NOSPLIT, $0-96
+	MOVQ    x+0(FP), AX
+	MOVQ    st+8(FP), BX
+	VMOVDQU (AX), Y0 // the lanes' states
+	VMOVDQU (BX), Y1 // their trellis states
+	ANS_ARGS
+
+loop8:
 	CMPQ R12, CX
-	JGE  done
+	JGE  done8
 	CMPQ R9, R10
-	JGT  done
-
-	// The table: tab &^ 32 + qz<<5, qz = st>>1 for a trellis entry.
-	VPMOVZXWD (DX), Y2
-	VPSRLD    $5, Y2, Y3
-	VPAND     ansC1<>(SB), Y3, Y3 // dq
-	VPSRLD    $1, Y1, Y4
-	VPAND     Y3, Y4, Y4          // qz
-	VPSLLD    $5, Y4, Y5
-	VPAND     ansCNot32<>(SB), Y2, Y6
-	VPOR      Y5, Y6, Y6
-	VPAND     ansC4095<>(SB), Y0, Y7 // slot
-	VPSRLD    $7, Y7, Y8
-	VPADDD    Y8, Y6, Y6             // alias entry
-	VPAND     ansC127<>(SB), Y7, Y7  // slot within the entry
-
-	VPCMPEQD   Y9, Y9, Y9
-	VPGATHERDD Y9, (SI)(Y6*4), Y10 // P
-	VPCMPEQD   Y9, Y9, Y9
-	VPGATHERDD Y9, 16384(SI)(Y6*4), Y11 // A
-
-	// The alias part when lo > div-1.
-	VPSRLD    $12, Y10, Y12
-	VPAND     ansC127<>(SB), Y12, Y12
-	VPCMPGTD  Y12, Y7, Y12
-	VPBLENDVB Y12, Y11, Y10, Y13 // the part's entry
-	VPSRLD    $12, Y11, Y8
-	VPAND     Y12, Y8, Y8
-	VPADDD    Y7, Y8, Y8
-	VPAND     ansC4095<>(SB), Y8, Y8  // rank
-	VPAND     ansC4095<>(SB), Y13, Y9 // frequency
-	VPSRLD    $12, Y0, Y0
-	VPMULLD   Y9, Y0, Y0
-	VPADDD    Y8, Y0, Y0
-	VPSRLD    $24, Y13, Y13
-	VPAND     ansC31<>(SB), Y13, Y13 // symbol
-
-	// Trellis: ns = ansTrans >> (4st + 2(s&1)) & 3 where dq.
-	VPAND     ansC1<>(SB), Y13, Y8
-	VPADDD    Y8, Y8, Y8
-	VPSLLD    $2, Y1, Y9
-	VPADDD    Y9, Y8, Y8
-	VMOVDQU   ansCTrans<>(SB), Y9
-	VPSRLVD   Y8, Y9, Y9
-	VPAND     ansC3<>(SB), Y9, Y9
-	VPXOR     Y8, Y8, Y8
-	VPSUBD    Y3, Y8, Y8
-	VPBLENDVB Y8, Y9, Y1, Y1
-
-	// s | qz<<5, one byte per lane.
-	VPSLLD       $5, Y4, Y4
-	VPOR         Y4, Y13, Y13
-	VPSHUFB      ansCShuf<>(SB), Y13, Y13
-	VEXTRACTI128 $1, Y13, X8
-	VPUNPCKLDQ   X8, X13, X13
-	MOVQ         X13, (DI)
-
-	// Renormalize: the lanes below 2^16 take the next words in order.
-	VPMINUD   ansC65535<>(SB), Y0, Y8
-	VPCMPEQD  Y8, Y0, Y8
-	VMOVMSKPS Y8, AX
-	VPMOVZXWD (R8)(R9*1), Y9
-	MOVQ      AX, BX
-	SHLQ      $5, BX
-	VMOVDQU   (R11)(BX*1), Y10
-	VPERMD    Y9, Y10, Y9
-	VPSLLD    $16, Y0, Y10
-	VPOR      Y9, Y10, Y10
-	VPBLENDVB Y8, Y10, Y0, Y0
-	POPCNTL   AX, AX
-	LEAQ      (R9)(AX*2), R9
-
+	JGT  done8
+	ANS_STEP(Y0, Y1, 0, 0)
 	ADDQ $16, DX
 	ADDQ $8, DI
 	INCQ R12
-	JMP  loop
+	JMP  loop8
 
-done:
+done8:
+	ANS_STORE(Y0, Y1)
+	VZEROUPPER
+	MOVQ R9, ret+80(FP)
+	MOVQ R12, ret1+88(FP)
+	RET
+
+// func ansLanes16(x *[16]uint32, st *[16]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32) (int, int)
+//
+// The sixteen lanes over groups of sixteen symbols: lanes 0-7 in Y0/Y1
+// take symbols 0-7 of a group, lanes 8-15 in Y14/Y15 symbols 8-15, each
+// half an ANS_STEP, the words read in lane order (those of lanes 0-7
+// first). The two halves' chains are independent, so a core runs them
+// side by side. It stops before a group when wpos > wend (a group reads
+// at most 32 bytes of words) and returns wpos and the groups done.
+TEXT ·ansLanes16(SB), NOSPLIT, $0-96
 	MOVQ    x+0(FP), AX
 	MOVQ    st+8(FP), BX
-	VMOVDQU Y0, (AX)
-	VMOVDQU Y1, (BX)
+	VMOVDQU (AX), Y0    // states of lanes 0-7
+	VMOVDQU (BX), Y1    // their trellis states
+	VMOVDQU 32(AX), Y14 // states of lanes 8-15
+	VMOVDQU 32(BX), Y15 // their trellis states
+	ANS_ARGS
+
+loop16:
+	CMPQ R12, CX
+	JGE  done16
+	CMPQ R9, R10
+	JGT  done16
+	ANS_STEP(Y0, Y1, 0, 0)
+	ANS_STEP(Y14, Y15, 16, 8)
+	ADDQ $32, DX
+	ADDQ $16, DI
+	INCQ R12
+	JMP  loop16
+
+done16:
+	ANS_STORE(Y0, Y1)
+	VMOVDQU Y14, 32(AX)
+	VMOVDQU Y15, 32(BX)
 	VZEROUPPER
-	MOVQ    R9, ret+80(FP)
-	MOVQ    R12, ret1+88(FP)
+	MOVQ R9, ret+80(FP)
+	MOVQ R12, ret1+88(FP)
 	RET
 
 DATA ansC15<>+0(SB)/8, $0x0000000f0000000f

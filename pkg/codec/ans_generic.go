@@ -2,8 +2,8 @@
 
 package codec
 
-// lanesVec runs whole groups of eight symbols through the lanes with
-// vector instructions where the CPU has them; here it does none.
+// lanesVec runs whole groups of eight or sixteen symbols through the
+// lanes with vector instructions where the CPU has them; here it does none.
 func (d *sliceDecoder) lanesVec(tabs *ansDecTables, etab []uint16, tq []uint8) int { return 0 }
 
 // rawVec dequantizes whole groups of eight symbols with vector

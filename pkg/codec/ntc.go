@@ -85,7 +85,9 @@ const IDNTC uint8 = 5
 //	2   step code (int32)
 //	6   slices per sample S (uint16): 1 <= S <= the grid's blocks, 0
 //	    without blocks or components
-//	8   lanes per slice L (uint8): 1 or 8
+//	8   lanes per slice L (uint8): 1, 8 or 16 (others are rejected);
+//	    the encoder picks 16 for slices of at least 32768 symbols, 8
+//	    from 16384, 1 below
 //	part of a sample:
 //	    prefix tokens: Prefix*(2+D) bytes (float16 scale, D int8)
 //	    outlier count M (uvarint, at most the grid's tokens)
@@ -307,7 +309,7 @@ func (c *ntcCodec) Params() map[string]any {
 		"components": c.k,
 		"block":      "4x4 DCT, 4x4-block DCT of the DCs",
 		"step":       stepOf(c.stepCode),
-		"entropy":    "rANS, 8 lanes, static tables per sigma/step class and quantizer",
+		"entropy":    "rANS, 8 or 16 lanes, static tables per sigma/step class and quantizer",
 		"quantizer":  "dependent (4-state trellis), centroid reconstruction",
 		"prefix":     "int8 per token",
 		"outliers":   "int8 per token",
@@ -918,7 +920,7 @@ func (c *ntcCodec) parseHeadV6(payload []byte, n int) (int, int, error) {
 	if coded := c.slicesPerSample() > 0; coded && (spp < 1 || spp > len(c.blocks)) || !coded && spp != 0 {
 		return 0, 0, fmt.Errorf("%w: ntc payload has %d slices per sample of %d blocks", ErrCorrupt, spp, len(c.blocks))
 	}
-	if lanes := payload[8]; lanes != 1 && lanes != ansLanes {
+	if lanes := payload[8]; !ansLanesValid(int(lanes)) {
 		return 0, 0, fmt.Errorf("%w: ntc payload has slices of %d lanes", ErrCorrupt, lanes)
 	}
 	head := ntcHeadV6

@@ -105,7 +105,7 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 			}
 			// Centroid statistics, with the quantizer each symbol was
 			// coded with.
-			var st [ansLanes]uint32
+			var st [ansMaxLanes]uint32
 			for p, at := range s.at {
 				m := uint32(abs32i(sym[at]))
 				l := p % lanes

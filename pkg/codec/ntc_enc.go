@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ntc-project/ntc/internal/f16"
+	"github.com/ntc-project/ntc/internal/knobs"
 	"github.com/ntc-project/ntc/pkg/metrics"
 )
 
@@ -131,7 +132,7 @@ func (c *ntcCodec) forwardDC(cs *coefSet, s int, tmp []float32) {
 func walkSymbols(pl []planEntry, sym []int32, idx [][]int32, nb, n, spp, lanes int, f func(j, p int, e *planEntry, q uint32, v int32)) {
 	for s := range n {
 		for j := range spp {
-			var st [ansLanes]uint32
+			var st [ansMaxLanes]uint32
 			p := 0
 			for bi := j * nb / spp; bi < (j+1)*nb/spp; bi++ {
 				q := sym[(s*nb+bi)*len(pl):][:len(pl)]
@@ -222,15 +223,26 @@ func (c *ntcCodec) histogram(h *[ntcBuckets][2][ansSyms]float64, pl []planEntry,
 	})
 }
 
-// lanesFor returns the rANS lanes of the slices of a plan: eight, unless
-// a slice holds fewer than 16384 symbols (the lanes' final states cost 4
-// bytes each: 28 bytes more than one lane, under 1% of such a slice at
-// 16x).
+// lanesFor returns the rANS lanes of the slices of a plan: sixteen for
+// slices of at least 32768 symbols, eight from 16384, else one (the
+// lanes' final states cost 4 bytes each: 28 bytes more than one lane,
+// under 1% of a slice of 16384 symbols at 16x, and 32 more for sixteen
+// lanes, half that share of a slice twice as long). knobs.ANSLanes, when
+// set (tests), overrides the choice.
 func (c *ntcCodec) lanesFor(pl []planEntry, spp int) int {
-	if spp == 0 || c.planSymbols(pl)/spp < 16384 {
+	if knobs.ANSLanes != 0 {
+		return knobs.ANSLanes
+	}
+	if spp == 0 {
 		return 1
 	}
-	return ansLanes
+	switch syms := c.planSymbols(pl) / spp; {
+	case syms >= 32768:
+		return ansMaxLanes
+	case syms >= 16384:
+		return ansLanes
+	}
+	return 1
 }
 
 // planSymbols returns the number of symbols a sample codes with a plan.

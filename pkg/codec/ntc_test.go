@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/ntc-project/ntc/internal/knobs"
 	"github.com/ntc-project/ntc/pkg/metrics"
 )
 
@@ -254,6 +255,15 @@ func FuzzDecode(f *testing.F) {
 	f.Add(p, uint8(2))
 	f.Add(p[:len(p)/2], uint8(2))
 	f.Add([]byte{1, 0, 0, 0, 0, 0}, uint8(1))
+	// Slices of 8 and 16 rANS lanes (the encoder gives this layout's small
+	// slices one).
+	for _, lanes := range []int{ansLanes, ansMaxLanes} {
+		knobs.ANSLanes = lanes
+		p, _ := c.Encode(nil, src, 2)
+		f.Add(p, uint8(2))
+		f.Add(p[:len(p)-3], uint8(2))
+	}
+	knobs.ANSLanes = 0
 	sg := c.(Stager)
 	f.Fuzz(func(t *testing.T, payload []byte, n uint8) {
 		m := int(n%4) + 1

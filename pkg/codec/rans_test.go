@@ -2,6 +2,8 @@ package codec
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ntc-project/ntc/internal/cpufeat"
+	"github.com/ntc-project/ntc/internal/knobs"
 )
 
 // TestRANSReciprocal checks the encoder's division by multiplication.
@@ -98,7 +101,7 @@ func TestAliasTables(t *testing.T) {
 }
 
 // TestANSRoundTrip codes random magnitudes, with escapes and low bits,
-// through the version 6 slice encoder and decoder, with 1, 2 and 4 lanes,
+// through the version 6 slice encoder and decoder, with 1 to 16 lanes,
 // and checks the decoded reconstruction levels.
 func TestANSRoundTrip(t *testing.T) {
 	var hist [ntcBuckets][2][ansSyms]float64
@@ -136,7 +139,7 @@ func TestANSRoundTrip(t *testing.T) {
 		}
 	}
 	var recon [ansReconSize]float32
-	for _, lanes := range []int{1, 2, 4, ansLanes} {
+	for _, lanes := range []int{1, 2, 4, ansLanes, 12, ansMaxLanes} {
 		for _, spp := range []int{1, 3} {
 			var e sliceEncoder
 			p := e.encodeSlices(nil, pl, sym, idx, blocks, spp, lanes, enc)
@@ -200,60 +203,199 @@ func TestANSRoundTrip(t *testing.T) {
 	}
 }
 
-// TestANSVectorPaths decodes the coefficients of payloads with every
-// vector level this machine has: the AVX2 loops must give what the Go
-// loops give, bit for bit.
+// TestANSVectorPaths decodes the coefficients of payloads of 1, 8 and 16
+// lanes with every vector level this machine has: the AVX2 loops must give
+// what the Go loops give, bit for bit, and the symbols must be those of
+// the device programs' reference (refEntropy6). The layouts' blocks hold
+// symbol counts that are not multiples of the lanes, so groups straddle
+// blocks and slices end mid-group; a fine step gives escapes.
 func TestANSVectorPaths(t *testing.T) {
-	for _, l := range []Layout{ntcTestLayouts[0], {Tokens: 1 + 12*12, Dim: 64, Prefix: 1, GridH: 12, GridW: 12}} {
+	type tcase struct {
+		l     Layout
+		opts  Options
+		scale float32
+	}
+	cases := []tcase{
+		{ntcTestLayouts[0], Options{Ratio: 6}, 1},
+		{Layout{Tokens: 1 + 12*12, Dim: 64, Prefix: 1, GridH: 12, GridW: 12}, Options{Ratio: 6}, 1},
+		{Layout{Tokens: 1 + 12*12, Dim: 64, Prefix: 1, GridH: 12, GridW: 12}, Options{Quality: "snr=60"}, 1000},
+	}
+	defer func() { knobs.ANSLanes = 0 }()
+	for _, tc := range cases {
 		const n = 5
+		l := tc.l
 		src := synthTokens(l, n, 13)
-		c, err := newNTC(l, src, n, Options{Ratio: 6})
+		for i := range src {
+			src[i] *= tc.scale
+		}
+		c, err := newNTC(l, src, n, tc.opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		nc := c.(*ntcCodec)
+		for _, lanes := range []int{1, ansLanes, ansMaxLanes} {
+			knobs.ANSLanes = lanes
+			p, err := c.Encode(nil, src, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(p[8]) != lanes {
+				t.Fatalf("payload of %d lanes, want %d", p[8], lanes)
+			}
+			name := fmt.Sprintf("%+v %+v lanes %d", l, tc.opts, lanes)
+			wantC, wantL := ansDecodeAt(t, nc, p, n, cpufeat.Generic)
+			for _, lv := range cpufeat.Levels()[1:] {
+				gotC, gotL := ansDecodeAt(t, nc, p, n, lv)
+				if !slices.Equal(gotL, wantL) {
+					t.Fatalf("%s: level %v decodes other symbols than Go", name, lv)
+				}
+				for i := range wantC {
+					if math.Float32bits(gotC[i]) != math.Float32bits(wantC[i]) {
+						t.Fatalf("%s: level %v: coefficient %d is %g, Go gives %g", name, lv, i, gotC[i], wantC[i])
+					}
+				}
+			}
+			// The device programs' reference decodes the same levels.
+			sg := c.(Stager)
+			size, err := sg.StageSize(p, n, StageAuto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, size)
+			st, err := sg.Stage(buf, p, n, StageAuto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := refEntropy6(st, buf)
+			if err != nil {
+				t.Fatalf("%s: reference: %v", name, err)
+			}
+			if !slices.Equal(ref, wantL) {
+				t.Fatalf("%s: the reference decodes other symbols than Go", name)
+			}
+			if lanes == 1 {
+				continue
+			}
+			// Escapes were coded.
+			esc := 0
+			for _, v := range wantL {
+				if v >= 2*ansEsc || v <= -2*ansEsc {
+					esc++
+				}
+			}
+			if tc.scale != 1 && esc == 0 {
+				t.Fatalf("%s: no escape: the case does not test them", name)
+			}
+		}
+	}
+	if len(cpufeat.Levels()) < 2 {
+		t.Log("no vector level on this machine: only the Go loops ran")
+	}
+}
+
+// ansDecodeAt decodes a payload's coefficients and its levels (in block
+// order) at vector level lv.
+func ansDecodeAt(t *testing.T, nc *ntcCodec, p []byte, n int, lv cpufeat.Level) ([]float32, []int32) {
+	t.Helper()
+	defer cpufeat.SetLevel(cpufeat.SetLevel(lv))
+	ch, err := nc.parse(p, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := nc.scratch()
+	per := blockSize * nc.k
+	var coef []float32
+	var lev []int32
+	err = nc.symbols(&ch, s, func(_, bi int) []float32 {
+		coef = append(coef, make([]float32, per)...)
+		return coef[len(coef)-per:]
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = nc.symbols(&ch, s, func(int, int) []float32 { return nil }, func(_, _ int, q []int32) { lev = append(lev, q...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return coef, lev
+}
+
+// TestANSLanesCorrupt damages payloads of 8 and 16 lanes: truncated,
+// another lane count in the head (valid or not), a lane's final state
+// changed (the lanes then do not return to their initial state), any byte
+// flipped. Every vector level must answer ErrCorrupt (or, for a flipped
+// byte, possibly decode), never panic, and all levels must agree.
+func TestANSLanesCorrupt(t *testing.T) {
+	l := Layout{Tokens: 1 + 12*12, Dim: 64, Prefix: 1, GridH: 12, GridW: 12}
+	const n = 2
+	src := synthTokens(l, n, 21)
+	c, err := newNTC(l, src, n, Options{Ratio: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := c.(*ntcCodec)
+	defer func() { knobs.ANSLanes = 0 }()
+	decode := func(p []byte) error {
+		var first error
+		for i, lv := range cpufeat.Levels() {
+			prev := cpufeat.SetLevel(lv)
+			err := c.Decode(make([]float32, n*l.Values()), p, n)
+			cpufeat.SetLevel(prev)
+			if err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("level %v: unexpected error class: %v", lv, err)
+			}
+			if i == 0 {
+				first = err
+			} else if (err == nil) != (first == nil) {
+				t.Fatalf("level %v says %v, Go says %v", lv, err, first)
+			}
+		}
+		return first
+	}
+	for _, lanes := range []int{ansLanes, ansMaxLanes} {
+		knobs.ANSLanes = lanes
 		p, err := c.Encode(nil, src, n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		decode := func(lv cpufeat.Level) ([]float32, []int32) {
-			defer cpufeat.SetLevel(cpufeat.SetLevel(lv))
-			ch, err := nc.parse(p, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := nc.scratch()
-			per := blockSize * nc.k
-			var coef []float32
-			var lev []int32
-			err = nc.symbols(&ch, s, func(_, bi int) []float32 {
-				b := make([]float32, per)
-				coef = append(coef, b...)
-				return coef[len(coef)-per:]
-			}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = nc.symbols(&ch, s, func(int, int) []float32 { return nil }, func(_, _ int, q []int32) { lev = append(lev, q...) })
-			if err != nil {
-				t.Fatal(err)
-			}
-			return coef, lev
+		if err := decode(p); err != nil {
+			t.Fatalf("lanes %d: %v", lanes, err)
 		}
-		wantC, wantL := decode(cpufeat.Generic)
-		for _, lv := range cpufeat.Levels()[1:] {
-			gotC, gotL := decode(lv)
-			if !slices.Equal(gotL, wantL) {
-				t.Fatalf("%+v: level %v decodes other symbols than Go", l, lv)
+		for cut := 0; cut < len(p); cut += 1 + len(p)/97 {
+			if err := decode(p[:cut]); err == nil {
+				t.Fatalf("lanes %d: payload cut at %d of %d decodes", lanes, cut, len(p))
 			}
-			for i := range wantC {
-				if math.Float32bits(gotC[i]) != math.Float32bits(wantC[i]) {
-					t.Fatalf("%+v: level %v: coefficient %d is %g, Go gives %g", l, lv, i, gotC[i], wantC[i])
+		}
+		for _, other := range []byte{0, 1, 2, 7, 8, 9, 15, 16, 17, 32, 255} {
+			if int(other) == lanes {
+				continue
+			}
+			bad := slices.Clone(p)
+			bad[8] = other
+			if err := decode(bad); err == nil {
+				t.Fatalf("lanes %d: payload with %d in its lanes byte decodes", lanes, other)
+			}
+		}
+		ch, err := nc.parse(p, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sl := range ch.slices {
+			off := cap(p) - cap(sl.rans) // the slice's stream in p
+			for _, lane := range []int{0, lanes - 1} {
+				for _, delta := range []byte{1, 0x80} {
+					bad := slices.Clone(p)
+					bad[off+4*lane] ^= delta
+					if err := decode(bad); err == nil {
+						t.Fatalf("lanes %d: lane %d's state changed by %#x decodes", lanes, lane, delta)
+					}
 				}
 			}
 		}
-		if len(cpufeat.Levels()) < 2 {
-			t.Log("no vector level on this machine: only the Go loops ran")
+		for i := ansLanes; i < len(p); i += 1 + len(p)/301 {
+			bad := slices.Clone(p)
+			bad[i] ^= 0x5a
+			_ = decode(bad)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ntc-project/ntc/internal/f16"
+	"github.com/ntc-project/ntc/internal/sample"
 	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/container"
 	"github.com/ntc-project/ntc/pkg/ntcb"
@@ -154,7 +155,8 @@ func smoothTokens(seed uint64, n, tk, d int) []float32 {
 }
 
 // testFiles encodes small files with every codec and odd layouts: grids
-// not divisible by 4, one sample, many chunks, prefix tokens or none.
+// not divisible by 4, one sample, many chunks, prefix tokens or none, and
+// slices of the learned codec with 1, 8 and 16 rANS lanes.
 func testFiles(t *testing.T) []testFile {
 	t.Helper()
 	type shape struct{ n, prefix, gh, gw, d, chunkSamples int }
@@ -163,6 +165,7 @@ func testFiles(t *testing.T) []testFile {
 		{n: 1, prefix: 0, gh: 7, gw: 7, d: 16, chunkSamples: 1},
 		{n: 9, prefix: 2, gh: 14, gw: 14, d: 40, chunkSamples: 4},
 		{n: 5, prefix: 0, gh: 24, gw: 24, d: 136, chunkSamples: 2},
+		{n: 2, prefix: 1, gh: 14, gw: 14, d: 96, chunkSamples: 2},
 	}
 	var files []testFile
 	for _, name := range []string{"fp16", "int8", "fp8", "int4", "ntc"} {
@@ -178,7 +181,26 @@ func testFiles(t *testing.T) []testFile {
 			files = append(files, encodeTestFile(t, fmt.Sprintf("%s/%dx%dx%d", name, sh.n, tk, sh.d), m, opts, tol))
 		}
 	}
-	return files
+	// Real tokens, whose slices the learned codec codes with 16 lanes.
+	const n = 8
+	m := &ntcb.Memory{Data: sampleTokens(t, n), N: n, Tokens: 197, Dim: 192}
+	opts := ntcb.Options{Codec: "ntc", ChunkBytes: 2 * 197 * 192 * 3, Prefix: 1, GridH: 14, GridW: 14, Workers: 1}
+	opts.CodecOptions.Ratio = 8
+	return append(files, encodeTestFile(t, "ntc/block10", m, opts, 1e-3))
+}
+
+// sampleTokens returns the first n samples of the embedded real tokens
+// (197 x 192, float16).
+func sampleTokens(t *testing.T, n int) []float32 {
+	t.Helper()
+	b := sample.Small.NPY()
+	if len(b) < 10 || n > sample.Small.Samples {
+		t.Fatal("embedded sample too short")
+	}
+	data := b[10+int(binary.LittleEndian.Uint16(b[8:])):]
+	v := make([]float32, n*197*192)
+	f16.DecodeLE(v, data[:2*len(v)])
+	return v
 }
 
 // outlierFile encodes, with the learned codec, tokens of which some are

@@ -261,10 +261,17 @@ func jobDir(t *testing.T, name string) string {
 // its blocks loop over the samples, as they do on chunks of more than
 // 65535 samples.
 func TestEmuKernels(t *testing.T) {
-	kinds := emuFiles(t, emuAddress, testFiles(t), []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
+	kinds, lanes := emuFiles(t, emuAddress, testFiles(t), []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
 	for _, k := range []codec.DeviceKind{codec.DeviceF16, codec.DeviceFixed, codec.DeviceNTC, codec.DeviceNTCStreams} {
 		if kinds[k] == 0 {
 			t.Errorf("no chunk staged as device kind %d", k)
+		}
+	}
+	t.Logf("chunks by rANS lanes: %v", lanes)
+	// ntc_entropy6 ran slices of every lane count.
+	for _, l := range []int{1, 8, 16} {
+		if lanes[l] == 0 {
+			t.Errorf("no chunk of slices of %d rANS lanes on the device", l)
 		}
 	}
 }
@@ -287,18 +294,21 @@ func TestEmuRaces(t *testing.T) {
 			other = append(other, f)
 		}
 	}
-	emuFiles(t, emuThread, ntc, []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
-	emuFiles(t, emuThread, other, []codec.StageMode{codec.StageAuto}, []bool{false})
+	_, _ = emuFiles(t, emuThread, ntc, []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
+	_, _ = emuFiles(t, emuThread, other, []codec.StageMode{codec.StageAuto}, []bool{false})
 }
 
 // emuFiles runs the device program of every chunk of files, staged in
 // each of modes, for each output type, with a build of the emulator, and
-// checks the output. It returns how many chunks of each kind it ran.
-func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.StageMode, f32s []bool) map[codec.DeviceKind]int {
+// checks the output. It returns how many chunks of each kind it ran, and
+// how many of the learned codec's chunks whose entropy decoding ran on the
+// device had slices of each rANS lane count.
+func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.StageMode, f32s []bool) (map[codec.DeviceKind]int, map[int]int) {
 	t.Helper()
 	emuBinary(t, build)
 	defer func(y int) { maxGridY = y }(maxGridY)
 	kinds := map[codec.DeviceKind]int{}
+	lanes := map[int]int{}
 	for _, f := range files {
 		c := f.r.Container()
 		for _, mode := range modes {
@@ -316,6 +326,9 @@ func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.Stag
 						t.Fatalf("%s: %v", f.name, err)
 					}
 					kinds[st.Kind]++
+					if st.Kind == codec.DeviceNTCStreams && binary.LittleEndian.Uint32(buf[12:])>>8 == 1 {
+						lanes[int(buf[12])]++
+					}
 					job, err := writeJob(filepath.Join(dir, fmt.Sprint(i)), i, f.r.Layout(), st, buf, f32)
 					if err != nil {
 						t.Fatalf("%s chunk %d: %v", f.name, i, err)
@@ -340,7 +353,7 @@ func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.Stag
 			}
 		}
 	}
-	return kinds
+	return kinds, lanes
 }
 
 // TestEmuDamagedStreams damages the coefficient streams of staged chunks

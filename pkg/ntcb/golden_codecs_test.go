@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ntc-project/ntc/internal/cpufeat"
+	"github.com/ntc-project/ntc/internal/knobs"
 	"github.com/ntc-project/ntc/internal/sample"
 	"github.com/ntc-project/ntc/pkg/codec"
 	"github.com/ntc-project/ntc/pkg/tensorio"
@@ -220,5 +221,35 @@ func TestGoldenCompat(t *testing.T) {
 	}
 	for _, f := range files {
 		checkGolden(t, f, strings.TrimSuffix(f, ".ntcb")+".decoded.npy")
+	}
+}
+
+// TestGoldenLanes16 checks the learned codec's golden file of slices of 16
+// rANS lanes (testdata/golden/lanes/ntc_lanes16.ntcb, the ntc golden input
+// with the lanes forced: the encoder picks 16 only for slices of 32768
+// symbols and more), which other readers must decode like the others.
+func TestGoldenLanes16(t *testing.T) {
+	dir := filepath.Join(goldenCodecsDir, "lanes")
+	ntcbPath := filepath.Join(dir, "ntc_lanes16.ntcb")
+	npyPath := filepath.Join(dir, "ntc_lanes16.decoded.npy")
+	if *update {
+		spec, err := codec.Lookup("ntc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		knobs.ANSLanes = 16
+		writeGoldenCodec(t, spec, ntcbPath, npyPath)
+		knobs.ANSLanes = 0
+	}
+	r := checkGolden(t, ntcbPath, npyPath)
+	c := r.Container()
+	for i := range c.NumChunks() {
+		p, err := c.ReadChunk(i, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) < 9 || p[0] != 6 || p[8] != 16 {
+			t.Fatalf("%s chunk %d: not a payload of version 6 with 16 lanes", ntcbPath, i)
+		}
 	}
 }

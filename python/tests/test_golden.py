@@ -84,6 +84,30 @@ def test_ntc_golden_is_payload_v6():
     assert set(ntc_payload_versions(golden("ntc"))) == {6}
 
 
+def test_ntc_lanes16():
+    """testdata/golden/lanes/ntc_lanes16.ntcb (pkg/ntcb's TestGoldenLanes16):
+    the ntc golden input with slices of 16 rANS lanes, which the Go encoder
+    writes for slices of 32768 symbols and more. The pure-Python reference
+    decoder decodes it to what the Go reader decodes it to."""
+    path = os.path.join(GOLDEN, "lanes", "ntc_lanes16.ntcb")
+    want = np.load(os.path.join(GOLDEN, "lanes", "ntc_lanes16.decoded.npy"))
+    with ntcb.open(path, decoder="python") as r:
+        payloads = [r._c.read_chunk(i) for i in range(r.num_chunks)]
+        assert {(p[0], p[8]) for p in payloads} == {(6, 16)}
+        assert r.codec == "ntc" and r.shape == want.shape
+        r.verify()
+        got = r.read(range(len(r)))
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert_close_to_go("ntc (16 lanes)", got, want)
+    # Another lane count in the head is rejected.
+    codec = r._codec(r._c.chunks[0].codec)
+    bad = bytearray(payloads[0])
+    for lanes in (2, 9, 15, 17, 32):
+        bad[8] = lanes
+        with pytest.raises(ntcb.CorruptError):
+            codec.decode(bytes(bad), r._c.chunks[0].count)
+
+
 COMPAT_NTC = {4: "ntc_payload_v4", 5: "ntc_payload_v5"}
 
 
