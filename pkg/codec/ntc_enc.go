@@ -442,6 +442,11 @@ func (c *ntcCodec) Encode(dst []byte, src []float32, n int) ([]byte, error) {
 	if len(src) != nv {
 		return nil, fmt.Errorf("%w: %d values for %d samples, want %d", ErrBadLayout, len(src), n, nv)
 	}
+	if c.mver != ntcModelVersion {
+		// Model version 4 has no trellis tables: it decodes the files
+		// written with it, and no encoder writes its payloads any more.
+		return nil, fmt.Errorf("%w: an ntc model of version %d decodes but does not encode; fit a new model (ntc fit)", ErrOption, c.mver)
+	}
 	if err := checkFinite(src); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package ntcb
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -251,5 +252,25 @@ func TestGoldenLanes16(t *testing.T) {
 		if len(p) < 9 || p[0] != 6 || p[8] != 16 {
 			t.Fatalf("%s chunk %d: not a payload of version 6 with 16 lanes", ntcbPath, i)
 		}
+	}
+}
+
+// TestOldModelDoesNotEncode checks that the model of an older file (ntc
+// model version 4, testdata/golden/compat) decodes its file but refuses to
+// encode with ErrOption, the error of a bad --model, instead of failing
+// inside the encoder.
+func TestOldModelDoesNotEncode(t *testing.T) {
+	r := checkGolden(t, filepath.Join(goldenCodecsDir, "compat", "ntc_payload_v5.ntcb"),
+		filepath.Join(goldenCodecsDir, "compat", "ntc_payload_v5.decoded.npy"))
+	c, err := r.codecFor(r.Container().Chunk(0).Codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := r.ReadSample(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Encode(nil, src, 1); !errors.Is(err, codec.ErrOption) {
+		t.Fatalf("encode with a version 4 model: %v, want ErrOption", err)
 	}
 }
