@@ -127,9 +127,9 @@ func (c *ntcCodec) forwardDC(cs *coefSet, s int, tmp []float32) {
 // walkSymbols calls f for every coded symbol of nb blocks of sym (one per
 // plan entry and block), in the order the version 6 decoder reads them:
 // sample by sample, slice by slice (spp per sample), its blocks in order;
-// with the slice's index in the sample (j), the symbol's index p in the
-// slice and the quantizer its lane's trellis state gives it.
-func walkSymbols(pl []planEntry, sym []int32, idx [][]int32, nb, n, spp, lanes int, f func(j, p int, e *planEntry, q uint32, v int32)) {
+// with the slice's index in the sample (j), the symbol's block (bi, in the
+// sample) and the quantizer its lane's trellis state gives it.
+func walkSymbols(pl []planEntry, sym []int32, idx [][]int32, nb, n, spp, lanes int, f func(j, bi int, e *planEntry, q uint32, v int32)) {
 	for s := range n {
 		for j := range spp {
 			var st [ansMaxLanes]uint32
@@ -140,9 +140,9 @@ func walkSymbols(pl []planEntry, sym []int32, idx [][]int32, nb, n, spp, lanes i
 					l := p % lanes
 					v := q[i]
 					if ansPlain(int(pl[i].bucket)) {
-						f(j, p, &pl[i], 0, v)
+						f(j, bi, &pl[i], 0, v)
 					} else {
-						f(j, p, &pl[i], st[l]>>1, v)
+						f(j, bi, &pl[i], st[l]>>1, v)
 						st[l] = ansNext(st[l], ansSym(v, int(pl[i].bucket)))
 					}
 					p++
@@ -520,16 +520,9 @@ func (c *ntcCodec) reconstruct(dst []float32, s *ntcScratch, n int, pl []planEnt
 		out := dst[smp*l.Tokens*l.Dim:][:l.Tokens*l.Dim]
 		clear(s.coef)
 		q := sym[smp*nb*len(pl):][:nb*len(pl)]
-		// The block of each symbol: walk the sample's symbols in order.
-		bi, left := 0, 0
-		walkSymbols(pl, q, idx, nb, 1, spp, lanes, func(_, _ int, e *planEntry, qz uint32, v int32) {
-			for left == 0 {
-				left = len(idx[bi])
-				bi++
-			}
-			left--
+		walkSymbols(pl, q, idx, nb, 1, spp, lanes, func(_, bi int, e *planEntry, qz uint32, v int32) {
 			if v != 0 {
-				s.coef[(bi-1)*per+int(e.u)*c.k+int(e.k)] = dequant6(v, qz, recon, e.bucket, step)
+				s.coef[bi*per+int(e.u)*c.k+int(e.k)] = dequant6(v, qz, recon, e.bucket, step)
 			}
 		})
 		c.synthesize(out, s)

@@ -145,13 +145,7 @@ func TestANSRoundTrip(t *testing.T) {
 			p := e.encodeSlices(nil, pl, sym, idx, blocks, spp, lanes, enc)
 			// The levels the decoder must give.
 			want := make([]int32, len(sym))
-			bi, left := 0, 0
-			walkSymbols(pl, sym, idx, blocks, 1, spp, lanes, func(_, _ int, pe *planEntry, q uint32, v int32) {
-				for left == 0 {
-					left = len(idx[bi])
-					bi++
-				}
-				left--
+			walkSymbols(pl, sym, idx, blocks, 1, spp, lanes, func(_, bi int, pe *planEntry, q uint32, v int32) {
 				m := abs32i(v)
 				lev := int32(0)
 				if m != 0 {
@@ -163,7 +157,7 @@ func TestANSRoundTrip(t *testing.T) {
 				if v < 0 {
 					lev = -lev
 				}
-				want[(bi-1)*len(pl)+int(pe.u)] = lev
+				want[bi*len(pl)+int(pe.u)] = lev
 			})
 			lens := make([]int, 2*spp)
 			pos := 0
