@@ -72,14 +72,13 @@ func Export(ctx context.Context, r *Reader, indices []int, w tensorio.Writer, p 
 	work := func(k int, j *job) error {
 		v := &visits[k]
 		if encoded && !v.whole {
-			size := ew.DType().Size() * n
 			for s := 0; s < v.n; s += group {
 				c := min(group, v.n-s)
 				j.vals = grow(j.vals, c*n)
 				if err := r.decodeRange(v.chunk, v.first+s, c, j.vals); err != nil {
 					return err
 				}
-				j.out = tensorio.EncodeValues(slices.Grow(j.out[:0], c*size), ew.DType(), j.vals[:c*n])
+				j.out = tensorio.EncodeValues(j.out[:0], ew.DType(), j.vals[:c*n])
 				if err := ew.WriteEncodedAt(at[k]+s, j.out); err != nil {
 					return err
 				}
