@@ -446,10 +446,7 @@ func (d *sliceDecoder) decodeBlock6(tabs *ansDecTables, recon *[ansReconSize]flo
 // each entry, s | qz<<5, into tq. The vector decoder does whole groups of
 // eight or sixteen symbols (one per lane); lanesGo does the rest.
 func (d *sliceDecoder) lanesBlock(tabs *ansDecTables, etab []uint16, tq []uint8) error {
-	j := 0
-	if d.lanes >= ansLanes && len(etab) >= d.lanes {
-		j = d.lanesVec(tabs, etab, tq)
-	}
+	j := d.lanesVec(tabs, etab, tq)
 	if d.wpos > d.wend {
 		return fmt.Errorf("%w: ntc coefficient stream truncated", ErrCorrupt)
 	}
