@@ -196,17 +196,16 @@ func (s *dqScratch) trellis(l, lanes int, lambda float32, cost *ansCost, sym []i
 			if m0 == 0 {
 				cj[0][1] = inf
 			}
-			for st := range uint32(4) {
-				c0 := cur[st]
-				best := 0
-				for ci := 1; ci < 3; ci++ {
-					if cj[0][ci] < cj[0][best] {
-						best = ci
-					}
+			best := 0
+			for ci := 1; ci < 3; ci++ {
+				if cj[0][ci] < cj[0][best] {
+					best = ci
 				}
+			}
+			for st := range uint32(4) {
 				prev[t][st] = uint8(st)
 				mag[t][st] = cm[0][best]
-				cur[st] = float32(c0 + cj[0][best])
+				cur[st] = float32(cur[st] + cj[0][best])
 			}
 			continue
 		}
