@@ -57,6 +57,7 @@ type dqScratch struct {
 	neg  []bool
 	bk   []uint8
 	at   []int32 // where the symbol goes in sym
+	qz   []uint8 // the quantizer the trellis chose each symbol with
 	prev [][4]uint8
 	mag  [][4]uint32
 	// lb holds lambda times the bits of the magnitudes below the escape
@@ -87,7 +88,7 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 	}
 	for smp := range cs.n {
 		for j := range spp {
-			s.a, s.neg, s.bk, s.at = s.a[:0], s.neg[:0], s.bk[:0], s.at[:0]
+			s.a, s.neg, s.bk, s.at, s.qz = s.a[:0], s.neg[:0], s.bk[:0], s.at[:0], s.qz[:0]
 			for bi := j * nb / spp; bi < (j+1)*nb/spp; bi++ {
 				coef := cs.block(smp, bi)
 				base := int32((smp*nb + bi) * P)
@@ -98,6 +99,7 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 					s.neg = append(s.neg, v < 0)
 					s.bk = append(s.bk, e.bucket)
 					s.at = append(s.at, base+i)
+					s.qz = append(s.qz, 0)
 				}
 			}
 			for l := range lanes {
@@ -105,19 +107,15 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 			}
 			// Centroid statistics, with the quantizer each symbol was
 			// coded with.
-			var st [ansMaxLanes]uint32
 			for p, at := range s.at {
 				m := uint32(abs32i(sym[at]))
-				l := p % lanes
-				q, lev := st[l]>>1, float64(m)
-				if !ansPlain(int(s.bk[p])) {
-					lev = float64(2*m - q)
-					st[l] = ansNext(st[l], ansSym(int32(m), int(s.bk[p])))
-				} else {
-					q = 0
-				}
 				if m == 0 {
 					continue
+				}
+				q, lev := uint32(0), float64(m)
+				if !ansPlain(int(s.bk[p])) {
+					q = uint32(s.qz[p])
+					lev = float64(2*m - q)
 				}
 				k := min(m, 3) - 1
 				sum[s.bk[p]][q][k] += float64(s.a[p]) - lev
@@ -261,6 +259,7 @@ func (s *dqScratch) trellis(l, lanes int, lambda float32, cost *ansCost, sym []i
 		}
 		sym[s.at[p]] = m
 		best = uint32(prev[t][best])
+		s.qz[p] = uint8(best >> 1) // the state before symbol t picks its quantizer
 	}
 }
 
