@@ -74,7 +74,11 @@ func printBench(w io.Writer, rep *bench.Report, wide bool) {
 	if cpu == "" {
 		cpu = "unknown CPU"
 	}
-	fmt.Fprintf(w, "  %s/%s, %s, kernels %s\n", m.OS, m.Arch, cpu, m.Vector)
+	vec := m.Vector
+	if m.TableReads != "" {
+		vec += ", table reads: " + m.TableReads
+	}
+	fmt.Fprintf(w, "  %s/%s, %s, kernels %s\n", m.OS, m.Arch, cpu, vec)
 	task := in.TaskMetric != nil
 	if task {
 		fitted := "learned codecs fitted in plain squared error"

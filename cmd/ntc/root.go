@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ntc-project/ntc/internal/cpufeat"
+	"github.com/ntc-project/ntc/pkg/codec"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,7 +49,7 @@ func newRootCmd(g *globals) *cobra.Command {
 with random access by sample, and decodes them back.
 
 ` + exitCodesHelp,
-		Version:       toolVersion() + ", kernels " + cpufeat.Describe(),
+		Version:       toolVersion() + ", kernels " + kernelsDescription(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
@@ -200,4 +201,14 @@ func limitMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(encodeMemoryLimit)
 	}
+}
+
+// kernelsDescription names the vector level the kernels run at and, where
+// the AVX2 entropy decoder runs, how it reads its tables.
+func kernelsDescription() string {
+	s := cpufeat.Describe()
+	if t := codec.TableReads(); t != "" {
+		s += ", table reads: " + t
+	}
+	return s
 }

@@ -7,14 +7,17 @@ import (
 	"strings"
 
 	"github.com/ntc-project/ntc/internal/cpufeat"
+	"github.com/ntc-project/ntc/pkg/codec"
 )
 
 // Machine describes where the figures were measured.
 type Machine struct {
-	OS         string `json:"os"`
-	Arch       string `json:"arch"`
-	CPU        string `json:"cpu,omitempty"`
-	Vector     string `json:"vector"` // the kernels' vector level (cpufeat.Describe)
+	OS     string `json:"os"`
+	Arch   string `json:"arch"`
+	CPU    string `json:"cpu,omitempty"`
+	Vector string `json:"vector"` // the kernels' vector level (cpufeat.Describe)
+	// TableReads is how the entropy decoder reads its tables (codec.TableReads).
+	TableReads string `json:"table_reads,omitempty"`
 	NumCPU     int    `json:"num_cpu"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	GoVersion  string `json:"go_version"`
@@ -24,7 +27,7 @@ type Machine struct {
 // comes from /proc/cpuinfo where it is readable.
 func DescribeMachine() Machine {
 	return Machine{
-		OS: runtime.GOOS, Arch: runtime.GOARCH, CPU: cpuModel(), Vector: cpufeat.Describe(), NumCPU: runtime.NumCPU(),
+		OS: runtime.GOOS, Arch: runtime.GOARCH, CPU: cpuModel(), Vector: cpufeat.Describe(), TableReads: codec.TableReads(), NumCPU: runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 	}
 }

@@ -75,6 +75,21 @@ GLOBL ansCShuf<>(SB), RODATA|NOPTR, $32
 // ansTrans >> (4st + 2(s&1)) & 3 where dq; s | qz<<5, one byte per lane;
 // renormalization: the lanes below 2^16 take the next words in order.
 #define ANS_STEP(X, ST, EOFF, TOFF) \
+	ANS_INDEX(X, ST, EOFF); \
+	ANS_GATHER_HW; \
+	ANS_UPDATE(X, ST, TOFF)
+
+// ANS_STEP_EMU is ANS_STEP with the table reads as scalar loads
+// (ANS_GATHER_EMU), for machines whose gather instruction is slow.
+#define ANS_STEP_EMU(X, ST, EOFF, TOFF) \
+	ANS_INDEX(X, ST, EOFF); \
+	ANS_GATHER_EMU; \
+	ANS_UPDATE(X, ST, TOFF)
+
+// ANS_INDEX leaves in Y6 the table index of each lane's symbol, in Y7
+// the rank of its state (x & 4095 & 127), in Y3 the trellis flags and in
+// Y4 the lanes' qz.
+#define ANS_INDEX(X, ST, EOFF) \
 	VPMOVZXWD  EOFF(DX), Y2; \
 	VPSRLD     $5, Y2, Y3; \
 	VPAND      ansC1<>(SB), Y3, Y3; \
@@ -86,11 +101,47 @@ GLOBL ansCShuf<>(SB), RODATA|NOPTR, $32
 	VPAND      ansC4095<>(SB), X, Y7; \
 	VPSRLD     $7, Y7, Y8; \
 	VPADDD     Y8, Y6, Y6; \
-	VPAND      ansC127<>(SB), Y7, Y7; \
+	VPAND      ansC127<>(SB), Y7, Y7
+
+// ANS_GATHER_HW reads the two table words of each lane's index Y6 into
+// Y10 and Y11 with VPGATHERDD.
+#define ANS_GATHER_HW \
 	VPCMPEQD   Y9, Y9, Y9; \
 	VPGATHERDD Y9, (SI)(Y6*4), Y10; \
 	VPCMPEQD   Y9, Y9, Y9; \
-	VPGATHERDD Y9, 16384(SI)(Y6*4), Y11; \
+	VPGATHERDD Y9, 16384(SI)(Y6*4), Y11
+
+// IDX4 moves the four dword lanes of IDX (an X register) to R0-R3.
+#define IDX4(IDX, R0, R1, R2, R3) \
+	VMOVD   IDX, R0; \
+	VPEXTRD $1, IDX, R1; \
+	VPEXTRD $2, IDX, R2; \
+	VPEXTRD $3, IDX, R3
+
+// LD4 loads the dwords at OFF(BASE) indexed by R0-R3 into the lanes of
+// DST (an X register): four lanes of a gather as scalar loads.
+#define LD4(BASE, OFF, R0, R1, R2, R3, DST) \
+	VMOVD   OFF(BASE)(R0*4), DST; \
+	VPINSRD $1, OFF(BASE)(R1*4), DST, DST; \
+	VPINSRD $2, OFF(BASE)(R2*4), DST, DST; \
+	VPINSRD $3, OFF(BASE)(R3*4), DST, DST
+
+// ANS_GATHER_EMU does what ANS_GATHER_HW does with sixteen scalar loads
+// inserted into the vectors, four lanes at a time. It uses AX, BX, R13,
+// R14, Y9, Y12 and Y13.
+#define ANS_GATHER_EMU \
+	IDX4(X6, AX, BX, R13, R14); \
+	VEXTRACTI128 $1, Y6, X9; \
+	LD4(SI, 0, AX, BX, R13, R14, X10); \
+	LD4(SI, 16384, AX, BX, R13, R14, X11); \
+	IDX4(X9, AX, BX, R13, R14); \
+	LD4(SI, 0, AX, BX, R13, R14, X12); \
+	LD4(SI, 16384, AX, BX, R13, R14, X13); \
+	VINSERTI128  $1, X12, Y10, Y10; \
+	VINSERTI128  $1, X13, Y11, Y11
+
+// ANS_UPDATE finishes ANS_STEP once Y10 and Y11 hold the table words.
+#define ANS_UPDATE(X, ST, TOFF) \
 	VPSRLD     $12, Y10, Y12; \
 	VPAND      ansC127<>(SB), Y12, Y12; \
 	VPCMPGTD   Y12, Y7, Y12; \
@@ -154,11 +205,12 @@ GLOBL ansCShuf<>(SB), RODATA|NOPTR, $32
 	VMOVDQU X, (AX); \
 	VMOVDQU ST, (BX)
 
-// func ansLanes8(x *[8]uint32, st *[8]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32) (int, int)
+// func ansLanes8(x *[8]uint32, st *[8]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32, emu bool) (int, int)
 //
-// The eight lanes over groups of eight symbols (ANS_STEP). It stops
+// The eight lanes over groups of eight symbols (ANS_STEP, or ANS_STEP_EMU
+// with emu). It stops
 // before a group when wpos > wend and returns wpos and the groups done.
-TEXT ·ansLanes8(SB), NOSPLIT, $0-96
+TEXT ·ansLanes8(SB), NOSPLIT, $0-104
 	MOVQ    x+0(FP), AX
 	MOVQ    st+8(FP), BX
 	VMOVDQU (AX), Y0 // the lanes' states
@@ -170,7 +222,15 @@ loop8:
 	JGE  done8
 	CMPQ R9, R10
 	JGT  done8
+	CMPB emu+80(FP), $0
+	JNE  emu8
 	ANS_STEP(Y0, Y1, 0, 0)
+	JMP  next8
+
+emu8:
+	ANS_STEP_EMU(Y0, Y1, 0, 0)
+
+next8:
 	ADDQ $16, DX
 	ADDQ $8, DI
 	INCQ R12
@@ -179,19 +239,19 @@ loop8:
 done8:
 	ANS_STORE(Y0, Y1)
 	VZEROUPPER
-	MOVQ R9, ret+80(FP)
-	MOVQ R12, ret1+88(FP)
+	MOVQ R9, ret+88(FP)
+	MOVQ R12, ret1+96(FP)
 	RET
 
-// func ansLanes16(x *[16]uint32, st *[16]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32) (int, int)
+// func ansLanes16(x *[16]uint32, st *[16]uint32, tabs *ansDecTables, etab *uint16, tq *uint8, groups int, words *byte, wpos, wend int, lut *[256][8]uint32, emu bool) (int, int)
 //
 // The sixteen lanes over groups of sixteen symbols: lanes 0-7 in Y0/Y1
 // take symbols 0-7 of a group, lanes 8-15 in Y14/Y15 symbols 8-15, each
-// half an ANS_STEP, the words read in lane order (those of lanes 0-7
+// half an ANS_STEP (ANS_STEP_EMU with emu), the words read in lane order (those of lanes 0-7
 // first). The two halves' chains are independent, so a core runs them
 // side by side. It stops before a group when wpos > wend (a group reads
 // at most 32 bytes of words) and returns wpos and the groups done.
-TEXT ·ansLanes16(SB), NOSPLIT, $0-96
+TEXT ·ansLanes16(SB), NOSPLIT, $0-104
 	MOVQ    x+0(FP), AX
 	MOVQ    st+8(FP), BX
 	VMOVDQU (AX), Y0    // states of lanes 0-7
@@ -205,8 +265,17 @@ loop16:
 	JGE  done16
 	CMPQ R9, R10
 	JGT  done16
+	CMPB emu+80(FP), $0
+	JNE  emu16
 	ANS_STEP(Y0, Y1, 0, 0)
 	ANS_STEP(Y14, Y15, 16, 8)
+	JMP  next16
+
+emu16:
+	ANS_STEP_EMU(Y0, Y1, 0, 0)
+	ANS_STEP_EMU(Y14, Y15, 16, 8)
+
+next16:
 	ADDQ $32, DX
 	ADDQ $16, DI
 	INCQ R12
@@ -217,8 +286,8 @@ done16:
 	VMOVDQU Y14, 32(AX)
 	VMOVDQU Y15, 32(BX)
 	VZEROUPPER
-	MOVQ R9, ret+80(FP)
-	MOVQ R12, ret1+88(FP)
+	MOVQ R9, ret+88(FP)
+	MOVQ R12, ret1+96(FP)
 	RET
 
 DATA ansC15<>+0(SB)/8, $0x0000000f0000000f
@@ -245,13 +314,14 @@ DATA ansCIota<>+16(SB)/8, $0x0000000500000004
 DATA ansCIota<>+24(SB)/8, $0x0000000700000006
 GLOBL ansCIota<>(SB), RODATA|NOPTR, $32
 
-// func ansRaw8(tq *uint8, rec *uint16, off *uint32, groups int, recon *[ansReconSize]float32, coef *float32, step float32) int
+// func ansRaw8(tq *uint8, rec *uint16, off *uint32, groups int, recon *[ansReconSize]float32, coef *float32, step float32, emu bool) int
 //
 // Dequantizes groups of eight trellis symbols without raw bits (no plain
 // entry, no escape) whose coefficients are consecutive, as rawBlock does:
 // (2m-qz + recon[rec+qz*4+min(m,3)]) * step with the symbol's sign, stored
 // at coef[off0:off0+8]. It stops at the first group that is not such and
-// returns the groups done.
+// returns the groups done. With emu it reads recon with scalar loads
+// instead of VPGATHERDD.
 TEXT ·ansRaw8(SB), NOSPLIT, $0-64
 	MOVQ         tq+0(FP), SI
 	MOVQ         rec+8(FP), DX
@@ -302,8 +372,21 @@ rloop:
 	VPMOVZXWD  (DX), Y10
 	VPADDD     Y10, Y9, Y9
 	VPAND      ansC511<>(SB), Y9, Y9
+	CMPB       emu+52(FP), $0
+	JNE        remu
 	VPCMPEQD   Y11, Y11, Y11
 	VPGATHERDD Y11, (R8)(Y9*4), Y12
+	JMP        rgot
+
+remu:
+	IDX4(X9, R10, R11, R12, R13)
+	VEXTRACTI128 $1, Y9, X10
+	LD4(R8, 0, R10, R11, R12, R13, X12)
+	IDX4(X10, R10, R11, R12, R13)
+	LD4(R8, 0, R10, R11, R12, R13, X11)
+	VINSERTI128  $1, X11, Y12, Y12
+
+rgot:
 	VADDPS     Y12, Y8, Y8
 	VMULPS     Y15, Y8, Y8
 	VPXOR      Y7, Y8, Y8
@@ -320,4 +403,52 @@ rloop:
 rdone:
 	VZEROUPPER
 	MOVQ R9, ret+56(FP)
+	RET
+
+DATA ansC1023<>+0(SB)/8, $0x000003ff000003ff
+DATA ansC1023<>+8(SB)/8, $0x000003ff000003ff
+DATA ansC1023<>+16(SB)/8, $0x000003ff000003ff
+DATA ansC1023<>+24(SB)/8, $0x000003ff000003ff
+GLOBL ansC1023<>(SB), RODATA|NOPTR, $32
+
+// GATHER_PROBE_NEXT steps the probe's indices Y6 (x -> 5x + 0x155 mod
+// 1024, independent of the words read) and folds Y10 and Y11 into Y0.
+#define GATHER_PROBE_NEXT \
+	VPXOR   Y10, Y0, Y0; \
+	VPXOR   Y11, Y0, Y0; \
+	VPSLLD  $2, Y6, Y7; \
+	VPADDD  Y7, Y6, Y6; \
+	VPADDD  ansCTrans<>(SB), Y6, Y6; \
+	VPAND   ansC1023<>(SB), Y6, Y6
+
+// func gatherProbe(tab *uint32, n int, emu bool) uint32
+//
+// n rounds of ANS_GATHER_HW (ANS_GATHER_EMU with emu) from tab (at least
+// 5120 words), for timing.
+TEXT ·gatherProbe(SB), NOSPLIT, $0-28
+	MOVQ    tab+0(FP), SI
+	MOVQ    n+8(FP), CX
+	VMOVDQU ansCIota<>(SB), Y6
+	VPXOR   Y0, Y0, Y0
+
+gloop:
+	TESTQ CX, CX
+	JLE   gdone
+	CMPB  emu+16(FP), $0
+	JNE   gemu
+	ANS_GATHER_HW
+	JMP   gnext
+
+gemu:
+	ANS_GATHER_EMU
+
+gnext:
+	GATHER_PROBE_NEXT
+	DECQ CX
+	JMP  gloop
+
+gdone:
+	VMOVD X0, AX
+	VZEROUPPER
+	MOVL  AX, ret+24(FP)
 	RET

@@ -239,13 +239,17 @@ func TestANSVectorPaths(t *testing.T) {
 			name := fmt.Sprintf("%+v %+v lanes %d", l, tc.opts, lanes)
 			wantC, wantL := ansDecodeAt(t, nc, p, n, cpufeat.Generic)
 			for _, lv := range cpufeat.Levels()[1:] {
-				gotC, gotL := ansDecodeAt(t, nc, p, n, lv)
-				if !slices.Equal(gotL, wantL) {
-					t.Fatalf("%s: level %v decodes other symbols than Go", name, lv)
-				}
-				for i := range wantC {
-					if math.Float32bits(gotC[i]) != math.Float32bits(wantC[i]) {
-						t.Fatalf("%s: level %v: coefficient %d is %g, Go gives %g", name, lv, i, gotC[i], wantC[i])
+				for _, gm := range gatherModes() {
+					prev := setGatherMode(gm)
+					gotC, gotL := ansDecodeAt(t, nc, p, n, lv)
+					setGatherMode(prev)
+					if !slices.Equal(gotL, wantL) {
+						t.Fatalf("%s: level %v gather mode %d decodes other symbols than Go", name, lv, gm)
+					}
+					for i := range wantC {
+						if math.Float32bits(gotC[i]) != math.Float32bits(wantC[i]) {
+							t.Fatalf("%s: level %v gather mode %d: coefficient %d is %g, Go gives %g", name, lv, gm, i, gotC[i], wantC[i])
+						}
 					}
 				}
 			}
@@ -332,16 +336,19 @@ func TestANSLanesCorrupt(t *testing.T) {
 	decode := func(p []byte) error {
 		var first error
 		for i, lv := range cpufeat.Levels() {
-			prev := cpufeat.SetLevel(lv)
-			err := c.Decode(make([]float32, n*l.Values()), p, n)
-			cpufeat.SetLevel(prev)
-			if err != nil && !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("level %v: unexpected error class: %v", lv, err)
-			}
-			if i == 0 {
-				first = err
-			} else if (err == nil) != (first == nil) {
-				t.Fatalf("level %v says %v, Go says %v", lv, err, first)
+			for _, gm := range gatherModes() {
+				prev, prevGM := cpufeat.SetLevel(lv), setGatherMode(gm)
+				err := c.Decode(make([]float32, n*l.Values()), p, n)
+				cpufeat.SetLevel(prev)
+				setGatherMode(prevGM)
+				if err != nil && !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("level %v gather mode %d: unexpected error class: %v", lv, gm, err)
+				}
+				if i == 0 {
+					first = err
+				} else if (err == nil) != (first == nil) {
+					t.Fatalf("level %v gather mode %d says %v, Go says %v", lv, gm, err, first)
+				}
 			}
 		}
 		return first
