@@ -227,6 +227,16 @@ func roundClamp(v float32, m int32) int32 {
 	return max(-m, min(m, q))
 }
 
+// scaleInt8 sets dst[i] = float32(int8(src[i])) * scale, src holding at
+// least len(dst) bytes: int8's dequantization (AVX2 where the machine has
+// it, bit for bit the Go loop).
+func scaleInt8(dst []float32, src []byte, scale float32) {
+	src = src[:len(dst)]
+	for i := scaleInt8Asm(dst, src, scale); i < len(dst); i++ {
+		dst[i] = float32(int8(src[i])) * scale
+	}
+}
+
 // IDInt8 is the on-disk id of the int8 codec.
 const IDInt8 uint8 = 2
 
@@ -240,12 +250,7 @@ var int8Format = &fixedFormat{
 			dst[i] = byte(int8(roundClamp(v*inv, 127)))
 		}
 	},
-	unpack: func(dst []float32, src []byte, scale float32) {
-		src = src[:len(dst)]
-		for i := range dst {
-			dst[i] = float32(int8(src[i])) * scale
-		}
-	},
+	unpack: scaleInt8,
 	params: map[string]any{"scale": "absmax per token, float16", "bits": 8},
 	device: FixedInt8,
 }

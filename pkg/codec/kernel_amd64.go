@@ -117,3 +117,18 @@ func fmaPeak256(n int)
 
 //go:noescape
 func fmaPeak512(n int)
+
+//go:noescape
+func scaleInt8AVX2(dst *float32, src *byte, n int, scale float32)
+
+// scaleInt8Asm does scaleInt8 for the first multiple of 16 values with
+// AVX2 when the machine has it and returns how many it did.
+func scaleInt8Asm(dst []float32, src []byte, scale float32) int {
+	n := len(dst) &^ 15
+	if !hasAVX2() || n == 0 {
+		return 0
+	}
+	_ = src[n-1]
+	scaleInt8AVX2(&dst[0], &src[0], n, scale)
+	return n
+}

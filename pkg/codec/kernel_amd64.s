@@ -455,3 +455,31 @@ e4tile16loop:
 e4done:
 	VZEROUPPER
 	RET
+
+// func scaleInt8AVX2(dst *float32, src *byte, n int, scale float32)
+// dst[i] = float32(int8(src[i])) * scale for i < n, n a multiple of 16:
+// the exact conversion and one rounded multiply, as the Go loop does.
+TEXT ·scaleInt8AVX2(SB), NOSPLIT, $0-28
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS scale+24(FP), Y15
+	XORQ         AX, AX
+
+s8loop:
+	CMPQ      AX, CX
+	JGE       s8done
+	VPMOVSXBD (SI)(AX*1), Y0
+	VPMOVSXBD 8(SI)(AX*1), Y1
+	VCVTDQ2PS Y0, Y0
+	VCVTDQ2PS Y1, Y1
+	VMULPS    Y15, Y0, Y0
+	VMULPS    Y15, Y1, Y1
+	VMOVUPS   Y0, (DI)(AX*4)
+	VMOVUPS   Y1, 32(DI)(AX*4)
+	ADDQ      $16, AX
+	JMP       s8loop
+
+s8done:
+	VZEROUPPER
+	RET

@@ -116,3 +116,29 @@ func BenchmarkAxpy(b *testing.B) {
 		}
 	}
 }
+
+// TestScaleInt8 checks int8's dequantization at every vector level against
+// the Go loop, bit for bit: every byte value, lengths around the kernel's
+// 16 values, and scales from subnormal to large.
+func TestScaleInt8(t *testing.T) {
+	defer cpufeat.SetLevel(cpufeat.SetLevel(cpufeat.Active()))
+	src := make([]byte, 512+37)
+	for i := range src {
+		src[i] = byte(i * 7)
+	}
+	for _, lv := range cpufeat.Levels() {
+		cpufeat.SetLevel(lv)
+		for _, n := range []int{0, 1, 15, 16, 17, 192, 256, 512 + 37} {
+			for _, scale := range []float32{1, 1.0 / 127, 3.3e-3, 6e-8, 65504, -0.5} {
+				got := make([]float32, n)
+				scaleInt8(got, src, scale)
+				for i := range got {
+					want := float32(int8(src[i])) * scale
+					if math.Float32bits(got[i]) != math.Float32bits(want) {
+						t.Fatalf("%v: n %d scale %g: value %d is %g, want %g", lv, n, scale, i, got[i], want)
+					}
+				}
+			}
+		}
+	}
+}
