@@ -347,9 +347,9 @@ type fitInfo struct {
 	probes   int
 }
 
-// ratioProbes is about how many sizes a rate search tries: both ends,
-// then a bisection of 32 octaves in 1/256 steps.
-const ratioProbes = 2 + 13
+// ratioProbes is about how many sizes a rate search tries (bracketCode,
+// then the two neighbouring codes with every trellis pass).
+const ratioProbes = 11
 
 // probed reports one more probe of the rate search.
 func (c *ntcCodec) probed() {
@@ -557,7 +557,39 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 			return float64(model) + spread*float64(payload), q
 		}
 	}
-	full := sizer(train, n, cs, chunk)
+	// Every size is memoized by (step code, rate weight, passes): the
+	// search comes back to points it has sized. The symbols of the last
+	// probe, when it ran every trellis pass, are kept until the next
+	// quantization starts (each is the quantized training data, so no
+	// more): when the subsample is the whole, the final sizing of the
+	// whole is usually that probe.
+	type probeKey struct {
+		code   int32
+		lambda uint8
+		passes int
+	}
+	memo := func(f func(int32, int) (float64, *chunkSyms)) func(int32, int) (float64, *chunkSyms) {
+		seen := map[probeKey]float64{}
+		var lastK probeKey
+		var lastQ *chunkSyms
+		return func(code int32, passes int) (float64, *chunkSyms) {
+			k := probeKey{code, c.lambda, passes}
+			if lastQ != nil && k == lastK {
+				return seen[k], lastQ
+			}
+			if s, ok := seen[k]; ok && passes < ntcFitPasses {
+				return s, nil
+			}
+			lastQ = nil // before the next quantization: one at a time
+			s, q := f(code, passes)
+			seen[k] = s
+			if passes >= ntcFitPasses {
+				lastK, lastQ = k, q
+			}
+			return s, q
+		}
+	}
+	full := memo(sizer(train, n, cs, chunk))
 	sub := full
 	if stride := n / ntcFitSubsample; stride > 1 {
 		var st []float32
@@ -568,31 +600,31 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 			scs.coef = append(scs.coef, cs.coef[s*per:(s+1)*per]...)
 			scs.n++
 		}
-		sub = sizer(st, scs.n, scs, max(1, chunk/stride))
+		sub = memo(sizer(st, scs.n, scs, max(1, chunk/stride)))
 	}
 	passes := ntcFitPasses
 	// search returns the step code and rate weight whose subsample size
 	// comes closest to goal.
 	search := func(goal float64, lo, hi int32) (int32, uint8) {
-		// The bisection runs with fewer trellis passes (its sizes are
+		// The root finding runs with fewer trellis passes (its sizes are
 		// within a percent).
 		p := min(2, passes)
-		if s, _ := sub(lo, p); s <= goal {
+		lo, hi = bracketCode(func(code int32) float64 { s, _ := sub(code, p); return s }, goal, lo, hi)
+		if lo == hi {
 			return lo, c.lambda
 		}
-		if s, _ := sub(hi, p); s > goal { // size(lo) > goal >= size(hi)
-			return hi, c.lambda
+		// Size the neighbours with every pass, the one the fewer passes
+		// put nearer goal last (memo keeps its symbols).
+		s2lo, _ := sub(lo, p)
+		s2hi, _ := sub(hi, p)
+		var slo, shi float64
+		if math.Abs(s2lo-goal) < math.Abs(s2hi-goal) {
+			shi, _ = sub(hi, passes)
+			slo, _ = sub(lo, passes)
+		} else {
+			slo, _ = sub(lo, passes)
+			shi, _ = sub(hi, passes)
 		}
-		for hi-lo > 1 {
-			mid := lo + (hi-lo)/2
-			if s, _ := sub(mid, p); s > goal {
-				lo = mid
-			} else {
-				hi = mid
-			}
-		}
-		slo, _ := sub(lo, passes)
-		shi, _ := sub(hi, passes)
 		best, sbest, bestLambda := hi, shi, c.lambda
 		if math.Abs(slo-goal) < math.Abs(shi-goal) {
 			best, sbest = lo, slo
@@ -600,23 +632,25 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 		// Classes enter the plan in groups (sigma codes are 1/8 octave),
 		// so the size can jump between neighbouring step codes; the rate
 		// weight closes the gap when it is wider than 0.2%. The size
-		// falls as the weight grows: bisect it at both codes.
+		// falls as the weight grows: search it (bracketCode) at the nearer
+		// code first, and at the other when that leaves the gap wider
+		// than 0.2%.
 		if math.Abs(sbest/goal-1) > 0.002 {
 			l0 := int(c.lambda)
-			for _, code := range []int32{lo, hi} {
-				llo, lhi := uint8(max(1, l0*2/3)), uint8(min(255, l0*3/2))
-				for lhi-llo > 1 {
-					c.lambda = llo + (lhi-llo)/2
+			order := []int32{best, lo + hi - best}
+			for _, code := range order {
+				if math.Abs(sbest/goal-1) <= 0.002 {
+					break
+				}
+				size := func(l int32) float64 {
+					c.lambda = uint8(l)
 					s, _ := sub(code, passes)
-					if s <= goal {
-						lhi = c.lambda
-					} else {
-						llo = c.lambda
-					}
 					if math.Abs(s-goal) < math.Abs(sbest-goal) {
 						best, sbest, bestLambda = code, s, c.lambda
 					}
+					return s
 				}
+				bracketCode(size, goal, int32(max(1, l0*2/3)), int32(min(255, l0*3/2)))
 			}
 			c.lambda = uint8(l0)
 		}
@@ -638,6 +672,102 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 		code, lambda = search(target*ss/s, code-64, code+64)
 	}
 	return q
+}
+
+// bracketCode returns neighbouring step codes a, b = a+1 in [lo, hi] with
+// size(a) > goal >= size(b), for a positive size that falls as the code
+// grows; or lo, lo when size(lo) <= goal, and hi, hi when size(hi) >
+// goal. Each size is a trellis quantization, so it asks for few. It works
+// on ln(size/goal), which a rate of about a bit per coded value per octave
+// (256 codes) keeps near linear: from the middle of [lo, hi] it steps
+// towards goal, an octave, then as far as the last two sizes predict (a
+// tenth beyond, 8 codes to four octaves), until goal is bracketed; then
+// it interpolates (regula falsi), sizing the code below the predicted
+// crossing and, when that one is still too large, the code after it,
+// which closes the bracket when the prediction holds; the Illinois rule
+// keeps an end that stays from stalling it. Once two steps running keep
+// more than half of the bracket it bisects to the end (the size jumps
+// where classes enter the plan, and is flat between). Bisecting the
+// fit's 32 octaves took 15 sizes; this takes about 5-8 near the middle.
+func bracketCode(size func(int32) float64, goal float64, lo, hi int32) (int32, int32) {
+	if lo >= hi {
+		return lo, lo
+	}
+	g := func(x int32) float64 { return math.Log(size(x) / goal) }
+	var a, b int32     // g(a) > 0 >= g(b), once both are known
+	var fa, fb float64 // g there
+	haveA, haveB := false, false
+	x := lo + (hi-lo)/2
+	var px int32
+	var pf float64
+	for prev := false; ; prev = true {
+		f := g(x)
+		if f > 0 {
+			a, fa, haveA = x, f, true
+			if x == hi {
+				return hi, hi
+			}
+		} else {
+			b, fb, haveB = x, f, true
+			if x == lo {
+				return lo, lo
+			}
+		}
+		if haveA && haveB {
+			break
+		}
+		step := int32(256)
+		if prev && pf != f {
+			d := 1.1 * math.Abs(f*float64(x-px)/(f-pf))
+			step = int32(min(4*256, max(8, d)))
+		}
+		px, pf = x, f
+		if f > 0 {
+			x = min(hi, x+step)
+		} else {
+			x = max(lo, x-step)
+		}
+	}
+	// set records g(x) = f on its side of the crossing; when the same
+	// side moves twice running, the other end's value is halved (the
+	// Illinois rule), so that the interpolation does not creep.
+	side := 0
+	set := func(x int32, f float64) {
+		if f > 0 {
+			a, fa = x, f
+			if side > 0 {
+				fb /= 2
+			}
+			side = 1
+		} else {
+			b, fb = x, f
+			if side < 0 {
+				fa /= 2
+			}
+			side = -1
+		}
+	}
+	for slow := 0; b-a > 1; {
+		w := b - a
+		if slow >= 2 || fa == fb {
+			m := a + w/2
+			set(m, g(m))
+			continue
+		}
+		r := float64(a) + float64(w)*fa/(fa-fb)
+		x := min(b-1, max(a+1, int32(math.Floor(r))))
+		f := g(x)
+		set(x, f)
+		if f > 0 && x+1 < b {
+			set(x+1, g(x+1))
+		}
+		if b-a > w/2 {
+			slow++
+		} else {
+			slow = 0
+		}
+	}
+	return a, b
 }
 
 // ntcFitSubsample is about how many training samples the fit's rate
