@@ -53,13 +53,14 @@ func dqBits(cost *ansCost, b, q int, m uint32, r uint8) float32 {
 
 // dqScratch holds a trellis search's buffers.
 type dqScratch struct {
-	a    []float32 // |x| / step of the slice's coefficients, in coding order
-	neg  []bool
-	bk   []uint8
-	at   []int32 // where the symbol goes in sym
-	qz   []uint8 // the quantizer the trellis chose each symbol with
-	prev [][4]uint8
-	mag  [][4]uint32
+	a   []float32 // |x| / step of the slice's coefficients, in coding order
+	neg []bool
+	bk  []uint8
+	at  []int32 // where the symbol goes in sym
+	qz  []uint8 // the quantizer the trellis chose each symbol with
+	// way[p][ns] is the best way into state ns at symbol p: the state
+	// before times 3 plus the candidate (zero, m0, m0+1).
+	way [][4]uint8
 	// lb holds lambda times the bits of the magnitudes below the escape
 	// of trellis entries.
 	lb [ntcBuckets][2][ansEsc]float32
@@ -102,9 +103,7 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 					s.qz = append(s.qz, 0)
 				}
 			}
-			for l := range lanes {
-				s.trellis(l, lanes, lambda, cost, sym)
-			}
+			s.trellis(lanes, lambda, cost, sym)
 			// Centroid statistics, with the quantizer each symbol was
 			// coded with.
 			for p, at := range s.at {
@@ -160,106 +159,157 @@ func (d *dqCentroids) offsets() (off [ntcBuckets][2][3]int8) {
 	return off
 }
 
-// trellis runs the Viterbi search of lane l (the symbols l, l+lanes, ...
-// of the slice in s) and writes the chosen signed magnitudes into sym.
-func (s *dqScratch) trellis(l, lanes int, lambda float32, cost *ansCost, sym []int32) {
-	n := (len(s.a) - l + lanes - 1) / lanes
-	if n <= 0 {
+// candidates sets, for symbol p of the slice, each quantizer's
+// candidates (zero and the two levels around |x|/step) and their costs
+// (squared error plus lambda times the bits). A plain entry has one
+// quantizer and no trellis state: then it reports plain and the index of
+// its cheapest candidate (the first on ties).
+func (s *dqScratch) candidates(p int, lambda float32, cost *ansCost, cm *[2][3]uint32, cj *[2][3]float32) (best int, plain bool) {
+	inf := float32(math.Inf(1))
+	a := s.a[p]
+	b := int(s.bk[p])
+	r := ansLowBits(b)
+	if ansPlain(b) {
+		m0 := uint32(a)
+		cm[0] = [3]uint32{0, m0, m0 + 1}
+		for ci, m := range cm[0] {
+			d := a - float32(m)
+			cj[0][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, 0, m, r))
+		}
+		if m0 == 0 {
+			cj[0][1] = inf
+		}
+		for ci := 1; ci < 3; ci++ {
+			if cj[0][ci] < cj[0][best] {
+				best = ci
+			}
+		}
+		return best, true
+	}
+	for q := range uint32(2) {
+		m0 := uint32((a + float32(q)) / 2)
+		cm[q] = [3]uint32{0, m0, m0 + 1}
+		lbq := &s.lb[b][q]
+		for ci, m := range cm[q] {
+			d := a
+			if m > 0 {
+				d = a - float32(2*m-q)
+			}
+			if m < ansEsc {
+				cj[q][ci] = float32(d*d) + lbq[m]
+			} else {
+				cj[q][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, int(q), m, r))
+			}
+		}
+		if m0 == 0 {
+			cj[q][1] = inf // the same as zero
+		}
+	}
+	return 0, false
+}
+
+// trellis runs the Viterbi search of every lane of the slice in s (lane l
+// takes the symbols l, l+lanes, ...) and writes the chosen signed
+// magnitudes into sym. It walks the slice in coding order, so that
+// consecutive steps belong to different lanes: their dependency chains
+// are independent and a core overlaps them. Each step is free of
+// data-dependent branches (which candidate wins is data a branch
+// predictor cannot learn): the cheapest way into each state is the
+// minimum of keys that order by cost and, on equal cost, by (state,
+// candidate), as a scan with strict comparisons would keep them.
+func (s *dqScratch) trellis(lanes int, lambda float32, cost *ansCost, sym []int32) {
+	N := len(s.a)
+	if N == 0 {
 		return
 	}
-	if cap(s.prev) < n {
-		s.prev = make([][4]uint8, n)
-		s.mag = make([][4]uint32, n)
+	if cap(s.way) < N {
+		s.way = make([][4]uint8, N)
 	}
-	prev, mag := s.prev[:n], s.mag[:n]
+	way := s.way[:N]
 	inf := float32(math.Inf(1))
-	cur := [4]float32{0, inf, inf, inf}
-	for t := range n {
-		p := l + t*lanes
-		a := s.a[p]
-		b := int(s.bk[p])
-		r := ansLowBits(b)
-		// The candidates of each quantizer: zero and its two levels
-		// around a, with their cost (distortion plus weighted rate).
+	curs := make([][4]float32, lanes)
+	for l := range curs {
+		curs[l] = [4]float32{0, inf, inf, inf}
+	}
+	for p, l := 0, 0; p < N; p++ {
+		cur := &curs[l]
+		if l++; l == lanes {
+			l = 0
+		}
 		var cm [2][3]uint32
 		var cj [2][3]float32
-		if ansPlain(b) {
-			// A plain entry: levels m, the state unchanged.
-			m0 := uint32(a)
-			cm[0] = [3]uint32{0, m0, m0 + 1}
-			for ci, m := range cm[0] {
-				d := a - float32(m)
-				cj[0][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, 0, m, r))
-			}
-			if m0 == 0 {
-				cj[0][1] = inf
-			}
-			best := 0
-			for ci := 1; ci < 3; ci++ {
-				if cj[0][ci] < cj[0][best] {
-					best = ci
-				}
-			}
-			for st := range uint32(4) {
-				prev[t][st] = uint8(st)
-				mag[t][st] = cm[0][best]
+		if best, plain := s.candidates(p, lambda, cost, &cm, &cj); plain {
+			// A plain entry: the state unchanged.
+			b := uint8(best)
+			way[p] = [4]uint8{b, 3 + b, 6 + b, 9 + b}
+			for st := range 4 {
 				cur[st] = float32(cur[st] + cj[0][best])
 			}
 			continue
 		}
-		for q := range uint32(2) {
-			m0 := uint32((a + float32(q)) / 2)
-			cm[q] = [3]uint32{0, m0, m0 + 1}
-			lbq := &s.lb[b][q]
-			for ci, m := range cm[q] {
-				d := a
-				if m > 0 {
-					d = a - float32(2*m-q)
-				}
-				if m < ansEsc {
-					cj[q][ci] = float32(d*d) + lbq[m]
-				} else {
-					cj[q][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, int(q), m, r))
-				}
-			}
-			if m0 == 0 {
-				cj[q][1] = inf // the same as zero
-			}
-		}
-		nxt := [4]float32{inf, inf, inf, inf}
+		// kp[st][parity]: the cheapest way out of st with a symbol of
+		// that parity, as a key: the float bits of the cost (never
+		// negative, so they order as the costs) above 4 bits of
+		// st*3+ci. Candidate 0 is zero (even); 1 and 2 have the
+		// parities of their magnitudes.
+		var kp [4][2]uint64
 		for st := range uint32(4) {
-			c0 := cur[st]
-			if c0 == inf {
-				continue
-			}
 			q := st >> 1
-			for ci, m := range cm[q] {
-				j := float32(c0 + cj[q][ci])
-				ns := ansNext(st, dqParity(m))
-				if j < nxt[ns] {
-					nxt[ns] = j
-					prev[t][ns] = uint8(st)
-					mag[t][ns] = m
-				}
+			c0 := cur[st]
+			k0 := uint64(math.Float32bits(float32(c0+cj[q][0])))<<4 | uint64(st*3)
+			k1 := uint64(math.Float32bits(float32(c0+cj[q][1])))<<4 | uint64(st*3+1)
+			k2 := uint64(math.Float32bits(float32(c0+cj[q][2])))<<4 | uint64(st*3+2)
+			p1, p2 := uint64(dqParity(cm[q][1])), uint64(dqParity(cm[q][2]))
+			kp[st][0] = min(k0, k1|-p1, k2|-p2)
+			kp[st][1] = min(k1|(p1-1), k2|(p2-1))
+		}
+		// The ways into each state (ansNext; TestTrellisTransitions
+		// checks them): 0 from 0 even or 1 odd, 1 from 2 even or 3 odd,
+		// 2 from 0 odd or 1 even, 3 from 2 odd or 3 even.
+		k := [4]uint64{
+			min(kp[0][0], kp[1][1]),
+			min(kp[2][0], kp[3][1]),
+			min(kp[0][1], kp[1][0]),
+			min(kp[2][1], kp[3][0]),
+		}
+		w := &way[p]
+		for ns, key := range k {
+			cur[ns] = math.Float32frombits(uint32(key >> 4))
+			w[ns] = uint8(key & 15)
+		}
+	}
+	// Back from each lane's last symbol.
+	for l := range min(lanes, N) {
+		cur := &curs[l]
+		best := uint32(0)
+		for st := uint32(1); st < 4; st++ {
+			if cur[st] < cur[best] {
+				best = st
 			}
 		}
-		cur = nxt
-	}
-	best := uint32(0)
-	for st := uint32(1); st < 4; st++ {
-		if cur[st] < cur[best] {
+		last := l + (N-1-l)/lanes*lanes
+		for p := last; p >= 0; p -= lanes {
+			// The way into best: the state before and the candidate,
+			// whose magnitude follows from the value as in the search.
+			o := uint32(way[p][best])
+			st, ci := o/3, o%3
+			var m0 uint32
+			if ansPlain(int(s.bk[p])) {
+				m0 = uint32(s.a[p])
+			} else {
+				m0 = uint32((s.a[p] + float32(st>>1)) / 2)
+			}
+			m := int32(0)
+			if ci > 0 {
+				m = int32(m0 + ci - 1)
+			}
+			if s.neg[p] {
+				m = -m
+			}
+			sym[s.at[p]] = m
 			best = st
+			s.qz[p] = uint8(best >> 1) // the state before symbol p picks its quantizer
 		}
-	}
-	for t := n - 1; t >= 0; t-- {
-		p := l + t*lanes
-		m := int32(mag[t][best])
-		if s.neg[p] {
-			m = -m
-		}
-		sym[s.at[p]] = m
-		best = uint32(prev[t][best])
-		s.qz[p] = uint8(best >> 1) // the state before symbol t picks its quantizer
 	}
 }
 
