@@ -72,55 +72,105 @@ type dqScratch struct {
 // (in steps squared) plus lambda times the bits that cost estimates. It
 // returns the signed magnitudes (per block, one per plan entry; absent
 // entries 0) and the chunk's centroid offsets, in 1/128 of a step.
-func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambda float32, cost *ansCost, spp, lanes int) ([]int32, *dqCentroids) {
+//
+// With workers > 1 the slices' trellises run on that many goroutines; the
+// centroid statistics are still summed slice by slice in order, so the
+// result does not depend on workers.
+func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambda float32, cost *ansCost, spp, lanes, workers int) ([]int32, *dqCentroids) {
 	inv := 1 / stepOf(stepCode)
 	nb := cs.blocks
 	P := len(pl)
 	sym := make([]int32, cs.n*nb*P)
 	idx := c.shapeIndex(pl)
 	var sum, cnt [ntcBuckets][2][3]float64
-	var s dqScratch
+	var lb [ntcBuckets][2][ansEsc]float32
 	for b := range ansPlainBucket {
 		for q := range 2 {
 			for m := range uint32(ansEsc) {
-				s.lb[b][q][m] = float32(lambda * dqBits(cost, b, q, m, 0))
+				lb[b][q][m] = float32(lambda * dqBits(cost, b, q, m, 0))
 			}
 		}
 	}
-	for smp := range cs.n {
-		for j := range spp {
-			s.a, s.neg, s.bk, s.at, s.qz = s.a[:0], s.neg[:0], s.bk[:0], s.at[:0], s.qz[:0]
-			for bi := j * nb / spp; bi < (j+1)*nb/spp; bi++ {
-				coef := cs.block(smp, bi)
-				base := int32((smp*nb + bi) * P)
-				for _, i := range idx[bi] {
-					e := &pl[i]
-					v := coef[int(e.u)*cs.stride+int(e.k)] * inv
-					s.a = append(s.a, min(abs32(v), 1<<22))
-					s.neg = append(s.neg, v < 0)
-					s.bk = append(s.bk, e.bucket)
-					s.at = append(s.at, base+i)
-					s.qz = append(s.qz, 0)
-				}
-			}
-			s.trellis(lanes, lambda, cost, sym)
-			// Centroid statistics, with the quantizer each symbol was
-			// coded with.
-			for p, at := range s.at {
-				m := uint32(abs32i(sym[at]))
-				if m == 0 {
-					continue
-				}
-				q, lev := uint32(0), float64(m)
-				if !ansPlain(int(s.bk[p])) {
-					q = uint32(s.qz[p])
-					lev = float64(2*m - q)
-				}
-				k := min(m, 3) - 1
-				sum[s.bk[p]][q][k] += float64(s.a[p]) - lev
-				cnt[s.bk[p]][q][k]++
+	// quantize runs slice k (sample k/spp, its (k%spp)-th slice).
+	quantize := func(s *dqScratch, k int) {
+		smp, j := k/spp, k%spp
+		s.a, s.neg, s.bk, s.at, s.qz = s.a[:0], s.neg[:0], s.bk[:0], s.at[:0], s.qz[:0]
+		for bi := j * nb / spp; bi < (j+1)*nb/spp; bi++ {
+			coef := cs.block(smp, bi)
+			base := int32((smp*nb + bi) * P)
+			for _, i := range idx[bi] {
+				e := &pl[i]
+				v := coef[int(e.u)*cs.stride+int(e.k)] * inv
+				s.a = append(s.a, min(abs32(v), 1<<22))
+				s.neg = append(s.neg, v < 0)
+				s.bk = append(s.bk, e.bucket)
+				s.at = append(s.at, base+i)
+				s.qz = append(s.qz, 0)
 			}
 		}
+		s.trellis(lanes, lambda, cost, sym)
+	}
+	// add adds slice's centroid statistics, with the quantizer each
+	// symbol was coded with.
+	add := func(s *dqScratch) {
+		for p, at := range s.at {
+			m := uint32(abs32i(sym[at]))
+			if m == 0 {
+				continue
+			}
+			q, lev := uint32(0), float64(m)
+			if !ansPlain(int(s.bk[p])) {
+				q = uint32(s.qz[p])
+				lev = float64(2*m - q)
+			}
+			k := min(m, 3) - 1
+			sum[s.bk[p]][q][k] += float64(s.a[p]) - lev
+			cnt[s.bk[p]][q][k]++
+		}
+	}
+	nslices := cs.n * spp
+	if workers = min(workers, nslices); workers <= 1 {
+		s := &dqScratch{lb: lb}
+		for k := range nslices {
+			quantize(s, k)
+			add(s)
+		}
+		return sym, &dqCentroids{sum, cnt}
+	}
+	// Slices go out in order to the workers, each with its own scratch,
+	// and come back in order to add; 2*workers scratches circulate.
+	type job struct {
+		k    int
+		s    *dqScratch
+		done chan struct{}
+	}
+	free := make(chan *dqScratch, 2*workers)
+	for range 2 * workers {
+		free <- &dqScratch{lb: lb}
+	}
+	jobs := make(chan *job, 2*workers)
+	order := make(chan *job, 2*workers)
+	for range workers {
+		go func() {
+			for jb := range jobs {
+				quantize(jb.s, jb.k)
+				close(jb.done)
+			}
+		}()
+	}
+	go func() {
+		for k := range nslices {
+			jb := &job{k: k, s: <-free, done: make(chan struct{})}
+			jobs <- jb
+			order <- jb
+		}
+		close(jobs)
+		close(order)
+	}()
+	for jb := range order {
+		<-jb.done
+		add(jb.s)
+		free <- jb.s
 	}
 	return sym, &dqCentroids{sum, cnt}
 }

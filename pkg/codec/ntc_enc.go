@@ -257,8 +257,14 @@ func (c *ntcCodec) planSymbols(pl []planEntry) int {
 // quantize quantizes the coefficients for a plan and step code with the
 // trellis, with the codec's rate weight and rate estimates.
 func (c *ntcCodec) quantize(cs *coefSet, pl []planEntry, stepCode int32, cost *ansCost) ([]int32, *dqCentroids) {
+	return c.quantizeOn(cs, pl, stepCode, cost, 1)
+}
+
+// quantizeOn is quantize with the trellis on workers goroutines (the same
+// result for any number).
+func (c *ntcCodec) quantizeOn(cs *coefSet, pl []planEntry, stepCode int32, cost *ansCost, workers int) ([]int32, *dqCentroids) {
 	spp := c.slicesPerSample()
-	return c.dqQuantize(cs, pl, stepCode, float32(c.lambda)/256, cost, spp, c.lanesFor(pl, spp))
+	return c.dqQuantize(cs, pl, stepCode, float32(c.lambda)/256, cost, spp, c.lanesFor(pl, spp), workers)
 }
 
 func abs32i(v int32) int32 {

@@ -3,6 +3,7 @@ package codec
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -492,8 +493,8 @@ func (c *ntcCodec) setTables(q *chunkSyms) {
 var ntcFitPasses = 3
 
 // quantizeChunks quantizes the training coefficients in chunks of chunk
-// samples at step code with the trellis and fits the frequency tables
-// (ntcFitPasses).
+// samples at step code with the trellis (on GOMAXPROCS goroutines) and
+// fits the frequency tables (ntcFitPasses).
 func (c *ntcCodec) quantizeChunks(cs *coefSet, n, chunk int, code int32, passes int) *chunkSyms {
 	pl := c.plan(code)
 	idx := c.shapeIndex(pl)
@@ -509,7 +510,7 @@ func (c *ntcCodec) quantizeChunks(cs *coefSet, n, chunk int, code int32, passes 
 			m := min(chunk, n-s)
 			per := cs.blocks * blockSize * cs.stride
 			sub := &coefSet{stride: cs.stride, blocks: cs.blocks, n: m, coef: cs.coef[s*per : (s+m)*per]}
-			sym, ct := c.quantize(sub, pl, code, cost)
+			sym, ct := c.quantizeOn(sub, pl, code, cost, runtime.GOMAXPROCS(0))
 			c.histogram(&hist, pl, sym, idx, m)
 			r.sym = append(r.sym, sym)
 			cent.add(ct)

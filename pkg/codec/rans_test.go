@@ -324,14 +324,9 @@ func ansDecodeAt(t *testing.T, nc *ntcCodec, p []byte, n int, lv cpufeat.Level) 
 // flipped. Every vector level must answer ErrCorrupt (or, for a flipped
 // byte, possibly decode), never panic, and all levels must agree.
 func TestANSLanesCorrupt(t *testing.T) {
-	l := Layout{Tokens: 1 + 12*12, Dim: 64, Prefix: 1, GridH: 12, GridW: 12}
 	const n = 2
-	src := synthTokens(l, n, 21)
-	c, err := newNTC(l, src, n, Options{Ratio: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc := c.(*ntcCodec)
+	l, src, nc := smallNTC(t, n, 21)
+	c := Codec(nc)
 	defer func() { knobs.ANSLanes = 0 }()
 	decode := func(p []byte) error {
 		var first error
@@ -399,4 +394,18 @@ func TestANSLanesCorrupt(t *testing.T) {
 			_ = decode(bad)
 		}
 	}
+}
+
+// smallNTC fits the learned codec at 6x on n synthetic samples of 12 x 12
+// tokens of 64 dims and a CLS (seed seeds them): a model small enough for
+// tests that encode many times.
+func smallNTC(t *testing.T, n int, seed uint64) (Layout, []float32, *ntcCodec) {
+	t.Helper()
+	l := Layout{Tokens: 1 + 12*12, Dim: 64, Prefix: 1, GridH: 12, GridW: 12}
+	src := synthTokens(l, n, seed)
+	c, err := newNTC(l, src, n, Options{Ratio: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, src, c.(*ntcCodec)
 }

@@ -147,3 +147,22 @@ func TestTrellisTransitions(t *testing.T) {
 		t.Fatalf("ansNext gives the ways into each state %v, the trellis assumes %v", in, dqInto)
 	}
 }
+
+// TestQuantizeWorkers checks that the trellis gives the same symbols and
+// centroid statistics on any number of goroutines.
+func TestQuantizeWorkers(t *testing.T) {
+	const n = 7
+	_, src, nc := smallNTC(t, n, 5)
+	cs := nc.transform(nc.fillOutliers(src, n, nc.outliers(src, n)), n)
+	pl := nc.plan(nc.stepCode)
+	want, wantC := nc.quantizeOn(cs, pl, nc.stepCode, nc.acost, 1)
+	for _, w := range []int{2, 3, 7, 64} {
+		got, gotC := nc.quantizeOn(cs, pl, nc.stepCode, nc.acost, w)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d workers: other symbols than one", w)
+		}
+		if *gotC != *wantC {
+			t.Fatalf("%d workers: other centroid statistics than one", w)
+		}
+	}
+}
