@@ -1,8 +1,11 @@
 package codec
 
 import (
+	"context"
 	"math"
 	"math/bits"
+
+	"github.com/ntc-project/ntc/internal/pipeline"
 )
 
 // ansCost holds the trellis' rate estimates: the bits of rANS symbol t in
@@ -137,40 +140,14 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 		}
 		return sym, &dqCentroids{sum, cnt}
 	}
-	// Slices go out in order to the workers, each with its own scratch,
-	// and come back in order to add; 2*workers scratches circulate.
-	type job struct {
-		k    int
-		s    *dqScratch
-		done chan struct{}
-	}
-	free := make(chan *dqScratch, 2*workers)
-	for range 2 * workers {
-		free <- &dqScratch{lb: lb}
-	}
-	jobs := make(chan *job, 2*workers)
-	order := make(chan *job, 2*workers)
-	for range workers {
-		go func() {
-			for jb := range jobs {
-				quantize(jb.s, jb.k)
-				close(jb.done)
-			}
-		}()
-	}
-	go func() {
-		for k := range nslices {
-			jb := &job{k: k, s: <-free, done: make(chan struct{})}
-			jobs <- jb
-			order <- jb
-		}
-		close(jobs)
-		close(order)
-	}()
-	for jb := range order {
-		<-jb.done
-		add(jb.s)
-		free <- jb.s
+	// The slices in order through the workers, each with a scratch of
+	// its own, and back in order to add.
+	err := pipeline.Ordered(context.Background(), nslices, workers,
+		func(_ int, s *dqScratch) error { s.lb = lb; return nil },
+		func(k int, s *dqScratch) error { quantize(s, k); return nil },
+		func(_ int, s *dqScratch) error { add(s); return nil })
+	if err != nil {
+		panic(err) // a worker's panic, on the caller's goroutine
 	}
 	return sym, &dqCentroids{sum, cnt}
 }
@@ -209,6 +186,17 @@ func (d *dqCentroids) offsets() (off [ntcBuckets][2][3]int8) {
 	return off
 }
 
+// dqLevel returns the lower of the two levels around a (|x| / step) that
+// a symbol of bucket b can take with quantizer q: the magnitude m0 of the
+// candidates m0 and m0+1 (a plain entry has one quantizer, levels m; the
+// trellis' quantizer q has levels 2m - q).
+func dqLevel(a float32, b int, q uint32) uint32 {
+	if ansPlain(b) {
+		return uint32(a)
+	}
+	return uint32((a + float32(q)) / 2)
+}
+
 // candidates sets, for symbol p of the slice, each quantizer's
 // candidates (zero and the two levels around |x|/step) and their costs
 // (squared error plus lambda times the bits). A plain entry has one
@@ -220,7 +208,7 @@ func (s *dqScratch) candidates(p int, lambda float32, cost *ansCost, cm *[2][3]u
 	b := int(s.bk[p])
 	r := ansLowBits(b)
 	if ansPlain(b) {
-		m0 := uint32(a)
+		m0 := dqLevel(a, b, 0)
 		cm[0] = [3]uint32{0, m0, m0 + 1}
 		for ci, m := range cm[0] {
 			d := a - float32(m)
@@ -237,7 +225,7 @@ func (s *dqScratch) candidates(p int, lambda float32, cost *ansCost, cm *[2][3]u
 		return best, true
 	}
 	for q := range uint32(2) {
-		m0 := uint32((a + float32(q)) / 2)
+		m0 := dqLevel(a, b, q)
 		cm[q] = [3]uint32{0, m0, m0 + 1}
 		lbq := &s.lb[b][q]
 		for ci, m := range cm[q] {
@@ -343,15 +331,9 @@ func (s *dqScratch) trellis(lanes int, lambda float32, cost *ansCost, sym []int3
 			// whose magnitude follows from the value as in the search.
 			o := uint32(way[p][best])
 			st, ci := o/3, o%3
-			var m0 uint32
-			if ansPlain(int(s.bk[p])) {
-				m0 = uint32(s.a[p])
-			} else {
-				m0 = uint32((s.a[p] + float32(st>>1)) / 2)
-			}
 			m := int32(0)
 			if ci > 0 {
-				m = int32(m0 + ci - 1)
+				m = int32(dqLevel(s.a[p], int(s.bk[p]), st>>1) + ci - 1)
 			}
 			if s.neg[p] {
 				m = -m
