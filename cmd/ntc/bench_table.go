@@ -74,11 +74,7 @@ func printBench(w io.Writer, rep *bench.Report, wide bool) {
 	if cpu == "" {
 		cpu = "unknown CPU"
 	}
-	vec := m.Vector
-	if m.TableReads != "" {
-		vec += ", table reads: " + m.TableReads
-	}
-	fmt.Fprintf(w, "  %s/%s, %s, kernels %s\n", m.OS, m.Arch, cpu, vec)
+	fmt.Fprintf(w, "  %s/%s, %s, kernels %s\n", m.OS, m.Arch, cpu, kernelsLine(m.Vector, m.TableReads))
 	task := in.TaskMetric != nil
 	if task {
 		fitted := "learned codecs fitted in plain squared error"

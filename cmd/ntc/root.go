@@ -205,10 +205,13 @@ func limitMemory() {
 
 // kernelsDescription names the vector level the kernels run at and, where
 // the AVX2 entropy decoder runs, how it reads its tables.
-func kernelsDescription() string {
-	s := cpufeat.Describe()
-	if t := codec.TableReads(); t != "" {
-		s += ", table reads: " + t
+func kernelsDescription() string { return kernelsLine(cpufeat.Describe(), codec.TableReads()) }
+
+// kernelsLine joins a vector level and a way of reading tables (possibly
+// none), as --version and the bench table print them.
+func kernelsLine(vector, tableReads string) string {
+	if tableReads == "" {
+		return vector
 	}
-	return s
+	return vector + ", table reads: " + tableReads
 }

@@ -83,8 +83,9 @@ const (
 )
 
 var (
-	gatherMode = gatherModeFromEnv(os.Getenv(GatherEnv))
-	gatherOnce sync.Once
+	gatherFromEnv = gatherModeFromEnv(os.Getenv(GatherEnv)) // gatherAuto unless NTC_GATHER says
+	gatherMode    = gatherFromEnv
+	gatherOnce    sync.Once
 )
 
 func gatherModeFromEnv(v string) int {
@@ -156,7 +157,7 @@ func TableReads() string {
 	if useGatherEmu() {
 		s = "scalar loads"
 	}
-	if gatherModeFromEnv(os.Getenv(GatherEnv)) != gatherAuto {
+	if gatherFromEnv != gatherAuto {
 		s += " (" + GatherEnv + ")"
 	}
 	return s

@@ -558,39 +558,7 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 			return float64(model) + spread*float64(payload), q
 		}
 	}
-	// Every size is memoized by (step code, rate weight, passes): the
-	// search comes back to points it has sized. The symbols of the last
-	// probe, when it ran every trellis pass, are kept until the next
-	// quantization starts (each is the quantized training data, so no
-	// more): when the subsample is the whole, the final sizing of the
-	// whole is usually that probe.
-	type probeKey struct {
-		code   int32
-		lambda uint8
-		passes int
-	}
-	memo := func(f func(int32, int) (float64, *chunkSyms)) func(int32, int) (float64, *chunkSyms) {
-		seen := map[probeKey]float64{}
-		var lastK probeKey
-		var lastQ *chunkSyms
-		return func(code int32, passes int) (float64, *chunkSyms) {
-			k := probeKey{code, c.lambda, passes}
-			if lastQ != nil && k == lastK {
-				return seen[k], lastQ
-			}
-			if s, ok := seen[k]; ok && passes < ntcFitPasses {
-				return s, nil
-			}
-			lastQ = nil // before the next quantization: one at a time
-			s, q := f(code, passes)
-			seen[k] = s
-			if passes >= ntcFitPasses {
-				lastK, lastQ = k, q
-			}
-			return s, q
-		}
-	}
-	full := memo(sizer(train, n, cs, chunk))
+	full := &sizeMemo{c: c, f: sizer(train, n, cs, chunk)}
 	sub := full
 	if stride := n / ntcFitSubsample; stride > 1 {
 		var st []float32
@@ -601,7 +569,7 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 			scs.coef = append(scs.coef, cs.coef[s*per:(s+1)*per]...)
 			scs.n++
 		}
-		sub = memo(sizer(st, scs.n, scs, max(1, chunk/stride)))
+		sub = &sizeMemo{c: c, f: sizer(st, scs.n, scs, max(1, chunk/stride))}
 	}
 	passes := ntcFitPasses
 	// search returns the step code and rate weight whose subsample size
@@ -610,21 +578,19 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 		// The root finding runs with fewer trellis passes (its sizes are
 		// within a percent).
 		p := min(2, passes)
-		lo, hi = bracketCode(func(code int32) float64 { s, _ := sub(code, p); return s }, goal, lo, hi)
+		lo, hi = bracketCode(func(code int32) float64 { return sub.size(code, p) }, goal, lo, hi)
 		if lo == hi {
 			return lo, c.lambda
 		}
 		// Size the neighbours with every pass, the one the fewer passes
 		// put nearer goal last (memo keeps its symbols).
-		s2lo, _ := sub(lo, p)
-		s2hi, _ := sub(hi, p)
 		var slo, shi float64
-		if math.Abs(s2lo-goal) < math.Abs(s2hi-goal) {
-			shi, _ = sub(hi, passes)
-			slo, _ = sub(lo, passes)
+		if math.Abs(sub.size(lo, p)-goal) < math.Abs(sub.size(hi, p)-goal) {
+			shi = sub.size(hi, passes)
+			slo = sub.size(lo, passes)
 		} else {
-			slo, _ = sub(lo, passes)
-			shi, _ = sub(hi, passes)
+			slo = sub.size(lo, passes)
+			shi = sub.size(hi, passes)
 		}
 		best, sbest, bestLambda := hi, shi, c.lambda
 		if math.Abs(slo-goal) < math.Abs(shi-goal) {
@@ -645,7 +611,7 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 				}
 				size := func(l int32) float64 {
 					c.lambda = uint8(l)
-					s, _ := sub(code, passes)
+					s := sub.size(code, passes)
 					if math.Abs(s-goal) < math.Abs(sbest-goal) {
 						best, sbest, bestLambda = code, s, c.lambda
 					}
@@ -663,16 +629,65 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 	for try := range 3 {
 		c.lambda = lambda
 		var s float64
-		s, q = full(code, passes)
+		s, q = full.syms(code, passes)
 		if math.Abs(s/target-1) <= 0.002 || try == 2 {
 			break
 		}
 		// Aim the subsample at what the whole needs, near the point.
-		ss, _ := sub(code, passes)
+		ss := sub.size(code, passes)
 		c.lambda = lambda0
 		code, lambda = search(target*ss/s, code-64, code+64)
 	}
 	return q
+}
+
+// sizeMemo memoizes a rate search's sizes by (step code, rate weight,
+// passes): the search comes back to points it has sized. It also keeps
+// the symbols of the last probe that ran every trellis pass, until the
+// next quantization starts (each is the quantized training data, so no
+// more): when the subsample is the whole, the final sizing of the whole
+// is usually that probe.
+type sizeMemo struct {
+	c     *ntcCodec
+	f     func(code int32, passes int) (float64, *chunkSyms)
+	seen  map[sizeKey]float64
+	lastK sizeKey
+	lastQ *chunkSyms
+}
+
+type sizeKey struct {
+	code   int32
+	lambda uint8
+	passes int
+}
+
+// size returns the size at code with passes trellis passes, at the
+// codec's rate weight.
+func (m *sizeMemo) size(code int32, passes int) float64 {
+	if s, ok := m.seen[sizeKey{code, m.c.lambda, passes}]; ok {
+		return s
+	}
+	s, _ := m.syms(code, passes)
+	return s
+}
+
+// syms returns the size and the quantized symbols at code with passes
+// trellis passes, quantizing again unless they are the last probe's.
+func (m *sizeMemo) syms(code int32, passes int) (float64, *chunkSyms) {
+	k := sizeKey{code, m.c.lambda, passes}
+	if m.lastQ != nil && k == m.lastK {
+		return m.seen[k], m.lastQ
+	}
+	m.lastQ = nil // before the next quantization: one at a time
+	s, q := m.f(code, passes)
+	if m.seen == nil {
+		m.seen = map[sizeKey]float64{}
+	}
+	m.seen[k] = s
+	if passes >= ntcFitPasses {
+		m.lastK, m.lastQ = k, q
+	}
+	return s, q
 }
 
 // bracketCode returns neighbouring step codes a, b = a+1 in [lo, hi] with
