@@ -21,7 +21,7 @@ const golden = "../../testdata/golden"
 // older files: version 1 (whole chunks, through the chunk cache) and the
 // learned codec's payload versions 4 and 5.
 var goldenCodecs = []string{"fp16", "int8", "fp8", "int4", "ntc", "compat/int8_container_v1", "compat/ntc_container_v1",
-	"compat/ntc_payload_v4", "compat/ntc_payload_v5"}
+	"compat/ntc_payload_v4", "compat/ntc_payload_v5", "compat/ntc_model_v5"}
 
 // want returns what pkg/ntcb decodes the golden file of name to, sample by
 // sample.

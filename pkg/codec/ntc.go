@@ -15,7 +15,9 @@ const IDNTC uint8 = 5
 // The learned codec ("ntc") codes a sample in four parts:
 //
 //   - Prefix tokens (CLS, registers) are kept at high precision: int8 with a
-//     float16 absmax scale per token, stored raw. So are outlier tokens:
+//     float16 absmax scale per token, stored raw, of the token minus its
+//     position's fitted prefix mean (model version 6; the token itself
+//     before). So are outlier tokens (without a mean):
 //     grid tokens farther from the mean than a fitted threshold (64 times
 //     the median squared distance), which are also left out of the fit.
 //   - Grid tokens are centred on the fitted mean and projected on the first
@@ -40,7 +42,7 @@ const IDNTC uint8 = 5
 //     buckets below ansPlainBucket, plain above; reconstruction uses
 //     per-chunk centroid offsets.
 //
-// Model layout (version 5, little-endian):
+// Model layout (version 6, little-endian):
 //
 //	0   version (ntcModelVersion)
 //	1   flags (0)
@@ -55,6 +57,9 @@ const IDNTC uint8 = 5
 //	18  outlier threshold (float32): grid tokens whose squared distance
 //	    from the mean exceeds it are coded like prefix tokens; 0 for none
 //	22  mean: D float16
+//	    prefix means: Prefix x D float16 (the layout's prefix tokens,
+//	    token-major); a prefix row decodes as its int8 value (code times
+//	    scale, rounded to float32) plus its token's mean, rounded
 //	    basis: H rows of D float16, then K-H rows, each a float16 scale
 //	    and D int8 values
 //	    sigma codes: K*32 uint8 (component-major, 32 classes), sigma =
@@ -69,6 +74,10 @@ const IDNTC uint8 = 5
 //	    centroid offsets of buckets lo..hi-1: 6 int8 each, quantizer 0
 //	    then 1, for magnitudes 1, 2 and >= 3, in 1/128 of a step; the
 //	    other buckets' are 0
+//
+// Model version 5, still read and still used to encode (a dataset keeps
+// its model when shards are appended), is version 6 without the prefix
+// means: prefix rows hold the tokens themselves.
 //
 // Model version 4, still read for files of payload versions 4 and 5, has
 // the quantizer's rounding offset (/256) at byte 15 and one table of 16
@@ -89,7 +98,8 @@ const IDNTC uint8 = 5
 //	    the encoder picks 16 for slices of at least 32768 symbols, 8
 //	    from 16384, 1 below
 //	part of a sample:
-//	    prefix tokens: Prefix*(2+D) bytes (float16 scale, D int8)
+//	    prefix tokens: Prefix*(2+D) bytes (float16 scale, D int8; with a
+//	    model of version 6, of the token minus its prefix mean)
 //	    outlier count M (uvarint, at most the grid's tokens)
 //	    M token indices within the sample, increasing, grid tokens only:
 //	    each the gap (uvarint) after the previous one (the first after
@@ -123,7 +133,7 @@ const IDNTC uint8 = 5
 // stream for all blocks: after the outliers, the rANS stream length
 // (uint32), the rANS stream, and the raw bits (the rest).
 const (
-	ntcModelVersion   = 5
+	ntcModelVersion   = 6
 	ntcPayloadVersion = 6
 	// ntcSliceBlocks is the most blocks the encoder puts in a slice.
 	ntcSliceBlocks = 16
@@ -179,11 +189,16 @@ type ntcCodec struct {
 	bscale []uint16   // K float16 row scales
 	packed *packedMat // basis packed for the inverse transform's product
 	sig    []uint8    // K x ntcClasses sigma codes
-	// mver is the model version: 5, or 4 for the models of files with
-	// payload versions 4 and 5, which only decode.
+	// mver is the model version: 6, 5 (the same without prefix means),
+	// or 4 for the models of files with payload versions 4 and 5, which
+	// only decode.
 	mver uint8
-	tlo  uint8 // tables of buckets [tlo, thi) are stored, the rest uniform
-	thi  uint8
+	// pmean holds the prefix tokens' means (Prefix x D, float16 values;
+	// model version 6, nil before): a prefix row codes the token minus
+	// its mean.
+	pmean []float32
+	tlo   uint8 // tables of buckets [tlo, thi) are stored, the rest uniform
+	thi   uint8
 	// Model version 5: a table per bucket and quantizer, their decoding
 	// table and the encoder's forms.
 	atabs [ntcBuckets][2]ansTable
@@ -336,10 +351,10 @@ const (
 func stepOf(code int32) float32 { return float32(math.Exp2(float64(code) / 256)) }
 
 // serialize builds the model blob from the codec's fields (model version
-// 5).
+// 6, or 5 for a codec loaded from a version-5 model).
 func (c *ntcCodec) serialize() []byte {
-	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, tableBytes(c.mver, int(c.tlo), int(c.thi))))
-	b[0] = ntcModelVersion
+	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, len(c.pmean), tableBytes(c.mver, int(c.tlo), int(c.thi))))
+	b[0] = c.mver
 	binary.LittleEndian.PutUint16(b[2:], uint16(c.dim))
 	binary.LittleEndian.PutUint16(b[4:], uint16(c.k))
 	binary.LittleEndian.PutUint32(b[6:], uint32(c.stepCode))
@@ -349,6 +364,9 @@ func (c *ntcCodec) serialize() []byte {
 	binary.LittleEndian.PutUint16(b[16:], uint16(c.hi16))
 	binary.LittleEndian.PutUint32(b[18:], math.Float32bits(c.othr))
 	for _, v := range c.mean {
+		b = binary.LittleEndian.AppendUint16(b, f16.FromFloat32(v))
+	}
+	for _, v := range c.pmean {
 		b = binary.LittleEndian.AppendUint16(b, f16.FromFloat32(v))
 	}
 	for _, v := range c.basis[:c.hi16*c.dim] {
@@ -387,9 +405,10 @@ func (c *ntcCodec) serialize() []byte {
 }
 
 // modelSize returns the size of a model of d dims, k components of which
-// h are stored as float16, and frequency tables of nt bytes.
-func modelSize(d, k, h, nt int) int {
-	return ntcModelHeader + 2*d + h*2*d + (k-h)*(2+d) + ntcClasses*k + 2 + nt
+// h are stored as float16, pm prefix mean values (P x D in version 6, 0
+// before) and frequency tables of nt bytes.
+func modelSize(d, k, h, pm, nt int) int {
+	return ntcModelHeader + 2*d + 2*pm + h*2*d + (k-h)*(2+d) + ntcClasses*k + 2 + nt
 }
 
 // tableBytes returns the size of the stored frequency tables of buckets
@@ -420,7 +439,7 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 		return nil, fmt.Errorf("%w: ntc model of %d bytes", ErrCorrupt, len(model))
 	}
 	mver := model[0]
-	if mver != ntcModelVersion && mver != 4 || model[1] != 0 {
+	if mver < 4 || mver > ntcModelVersion || model[1] != 0 {
 		return nil, fmt.Errorf("%w: ntc model version %d flags %d", ErrCorrupt, model[0], model[1])
 	}
 
@@ -430,7 +449,11 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if d != l.Dim || k > d || h > k {
 		return nil, fmt.Errorf("%w: ntc model for dim %d with %d components, layout dim %d", ErrCorrupt, d, k, l.Dim)
 	}
-	fixed := modelSize(d, k, h, 0)
+	pm := 0
+	if mver >= 6 {
+		pm = l.Prefix * d
+	}
+	fixed := modelSize(d, k, h, pm, 0)
 	if len(model) < fixed {
 		return nil, fmt.Errorf("%w: ntc model has %d bytes, want at least %d", ErrCorrupt, len(model), fixed)
 	}
@@ -438,7 +461,7 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if tlo > thi || thi > ntcBuckets {
 		return nil, fmt.Errorf("%w: ntc rANS tables %d..%d", ErrCorrupt, tlo, thi)
 	}
-	if want := modelSize(d, k, h, tableBytes(mver, int(tlo), int(thi))); len(model) != want {
+	if want := modelSize(d, k, h, pm, tableBytes(mver, int(tlo), int(thi))); len(model) != want {
 		return nil, fmt.Errorf("%w: ntc model has %d bytes, want %d", ErrCorrupt, len(model), want)
 	}
 	c := &ntcCodec{
@@ -477,6 +500,11 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	var err error
 	if c.mean, err = read(d); err != nil {
 		return nil, err
+	}
+	if pm > 0 {
+		if c.pmean, err = read(pm); err != nil {
+			return nil, err
+		}
 	}
 	c.hi16 = h
 	if c.basis, err = read(h * d); err != nil {
@@ -880,7 +908,7 @@ func (c *ntcCodec) parseV4(ch *ntcChunk, b []byte) error {
 func (c *ntcCodec) parseV6(ch *ntcChunk, payload []byte) error {
 	l := c.layout
 	n := ch.n
-	if c.mver != 5 {
+	if c.mver < 5 {
 		return fmt.Errorf("%w: ntc payload version 6 with a model of version %d", ErrCorrupt, c.mver)
 	}
 	head, spp, err := c.parseHeadV6(payload, n)
@@ -1206,7 +1234,7 @@ func (c *ntcCodec) Decode(dst []float32, payload []byte, n int) error {
 // unpackTokenRows writes the chunk's int8 rows, prefix tokens and then
 // outliers over the grid, into dst.
 func (c *ntcCodec) unpackTokenRows(dst []float32, ch *ntcChunk) {
-	unpackRows(dst, c.layout.Dim, c.prefixIndex(ch.n), ch.prefix)
+	c.unpackPrefix(dst, ch.n, ch.prefix)
 	unpackRows(dst, c.layout.Dim, ch.outTok, ch.outRows)
 }
 

@@ -395,6 +395,44 @@ func appendRows(dst []byte, src []float32, dim int, idx []int32) []byte {
 	return dst
 }
 
+// appendPrefix appends the prefix tokens idx (s*Tokens+t, t < Prefix) of
+// src as int8 rows of their difference from the model's prefix means
+// (the tokens themselves before model version 6).
+func (c *ntcCodec) appendPrefix(dst []byte, src []float32, idx []int32) []byte {
+	if c.pmean == nil {
+		return appendRows(dst, src, c.layout.Dim, idx)
+	}
+	D, T := c.layout.Dim, int32(c.layout.Tokens)
+	d := make([]float32, D)
+	for _, t := range idx {
+		pm := c.pmean[(t%T)*int32(D):][:D]
+		for i, v := range src[int(t)*D:][:D] {
+			d[i] = v - pm[i]
+		}
+		dst = appendRows(dst, d, D, []int32{0})
+	}
+	return dst
+}
+
+// unpackPrefix writes the prefix rows of n samples (appendPrefix's) into
+// dst: each row's values plus its token's prefix mean, the product
+// rounded first.
+func (c *ntcCodec) unpackPrefix(dst []float32, n int, rows []byte) {
+	l := c.layout
+	idx := c.prefixIndex(n)
+	unpackRows(dst, l.Dim, idx, rows)
+	if c.pmean == nil {
+		return
+	}
+	for _, t := range idx {
+		row := dst[int(t)*l.Dim:][:l.Dim]
+		pm := c.pmean[(int(t)%l.Tokens)*l.Dim:][:l.Dim]
+		for i := range row {
+			row[i] += pm[i]
+		}
+	}
+}
+
 // unpackRows writes the rows appendRows made for idx into dst.
 func unpackRows(dst []float32, dim int, idx []int32, rows []byte) {
 	for i, t := range idx {
@@ -419,7 +457,7 @@ func (c *ntcCodec) appendPayload(dst []byte, src []float32, n int, pl []planEntr
 	var e sliceEncoder
 	pidx := c.prefixIndex(n)
 	for s := range n {
-		dst = appendRows(dst, src, l.Dim, pidx[s*l.Prefix:(s+1)*l.Prefix])
+		dst = c.appendPrefix(dst, src, pidx[s*l.Prefix:(s+1)*l.Prefix])
 		var mine []int32
 		for len(outl) > 0 && int(outl[0])/l.Tokens == s {
 			mine, outl = append(mine, outl[0]), outl[1:]
@@ -448,9 +486,11 @@ func (c *ntcCodec) Encode(dst []byte, src []float32, n int) ([]byte, error) {
 	if len(src) != nv {
 		return nil, fmt.Errorf("%w: %d values for %d samples, want %d", ErrBadLayout, len(src), n, nv)
 	}
-	if c.mver != ntcModelVersion {
+	if c.mver < 5 {
 		// Model version 4 has no trellis tables: it decodes the files
 		// written with it, and no encoder writes its payloads any more.
+		// A version-5 model encodes (without prefix means), so that a
+		// dataset keeps its model when shards are appended.
 		return nil, fmt.Errorf("%w: an ntc model of version %d decodes but does not encode; fit a new model (ntc fit)", ErrOption, c.mver)
 	}
 	if err := checkFinite(src); err != nil {
@@ -472,7 +512,7 @@ func (c *ntcCodec) searchQuality(src []float32, n int, cs *coefSet) int32 {
 	l := c.layout
 	// Prefix and outlier tokens do not depend on the step.
 	pidx := c.prefixIndex(n)
-	unpackRows(recon, l.Dim, pidx, appendRows(nil, src, l.Dim, pidx))
+	c.unpackPrefix(recon, n, c.appendPrefix(nil, src, pidx))
 	outl := c.outliers(src, n)
 	outRows := appendRows(nil, src, l.Dim, outl)
 	s := c.scratch()

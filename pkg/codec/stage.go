@@ -284,8 +284,14 @@ type NTCModel struct {
 	// entry (bucket*2+q)*32+i of each as pkg/codec's aliasEntries gives
 	// it (ans.go).
 	LUT []uint32
-	// Version is the model version, 4 or 5.
+	// Version is the model version: 4, 5, or 6 (version 5's tables and
+	// PrefixMean).
 	Version int
+	// PrefixMean is the prefix tokens' means, Prefix x Dim float16 (model
+	// version 6; nil before): a prefix token decodes as its int8 row's
+	// value (code times scale, rounded) plus its mean, rounded. Outlier
+	// rows have no mean.
+	PrefixMean []uint16
 }
 
 // NTCPlan holds the tables of one step code: which coefficients a block
@@ -373,6 +379,9 @@ func (c *ntcCodec) DeviceModel() *NTCModel {
 			}
 		}
 		m.Version = int(c.mver)
+		for _, v := range c.pmean {
+			m.PrefixMean = append(m.PrefixMean, f16.FromFloat32(v))
+		}
 		if c.mver == 4 {
 			m.LUT = c.lut
 		} else {

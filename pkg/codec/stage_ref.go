@@ -217,6 +217,11 @@ func refNTC(out []float32, l Layout, st Staged, data []byte) error {
 		for d := range D {
 			out[tk*D+d] = float32(int8(row[2+d])) * scale
 		}
+		if t := tk % l.Tokens; m.PrefixMean != nil && t < l.Prefix {
+			for d := range D {
+				out[tk*D+d] += f16.ToFloat32(m.PrefixMean[t*D+d])
+			}
+		}
 	}
 	return nil
 }

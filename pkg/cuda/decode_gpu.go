@@ -79,6 +79,7 @@ func (b *devBuf) ensure(d *Device, n int64) error {
 // gpuModel and gpuPlan are the learned codec's tables in device memory.
 type gpuModel struct {
 	weights, blocks, groups, dct, lut DevPtr
+	prefixMean                        DevPtr // 0 when the model has none
 }
 
 type gpuPlan struct {
@@ -143,7 +144,7 @@ func (g *gpu) close() error {
 	}
 	g.lanes = nil
 	for _, m := range g.models {
-		for _, p := range []DevPtr{m.weights, m.blocks, m.groups, m.dct, m.lut} {
+		for _, p := range []DevPtr{m.weights, m.blocks, m.groups, m.dct, m.lut, m.prefixMean} {
 			if p != 0 {
 				keep(g.dev.Free(p))
 			}
@@ -261,7 +262,7 @@ func (g *gpu) run(ln *gpuLane, chunk int, l codec.Layout, st codec.Staged, data,
 	}
 	bases := [numBuffers]DevPtr{
 		bufStaged: data, bufOut: out, bufY: ln.y.p, bufQ: ln.q.p, bufErr: ln.err,
-		bufWeights: m.weights, bufBlocks: m.blocks, bufGroups: m.groups, bufDCT: m.dct, bufLUT: m.lut,
+		bufWeights: m.weights, bufBlocks: m.blocks, bufGroups: m.groups, bufDCT: m.dct, bufLUT: m.lut, bufPrefixMean: m.prefixMean,
 		bufStart: p.start, bufIndex: p.index, bufShape: p.shape, bufBucket: p.bucket, bufOrder: p.order, bufOrderStart: p.orderStart,
 	}
 	addr := func(a devAddr) DevPtr {
@@ -328,7 +329,9 @@ func (g *gpu) model(m *codec.NTCModel) (*gpuModel, error) {
 		if dm.blocks, err = upload(g.dev, m.Blocks); err == nil {
 			if dm.groups, err = upload(g.dev, m.Groups); err == nil {
 				if dm.dct, err = upload(g.dev, dct); err == nil {
-					dm.lut, err = upload(g.dev, m.LUT)
+					if dm.lut, err = upload(g.dev, m.LUT); err == nil {
+						dm.prefixMean, err = upload(g.dev, m.PrefixMean)
+					}
 				}
 			}
 		}

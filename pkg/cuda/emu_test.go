@@ -24,6 +24,7 @@ import (
 
 	"github.com/ntc-project/ntc/internal/f16"
 	"github.com/ntc-project/ntc/pkg/codec"
+	"github.com/ntc-project/ntc/pkg/ntcb"
 )
 
 // emuCXXFlags are the emulator's compiler flags. Its two builds add
@@ -155,6 +156,12 @@ func writeJob(dir string, chunk int, l codec.Layout, st codec.Staged, data []byt
 			b devBuffer
 			v any
 		}{{bufWeights, m.Weights}, {bufBlocks, m.Blocks}, {bufGroups, m.Groups}, {bufDCT, m.DCT[:]}, {bufLUT, m.LUT}}
+		if len(m.PrefixMean) > 0 {
+			tables = append(tables, struct {
+				b devBuffer
+				v any
+			}{bufPrefixMean, m.PrefixMean})
+		}
 		if p := st.NTC.Plan; p != nil {
 			tables = append(tables, []struct {
 				b devBuffer
@@ -261,11 +268,17 @@ func jobDir(t *testing.T, name string) string {
 // its blocks loop over the samples, as they do on chunks of more than
 // 65535 samples.
 func TestEmuKernels(t *testing.T) {
-	kinds, lanes := emuFiles(t, emuAddress, testFiles(t), []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
+	kinds, lanes, versions := emuFiles(t, emuAddress, testFiles(t), []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
 	for _, k := range []codec.DeviceKind{codec.DeviceF16, codec.DeviceFixed, codec.DeviceNTC, codec.DeviceNTCStreams} {
 		if kinds[k] == 0 {
 			t.Errorf("no chunk staged as device kind %d", k)
 		}
+	}
+	// Freshly fitted models are of the current version, with prefix
+	// means.
+	t.Logf("learned codec chunks by model version: %v", versions)
+	if versions[6] == 0 {
+		t.Errorf("no chunk of a version 6 model (with prefix means)")
 	}
 	t.Logf("chunks by rANS lanes: %v", lanes)
 	// ntc_entropy6 ran slices of every lane count.
@@ -294,21 +307,60 @@ func TestEmuRaces(t *testing.T) {
 			other = append(other, f)
 		}
 	}
-	_, _ = emuFiles(t, emuThread, ntc, []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
-	_, _ = emuFiles(t, emuThread, other, []codec.StageMode{codec.StageAuto}, []bool{false})
+	emuFiles(t, emuThread, ntc, []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
+	emuFiles(t, emuThread, other, []codec.StageMode{codec.StageAuto}, []bool{false})
+}
+
+// compatDir holds the files of older formats that pkg/ntcb's golden tests
+// decode (testdata/golden/compat).
+var compatDir = filepath.Join("..", "..", "testdata", "golden", "compat")
+
+// TestEmuCompat runs the device programs of the learned codec's files of
+// older model and payload versions (the golden files of pkg/ntcb): model
+// version 5 (payload version 6, no prefix means: ntc_rows gets a null
+// table) and model version 4 (payload versions 4 and 5), checked against
+// the CPU decoder as TestEmuKernels checks fresh files.
+func TestEmuCompat(t *testing.T) {
+	var files []testFile
+	for _, name := range []string{"ntc_model_v5", "ntc_payload_v5", "ntc_payload_v4", "ntc_container_v1"} {
+		data, err := os.ReadFile(filepath.Join(compatDir, name+".ntcb"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ntcb.NewReader(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f := testFile{name: "compat/" + name, data: data, r: r, tol: 1e-3}
+		for s := range r.Len() {
+			v, err := r.ReadSample(s, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			f.want = append(f.want, v)
+		}
+		files = append(files, f)
+	}
+	_, _, versions := emuFiles(t, emuAddress, files, []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
+	t.Logf("learned codec chunks by model version: %v", versions)
+	for _, v := range []int{4, 5} {
+		if versions[v] == 0 {
+			t.Errorf("no chunk of a version %d model", v)
+		}
+	}
 }
 
 // emuFiles runs the device program of every chunk of files, staged in
 // each of modes, for each output type, with a build of the emulator, and
-// checks the output. It returns how many chunks of each kind it ran, and
-// how many of the learned codec's chunks whose entropy decoding ran on the
-// device had slices of each rANS lane count.
-func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.StageMode, f32s []bool) (map[codec.DeviceKind]int, map[int]int) {
+// checks the output. It returns how many chunks of each kind it ran, how
+// many of the learned codec's chunks whose entropy decoding ran on the
+// device had slices of each rANS lane count, and how many of the learned
+// codec's chunks had a model of each version.
+func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.StageMode, f32s []bool) (kinds map[codec.DeviceKind]int, lanes, versions map[int]int) {
 	t.Helper()
 	emuBinary(t, build)
 	defer func(y int) { maxGridY = y }(maxGridY)
-	kinds := map[codec.DeviceKind]int{}
-	lanes := map[int]int{}
+	kinds, lanes, versions = map[codec.DeviceKind]int{}, map[int]int{}, map[int]int{}
 	for _, f := range files {
 		c := f.r.Container()
 		for _, mode := range modes {
@@ -329,6 +381,15 @@ func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.Stag
 					if st.Kind == codec.DeviceNTCStreams && binary.LittleEndian.Uint32(buf[12:])>>8 == 1 {
 						lanes[int(buf[12])]++
 					}
+					if st.Kind == codec.DeviceNTC || st.Kind == codec.DeviceNTCStreams {
+						m := st.NTC.Model
+						versions[m.Version]++
+						if l := f.r.Layout(); (m.Version >= 6) != (len(m.PrefixMean) > 0) && l.Prefix > 0 ||
+							len(m.PrefixMean) != 0 && len(m.PrefixMean) != l.Prefix*l.Dim {
+							t.Fatalf("%s chunk %d: model version %d with %d prefix mean values (layout %+v)",
+								f.name, i, m.Version, len(m.PrefixMean), l)
+						}
+					}
 					job, err := writeJob(filepath.Join(dir, fmt.Sprint(i)), i, f.r.Layout(), st, buf, f32)
 					if err != nil {
 						t.Fatalf("%s chunk %d: %v", f.name, i, err)
@@ -348,12 +409,38 @@ func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.Stag
 					g := f
 					g.name = fmt.Sprintf("%s chunk %d (mode %d, f32 %v)", f.name, i, mode, f32)
 					checkDecoded(t, g, samples, outs[i], f32)
+					checkPrefixExact(t, g, samples, outs[i], f32)
 				}
 				t.Logf("%s mode %d f32 %v: %d chunks in %v", f.name, mode, f32, c.NumChunks(), time.Since(t0).Round(time.Millisecond))
 			}
 		}
 	}
-	return kinds, lanes
+	return kinds, lanes, versions
+}
+
+// checkPrefixExact checks that device output's prefix tokens are the CPU
+// decoder's bit for bit, whatever the file's tolerance: the learned codec
+// codes them as int8 rows (code times scale, rounded, plus, with a model
+// of version 6, the token's prefix mean, rounded), which ntc_rows
+// computes exactly as the CPU does.
+func checkPrefixExact(t *testing.T, f testFile, samples []int, got []byte, f32 bool) {
+	t.Helper()
+	l := f.r.Layout()
+	v := l.Values()
+	for i, s := range samples {
+		for j := range l.Prefix * l.Dim {
+			w := f.want[s][j]
+			var g, wb uint32
+			if f32 {
+				g, wb = binary.LittleEndian.Uint32(got[4*(i*v+j):]), math.Float32bits(w)
+			} else {
+				g, wb = uint32(binary.LittleEndian.Uint16(got[2*(i*v+j):])), uint32(f16.FromFloat32(w))
+			}
+			if g != wb {
+				t.Fatalf("%s: output %d (sample %d) prefix value %d: device %#x, CPU %#x (%g)", f.name, i, s, j, g, wb, w)
+			}
+		}
+	}
 }
 
 // TestEmuDamagedStreams damages the coefficient streams of staged chunks

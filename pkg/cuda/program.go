@@ -45,6 +45,7 @@ const (
 	bufGroups
 	bufDCT
 	bufLUT
+	bufPrefixMean
 	// A step code's tables (codec.NTCPlan), as uploaded.
 	bufStart
 	bufIndex
@@ -56,7 +57,7 @@ const (
 )
 
 var bufferNames = [numBuffers]string{"null", "staged", "out", "y", "q", "err", "weights", "blocks", "groups",
-	"dct", "lut", "start", "index", "shape", "bucket", "order", "orderStart"}
+	"dct", "lut", "prefixMean", "start", "index", "shape", "bucket", "order", "orderStart"}
 
 func (b devBuffer) String() string {
 	if b < numBuffers {
@@ -157,7 +158,7 @@ func ntcProgram(p program, chunk int, l codec.Layout, st codec.Staged, f32 int64
 		if st.Kind == codec.DeviceNTCStreams {
 			p.qBytes = int64(st.N) * int64(entries) * 4
 			entropy := "ntc_entropy"
-			if ns.Model.Version == 5 {
+			if ns.Model.Version >= 5 { // model versions 5 and 6: payload version 6
 				entropy = "ntc_entropy6"
 			}
 			p.launch(entropy, Dim3{X: (ns.Slices + 127) / 128}, Dim3{X: 128},
@@ -186,8 +187,16 @@ func ntcProgram(p program, chunk int, l codec.Layout, st codec.Staged, f32 int64
 		p.steps = append(p.steps, progStep{gemm: &gc})
 	}
 	if ns.Rows > 0 {
+		// The prefix tokens' means (model version 6), or a null pointer.
+		mean := tbl(bufNone)
+		if len(ns.Model.PrefixMean) > 0 {
+			if len(ns.Model.PrefixMean) != l.Prefix*D {
+				return p, fmt.Errorf("cuda: chunk %d: %d prefix mean values, want %d", chunk, len(ns.Model.PrefixMean), l.Prefix*D)
+			}
+			mean = tbl(bufPrefixMean)
+		}
 		p.launch("ntc_rows", Dim3{X: min(ns.Rows, maxBlocks)}, Dim3{X: 128},
-			staged, out, int64(ns.RowOff), int64(ns.Rows), int64(D), f32)
+			staged, out, mean, int64(ns.RowOff), int64(ns.Rows), int64(D), int64(l.Tokens), int64(l.Prefix), f32)
 	}
 	return p, nil
 }

@@ -255,13 +255,13 @@ func TestGoldenLanes16(t *testing.T) {
 	}
 }
 
-// TestOldModelDoesNotEncode checks that the model of an older file (ntc
-// model version 4, testdata/golden/compat) decodes its file but refuses to
-// encode with ErrOption, the error of a bad --model, instead of failing
-// inside the encoder.
-func TestOldModelDoesNotEncode(t *testing.T) {
-	r := checkGolden(t, filepath.Join(goldenCodecsDir, "compat", "ntc_payload_v5.ntcb"),
-		filepath.Join(goldenCodecsDir, "compat", "ntc_payload_v5.decoded.npy"))
+// compatCodec checks testdata/golden/compat/NAME.ntcb against its decoded
+// file and returns its reader, its first chunk's codec and its first
+// sample.
+func compatCodec(t *testing.T, name string) (*File, codec.Codec, []float32) {
+	t.Helper()
+	r := checkGolden(t, filepath.Join(goldenCodecsDir, "compat", name+".ntcb"),
+		filepath.Join(goldenCodecsDir, "compat", name+".decoded.npy"))
 	c, err := r.codecFor(r.Container().Chunk(0).Codec)
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +270,46 @@ func TestOldModelDoesNotEncode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, c, src
+}
+
+// TestOldModelDoesNotEncode checks that the model of an older file (ntc
+// model version 4, testdata/golden/compat) decodes its file but refuses to
+// encode with ErrOption, the error of a bad --model, instead of failing
+// inside the encoder.
+func TestOldModelDoesNotEncode(t *testing.T) {
+	_, c, src := compatCodec(t, "ntc_payload_v5")
 	if _, err := c.Encode(nil, src, 1); !errors.Is(err, codec.ErrOption) {
 		t.Fatalf("encode with a version 4 model: %v, want ErrOption", err)
+	}
+}
+
+// TestModelV5Encodes checks that the model of a file written before prefix
+// means (ntc model version 5, testdata/golden/compat/ntc_model_v5) still
+// encodes, as appending shards to a dataset with that model does, and
+// that what it writes decodes to what the same model's file held for
+// those samples' tokens within its rounding: the prefix rows as raw int8
+// rows, unchanged.
+func TestModelV5Encodes(t *testing.T) {
+	r, c, src := compatCodec(t, "ntc_model_v5")
+	m, err := r.Container().ReadModel(r.Container().Chunk(0).Codec)
+	if err != nil || m[0] != 5 {
+		t.Fatalf("compat/ntc_model_v5's model: %v, version %d, want 5", err, m[0])
+	}
+	p, err := c.Encode(nil, src, 1)
+	if err != nil {
+		t.Fatalf("encode with a version 5 model: %v", err)
+	}
+	got := make([]float32, len(src))
+	if err := c.Decode(got, p, 1); err != nil {
+		t.Fatal(err)
+	}
+	// The decoded sample re-encoded: its prefix rows are int8 rows of
+	// int8 values, so they come back exactly.
+	dim := r.Meta().Layout.Dim
+	for d := range dim * r.Meta().Layout.Prefix {
+		if got[d] != src[d] {
+			t.Fatalf("prefix value %d: %g, want %g", d, got[d], src[d])
+		}
 	}
 }

@@ -1,26 +1,46 @@
 """Decoder of the learned codec "ntc" (codec id 5), ported from
 pkg/codec/ntc.go and pkg/codec/rans.go.
 
-Ported version: model version 4, payload versions 6, 5 and 4
-(ntcModelVersion and ntcPayloadVersion in ntc.go; the Go encoder writes
-payload version 6, and its reader, like this one, still reads 5 and 4): a
-22-byte model header (H, the basis rows stored as float16, the other K-H rows
-int8 with a float16 scale; the outlier threshold), 32 sigma classes per
-component, outlier grid tokens coded like prefix tokens and written over the
-grid; 4x4 block DCT whose DC coefficients go through a second 2-D DCT per
-group of up to 4x4 blocks, two interleaved rANS states with static per-bucket
-frequency tables (11-bit precision, 16 symbols, escape 15) coding the
-magnitude without its lowBits(bucket) low bits, and a raw LSB-first bit
-stream for Exp-Golomb escapes, those low bits and the signs of nonzero
-values. The coded blocks are cut into slices, each decoded by itself.
-Payload version 6 is sample-major: a head (step code, slices per sample,
-centroid offsets), then one part per sample (prefix rows, outliers, its
-slices' lengths as uvarints and streams), so that the head and the parts of
-any run of samples form a payload of those samples. Version 5 has the
-chunk's sections one after the other and slices of B blocks across samples
-(a slice table after the outlier tokens); version 4 has one rANS stream (its
-length first) and the raw bits (the rest) for all blocks. Files of other
-versions are refused with CorruptError.
+Ported version: model versions 6, 5 and 4, payload versions 6, 5 and 4
+(ntcModelVersion and ntcPayloadVersion in ntc.go). The Go encoder writes
+model version 6 (5 when it appends to a dataset whose model is of version 5)
+and payload version 6; its reader, like this one, still reads model versions
+5 and 4 and payload versions 5 and 4.
+
+Model layout (little-endian, as loadNTC reads it): a 22-byte header
+(version, flags 0, D and K as uint16, the step code as int32, quality kind
+and target, the trellis' rate weight, H as uint16 at byte 16, the outlier
+threshold as float32 at byte 18); at byte 22 the mean, D float16; in model
+version 6 then the prefix means, Prefix x D float16 (Prefix the layout's
+prefix token count; prefix token p's mean at [p*D, (p+1)*D)); the basis, H
+rows of D float16, then K-H rows each a float16 scale and D int8; the sigma
+codes, 32 classes per component; the stored tables' bucket range (lo, hi)
+and their frequency tables: model versions 5 and 6 one table of 32 symbols
+(12-bit) per plain bucket, two of 17 stored frequencies per trellis bucket,
+then 6 centroid offsets per bucket; version 4 one table of 16 symbols
+(11-bit) per bucket. Model version 5 is version 6 without the prefix means.
+All float16 values of the model must be finite.
+
+Prefix tokens are int8 rows with a float16 scale, value = float32(code) *
+scale; with a model of version 6 a row codes the token minus its position's
+prefix mean, which decoding adds back (float32, rounded). Outlier grid
+tokens are coded like prefix tokens, without a mean, and written over the
+grid. Grid tokens go through a 4x4 block DCT whose DC coefficients go
+through a second 2-D DCT per group of up to 4x4 blocks; the coefficients are
+entropy coded by rANS (payload version 6: 1, 8 or 16 lanes, 32-symbol alias
+tables and dependent quantization; versions 5 and 4: two interleaved states
+with static per-bucket tables of 16 symbols, escape 15, coding the magnitude
+without its lowBits(bucket) low bits) and a raw LSB-first bit stream for
+Exp-Golomb escapes, low bits and the signs of nonzero values. The coded
+blocks are cut into slices, each decoded by itself. Payload version 6 is
+sample-major: a head (step code, slices per sample, lanes per slice), then
+one part per sample (prefix rows, outliers, its slices' lengths as uvarints
+and streams), so that the head and the parts of any run of samples form a
+payload of those samples. Version 5 has the chunk's sections one after the
+other and slices of B blocks across samples (a slice table after the
+outlier tokens); version 4 has one rANS stream (its length first) and the
+raw bits (the rest) for all blocks. Payload version 6 needs a model of
+version 5 or 6. Files of other versions are refused with CorruptError.
 
 Entropy decoding is a pure-Python loop over the coded symbols (about a
 microsecond each); the inverse transform is vectorized with numpy, or runs
@@ -38,8 +58,8 @@ import numpy as np
 from .codecs import Codec, Layout, f16_to_f32
 from .errors import CorruptError
 
-MODEL_VERSION = 5  # what the Go encoder writes
-MODEL_VERSIONS = (4, 5)  # model version 4 goes with payload versions 4 and 5
+MODEL_VERSION = 6  # what the Go encoder writes (5 when it appends to a dataset of a version 5 model)
+MODEL_VERSIONS = (4, 5, 6)  # model version 4 goes with payload versions 4 and 5; 6 adds the prefix means
 PAYLOAD_VERSION = 6  # what the Go encoder writes
 PAYLOAD_VERSIONS = (4, 5, 6)  # what this reader reads (version 4 has no slices)
 MODEL_HEADER = 22
@@ -185,20 +205,25 @@ class NTC(Codec):
         if len(m) < MODEL_HEADER:
             raise CorruptError(f"ntc model of {len(m)} bytes")
         if m[0] not in MODEL_VERSIONS or m[1] != 0:
-            raise CorruptError(f"ntc model version {m[0]} flags {m[1]} (this reader reads versions 4 and 5)")
+            raise CorruptError(
+                f"ntc model version {m[0]} flags {m[1]} (this reader reads versions "
+                f"{', '.join(map(str, MODEL_VERSIONS))})"
+            )
         self.mver = m[0]
         d, k = struct.unpack_from("<HH", m, 2)
         (h16,) = struct.unpack_from("<H", m, 16)
         if d != layout.dim or k > d or h16 > k:
             raise CorruptError(f"ntc model for dim {d} with {k} components, layout dim {layout.dim}")
-        fixed = self._model_size(d, k, h16, 0)
+        # Model version 6 stores a mean per prefix token position (P x D float16).
+        pm = layout.prefix * d if self.mver >= 6 else 0
+        fixed = self._model_size(d, k, h16, 0, pm)
         # (the tables' size depends on their bucket range, read below)
         if len(m) < fixed:
             raise CorruptError(f"ntc model has {len(m)} bytes, want at least {fixed}")
         tlo, thi = m[fixed - 2], m[fixed - 1]
         if tlo > thi or thi > BUCKETS:
             raise CorruptError(f"ntc rANS tables {tlo}..{thi}")
-        want = self._model_size(d, k, h16, _table_bytes(self.mver, tlo, thi))
+        want = self._model_size(d, k, h16, _table_bytes(self.mver, tlo, thi), pm)
         if len(m) != want:
             raise CorruptError(f"ntc model has {len(m)} bytes, want {want}")
         (step_code,) = struct.unpack_from("<i", m, 6)
@@ -212,12 +237,15 @@ class NTC(Codec):
         if qkind > QUALITY_COS or not (-1000 <= qtarget <= 1000):
             raise CorruptError(f"ntc quality target {qkind} {qtarget}")
         p = MODEL_HEADER
-        h = np.frombuffer(m, dtype="<u2", count=d * (1 + h16), offset=p)
+        # The mean, the prefix means (model version 6) and the float16 basis rows.
+        h = np.frombuffer(m, dtype="<u2", count=d + pm + d * h16, offset=p)
         if ((h & 0x7C00) == 0x7C00).any():
-            raise CorruptError("ntc model: a mean or basis value is not finite")
+            raise CorruptError("ntc model: a mean, prefix mean or basis value is not finite")
         self.mean = f16_to_f32(h[:d])
-        hi = f16_to_f32(h[d:]).reshape(h16, d)
-        p += 2 * d * (1 + h16)
+        # pmean[p]: prefix token p's mean, added to its decoded row (None before model version 6).
+        self.pmean = f16_to_f32(h[d : d + pm]).reshape(layout.prefix, d) if pm else None
+        hi = f16_to_f32(h[d + pm :]).reshape(h16, d)
+        p += 2 * (d + pm + d * h16)
         rows = np.frombuffer(m, dtype=np.uint8, count=(k - h16) * (2 + d), offset=p).reshape(k - h16, 2 + d)
         sc = rows[:, 0].astype(np.uint16) | (rows[:, 1].astype(np.uint16) << 8)
         if (((sc & 0x7C00) == 0x7C00) | ((sc & 0x8000) != 0)).any():
@@ -245,7 +273,7 @@ class NTC(Codec):
                     self._bias.extend(range(f))
                     self._sym.extend([s] * f)
         else:
-            # Model version 5: a table per bucket and quantizer, read
+            # Model versions 5 and 6: a table per bucket and quantizer, read
             # through the alias method (aliasEntries): P and A by table
             # index (bucket*2+q)*32 + alias entry.
             tabs = [[[ANS_M // ANS_SYMS] * ANS_SYMS for _ in range(2)] for _ in range(BUCKETS)]
@@ -278,9 +306,11 @@ class NTC(Codec):
         self._plans: dict[int, tuple] = {}
 
     @staticmethod
-    def _model_size(d: int, k: int, h16: int, nt: int) -> int:
-        """The size of a model whose frequency tables take nt bytes."""
-        return MODEL_HEADER + 2 * d + h16 * 2 * d + (k - h16) * (2 + d) + CLASSES * k + 2 + nt
+    def _model_size(d: int, k: int, h16: int, nt: int, pm: int = 0) -> int:
+        """The size of a model whose frequency tables take nt bytes, with pm
+        prefix mean values (Prefix x D in model version 6, 0 before;
+        modelSize)."""
+        return MODEL_HEADER + 2 * d + 2 * pm + h16 * 2 * d + (k - h16) * (2 + d) + CLASSES * k + 2 + nt
 
     def _grid_blocks(self):
         """Blocks in coding order, (bh, bw, token index [bh, bw], position in
@@ -324,7 +354,7 @@ class NTC(Codec):
                 ks.append(k)
                 bs.append(b)
                 # The raw low bits of the magnitude: lowBits (model version
-                # 4), ansLowBits (5: plain buckets only).
+                # 4), ansLowBits (5 and 6: plain buckets only).
                 if self.mver == 4:
                     sh.append(max(0, (b >> 2) - 3))
                 else:
@@ -368,6 +398,10 @@ class NTC(Codec):
         step_code = ch["step_code"]
         step = np.float32(2.0 ** (step_code / 256))
         prefix = _rows(ch["prefix"], n * P, D, "prefix").reshape(n, P, D)
+        if self.pmean is not None:
+            # Model version 6: a prefix row codes the token minus its
+            # position's mean (unpackPrefix); outlier rows have no mean.
+            prefix += self.pmean
         outliers = (np.asarray(ch["out_idx"], dtype=np.int64), _rows(ch["out_rows"], len(ch["out_idx"]), D, "outlier"))
         coef = np.zeros((n, nb, BLOCK_SIZE, self.k), dtype=np.float32)
         if not coded:
@@ -497,7 +531,7 @@ class NTC(Codec):
         D, P = l.dim, l.prefix
         row = 2 + D
         nb = len(self.blocks)
-        if self.mver != 5:
+        if self.mver < 5:  # model versions 5 and 6 have the alias tables
             raise CorruptError(f"ntc payload version 6 with a model of version {self.mver}")
         if len(payload) < HEAD_V6:
             raise CorruptError(f"ntc payload of {len(payload)} bytes")

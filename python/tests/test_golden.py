@@ -3,7 +3,9 @@
 testdata/golden/<codec>.ntcb is written by pkg/ntcb's TestGoldenCodecs
 (go test ./pkg/ntcb -run TestGoldenCodecs -update) and <codec>.decoded.npy
 holds what the Go reader decodes it to (float32). testdata/golden/compat
-holds files of older payload versions that the Go reader still reads.
+holds files of older container, payload and model versions that the Go
+reader still reads (compat/ntc_model_v5.ntcb: the ntc golden file of model
+version 5, before the prefix means of model version 6).
 """
 
 import glob
@@ -125,6 +127,58 @@ def test_ntc_payload_compat(version):
         got = r.read(range(len(r)))
     assert got.dtype == np.float32 and got.shape == want.shape
     assert_close_to_go(f"ntc (payload v{version})", got, want)
+
+
+# ntc files of payload version 6 by model version: the golden file (model
+# version 6, with prefix means: what the Go encoder writes now) and the
+# golden file before model version 6 (version 5, which the Go encoder still
+# writes when it appends to a dataset of a version 5 model).
+NTC_MODELS = {5: os.path.join(COMPAT, "ntc_model_v5.ntcb"), 6: golden("ntc")}
+
+
+def ntc_model(r):
+    """The (stored) model blob of an ntc file and its decoder."""
+    cid = r._c.chunks[0].codec
+    return r._c.read_model(cid), r._codec(cid)
+
+
+@pytest.mark.parametrize("version", sorted(NTC_MODELS))
+def test_ntc_model_compat(version):
+    """The ntc file of model version <version> (payload version 6) decodes
+    with the pure-Python decoder to what the Go reader decodes it to; its
+    prefix tokens, int8 rows (with model version 6 plus their position's
+    prefix mean, a float32 add), bit for bit."""
+    if "ntc" not in ntcb.codec_names():
+        pytest.skip("ntc not ported")
+    path = NTC_MODELS[version]
+    want = np.load(path[: -len(".ntcb")] + ".decoded.npy")
+    assert set(ntc_payload_versions(path)) == {6}
+    with ntcb.open(path, decoder="python") as r:
+        model, dec = ntc_model(r)
+        assert model[0] == version == dec.mver
+        P, D = r.layout.prefix, r.layout.dim
+        assert P >= 1
+        if version >= 6:
+            assert dec.pmean.shape == (P, D) and dec.pmean.dtype == np.float32
+            raw = np.frombuffer(model, dtype="<f2", count=P * D, offset=22 + 2 * D)
+            np.testing.assert_array_equal(dec.pmean.reshape(-1), raw.astype(np.float32))
+            assert np.abs(dec.pmean).max() > 0.1, "the golden file's prefix means should matter"
+        else:
+            assert dec.pmean is None
+        assert r.codec == "ntc" and r.shape == want.shape
+        r.verify()
+        got = r.read(range(len(r)))
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert_close_to_go(f"ntc (model v{version})", got, want)
+    np.testing.assert_array_equal(got[:, :P].view(np.uint32), want[:, :P].view(np.uint32))
+
+
+def test_ntc_model_versions_of_goldens():
+    """The golden file is what the Go encoder writes now (model version 6),
+    compat/ntc_model_v5.ntcb the file before it: the same samples."""
+    with ntcb.open(NTC_MODELS[6]) as r6, ntcb.open(NTC_MODELS[5]) as r5:
+        assert ntc_model(r6)[0][0] == 6 and ntc_model(r5)[0][0] == 5
+        assert r6.keys() == r5.keys() and r6.layout == r5.layout and r6.shape == r5.shape
 
 
 @pytest.mark.parametrize("name", sorted(EXACT))
@@ -260,15 +314,18 @@ def test_read_torch_cpu():
     np.testing.assert_array_equal(t.numpy(), expected("int8")[[2, 0]])
 
 
-def test_read_torch_ntc_inverse_on_device():
-    """The learned codec's torch path (inverse transform in torch) agrees with numpy."""
+@pytest.mark.parametrize("version", sorted(NTC_MODELS))
+def test_read_torch_ntc_inverse_on_device(version):
+    """The learned codec's torch path (inverse transform in torch) agrees
+    with Go, for models with (version 6) and without prefix means."""
     torch = pytest.importorskip("torch")
     if "ntc" not in GO_CODECS or "ntc" not in ntcb.codec_names():
         pytest.skip("no ntc golden file or port")
-    r = ntcb.open(golden("ntc"))
+    path = NTC_MODELS[version]
+    r = ntcb.open(path)
     idx = [5, 0, 7, 3]
     t = r.read_torch(idx, device="cpu")
-    want = expected("ntc")[idx]
+    want = np.load(path[: -len(".ntcb")] + ".decoded.npy")[idx]
     assert t.shape == want.shape
     np.testing.assert_allclose(t.numpy(), want, rtol=0, atol=1e-4 * float(np.abs(want).max()))
 

@@ -1,5 +1,6 @@
 """Damaged and hostile files: every problem is an ntcb.NtcbError naming the file."""
 
+import hashlib
 import os
 import struct
 
@@ -432,3 +433,141 @@ def test_ntc_payload_v4_checked():
     _, v5, n5, _ = ntc_chunk(NTC_V5)
     with pytest.raises(ntcb.CorruptError):
         dec.decode_coefficients(bytes([4]) + v5[1:], n5)
+
+
+# ntc files of payload version 6 by model version (test_golden.NTC_MODELS).
+NTC_MODELS = {5: os.path.join(GOLDEN, "compat", "ntc_model_v5.ntcb"), 6: os.path.join(GOLDEN, "ntc.ntcb")}
+
+
+def ntc_model(version):
+    """The layout, model blob and chunk 0 (payload, sample count) of the ntc
+    file of that model version."""
+    if "ntc" not in ntcb.codec_names() or not os.path.exists(NTC_MODELS[version]):
+        pytest.skip("no ntc golden file or port")
+    r = ntcb.open(NTC_MODELS[version])
+    cid = r._c.chunks[0].codec
+    return r.layout, r._c.read_model(cid), r._c.read_chunk(0), r._c.chunks[0].count
+
+
+def test_ntc_model_v6_checked():
+    """A model of version 6 (prefix means: Prefix x D float16 right after
+    the mean) is checked like version 5 plus its prefix means: its length
+    includes them, they must be finite, and a version byte that does not
+    match the layout is refused. Every problem is a CorruptError."""
+    lay, m6, payload, n = ntc_model(6)
+    _, m5, _, _ = ntc_model(5)
+    assert m6[0] == 6 and m5[0] == 5
+    D, P = lay.dim, lay.prefix
+    assert P >= 1
+    at = _ntc.MODEL_HEADER + 2 * D  # the prefix means, after the mean
+    end = at + 2 * P * D
+    assert len(m6) == len(m5) + 2 * P * D
+    dec = _ntc.NTC(lay, m6)
+    assert dec.pmean.shape == (P, D)
+
+    def bad(model, match="ntc"):
+        with pytest.raises(ntcb.CorruptError, match=match):
+            _ntc.NTC(lay, bytes(model))
+
+    # A prefix mean that is not finite (+-inf, NaN), first, inside, last.
+    for i in (0, D - 1, P * D // 2, P * D - 1):
+        for h in (0x7C00, 0xFC00, 0x7E00, 0x7FFF, 0xFFFF):
+            b = bytearray(m6)
+            struct.pack_into("<H", b, at + 2 * i, h)
+            bad(b, "not finite")
+    # Finite extremes are values like any other.
+    for h in (0x7BFF, 0xFBFF, 0x0001, 0x8000):
+        b = bytearray(m6)
+        struct.pack_into("<H", b, at, h)
+        _ntc.NTC(lay, bytes(b))
+    # Cut short anywhere (inside the prefix means in particular) or one byte long.
+    for cut in list(range(at - 2, end + 3)) + list(range(0, len(m6), 5)):
+        bad(m6[:cut], "ntc model")
+    bad(m6 + b"\0", "ntc model has")
+    # The prefix means left out: a model of version 6 that is 2*P*D bytes
+    # short, as is a version 5 model relabelled 6; a version 6 model
+    # relabelled 5 is 2*P*D bytes long. (The table range is then read at
+    # the wrong place: its check or the length check refuses the model.)
+    size_or_range = "ntc model has|ntc rANS tables"
+    bad(m6[:at] + m6[end:], size_or_range)
+    bad(bytes([6]) + m5[1:], size_or_range)
+    bad(bytes([5]) + m6[1:], size_or_range)
+    bad(bytes([4]) + m6[1:], size_or_range)
+    for v in (0, 3, 7, 255):
+        bad(bytes([v]) + m6[1:], "model version")
+    # A model of the same layout with prefix tokens after all (Prefix+1)
+    # would read its tables at the wrong place.
+    with pytest.raises(ntcb.CorruptError):
+        _ntc.NTC(ntcb.Layout(lay.tokens + 1, D, P + 1, lay.grid_h, lay.grid_w), m6)
+
+    # Its prefix means cut out and the version byte set to 5: a valid model
+    # of version 5 decoding the same payload to the same grid tokens, and
+    # prefix tokens without their mean (the rest of the model is shared).
+    d5 = _ntc.NTC(lay, bytes([5]) + m6[1:at] + m6[end:])
+    assert d5.pmean is None
+    a, b = dec.decode_coefficients(payload, n), d5.decode_coefficients(payload, n)
+    np.testing.assert_array_equal(a["coef"], b["coef"])
+    assert b["prefix"].dtype == dec.pmean.dtype == np.float32  # a float32 add
+    np.testing.assert_array_equal(a["prefix"].view(np.uint32), (b["prefix"] + dec.pmean).view(np.uint32))
+    assert not np.array_equal(a["prefix"], b["prefix"])
+    g6, g5 = dec.decode(payload, n), d5.decode(payload, n)
+    np.testing.assert_array_equal(g6[:, P:], g5[:, P:])
+
+
+def test_ntc_outlier_rows_get_no_prefix_mean():
+    """With a model of version 6 only prefix rows get their position's
+    prefix mean: an outlier grid token (an int8 row of the same form)
+    decodes to its code times its scale. The golden payload with an outlier
+    added to sample 0 (after its prefix rows: count 1, gap, row)."""
+    lay, m6, payload, n = ntc_model(6)
+    dec = _ntc.NTC(lay, m6)
+    D, P = lay.dim, lay.prefix
+    row = 2 + D
+    p = _ntc.HEAD_V6 + P * row
+    assert payload[0] == 6 and payload[p] == 0, "sample 0 has no outliers"
+    gap = 5
+    out = struct.pack("<H", 0x3C00) + bytes(range(D))  # scale 1, codes 0..D-1
+    bad = payload[:p] + bytes([1, gap]) + out + payload[p + 1 :]
+    got = dec.decode(bad, n)
+    np.testing.assert_array_equal(got[0, P + gap], np.arange(D, dtype=np.float32))
+    want = dec.decode(payload, n)
+    keep = np.ones(lay.tokens, bool)
+    keep[P + gap] = False
+    np.testing.assert_array_equal(got[0, keep], want[0, keep])
+    np.testing.assert_array_equal(got[1:], want[1:])
+    # The same row as sample 0's first prefix row gets the mean.
+    pre = payload[: _ntc.HEAD_V6] + out + payload[_ntc.HEAD_V6 + row :]
+    got = dec.decode(pre, n)
+    np.testing.assert_array_equal(got[0, 0], np.arange(D, dtype=np.float32) + dec.pmean[0])
+    # Outlier indices past the sample's tokens are refused.
+    for g in (lay.tokens - P, 0x7F):
+        with pytest.raises(ntcb.CorruptError, match="outlier"):
+            dec.decode(payload[:p] + bytes([1, g]) + out + payload[p + 1 :], n)
+
+
+def test_ntc_model_v6_checked_in_file():
+    """A version 6 model in a file whose CRCs and hash match, with a prefix
+    mean that is not finite or its version byte changed: a CorruptError
+    naming the ntc model, never a crash."""
+    path = NTC_MODELS[6]
+    lay, m6, _, _ = ntc_model(6)
+    with open(path, "rb") as f:
+        good = f.read()
+    c = ntcb.Reader.from_bytes(good)._c
+    (mi,) = [i for i, m in enumerate(c.models) if m.codec == _ntc.NTC.id]
+    mo = c.models[mi].offset
+    assert bytes(good[mo + 8 : mo + 8 + len(m6)]) == m6
+    at = _ntc.MODEL_HEADER + 2 * lay.dim
+    msize = container.ENTRY_SIZES[c.version][0]
+    for pos, value in [(at, b"\x00\x7c"), (at + 2 * lay.prefix * lay.dim - 2, b"\xff\x7f"), (0, b"\x05")]:
+        b = bytearray(good)
+        b[mo + 8 + pos : mo + 8 + pos + len(value)] = value
+        recrc_block(b, mo)
+        blob = bytes(b[mo + 8 : mo + 8 + len(m6)])
+        if c.version >= 2:
+            sha = c.index_offset + 8 + 32 + mi * msize + 16
+            b[sha : sha + 32] = hashlib.sha256(blob).digest()
+            recrc_block(b, c.index_offset)
+        with pytest.raises(ntcb.CorruptError) as e:
+            read_all(bytes(b))
+        assert "ntc model" in str(e.value), str(e.value)

@@ -503,14 +503,25 @@ extern "C" __global__ void ntc_entropy6(const u8 *st, int *q32, const unsigned *
 }
 
 // ntc_rows: the last part of DeviceNTC. One block per int8 row (prefix and
-// outlier tokens), written over the output.
-extern "C" __global__ void ntc_rows(const u8 *st, void *out, i64 rowoff, i64 nrows, i64 D, i64 f32) {
+// outlier tokens), written over the output: code times scale, rounded,
+// and for a prefix token t (t % tokens < prefix) when mean is not null
+// (model version 6), plus its position's prefix mean, rounded:
+// mean[(t % tokens) * D + d], prefix x D float16 (NTCModel.PrefixMean).
+// Outlier rows have no mean.
+extern "C" __global__ void ntc_rows(const u8 *st, void *out, const u16 *mean, i64 rowoff, i64 nrows, i64 D,
+                                    i64 tokens, i64 prefix, i64 f32) {
   for (i64 r = bidx(); r < nrows; r += nbidx()) {
     const unsigned *idx = (const unsigned *)(st + rowoff);
     const u8 *row = st + rowoff + 4 * nrows + r * (2 + D);
     float scale = h2f(ld16(row));
     i64 t = idx[r];
-    for (i64 d = tid(); d < D; d += ntid())
-      store(out, t * D + d, mul_rn((float)(signed char)row[2 + d], scale), f32);
+    i64 pos = t % tokens;
+    const u16 *m = mean != nullptr && pos < prefix ? mean + pos * D : nullptr;
+    for (i64 d = tid(); d < D; d += ntid()) {
+      float v = mul_rn((float)(signed char)row[2 + d], scale);
+      if (m != nullptr)
+        v = add_rn(v, h2f(m[d]));
+      store(out, t * D + d, v, f32);
+    }
   }
 }

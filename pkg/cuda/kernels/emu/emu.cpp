@@ -155,7 +155,9 @@ static const std::map<std::string, KernelDef> kernels = {
                                      (const int *)P(4), (const int *)P(5), (const int *)P(6), (const u8 *)P(7),
                                      (int *)P(8), I(9), I(10), I(11), I(12), I(13));
                       }}},
-    {"ntc_rows", {"ppiiii", [](const Arg *a) { ntc_rows((const u8 *)P(0), P(1), I(2), I(3), I(4), I(5)); }}},
+    {"ntc_rows", {"ppp" "iiiiii", [](const Arg *a) {
+                    ntc_rows((const u8 *)P(0), P(1), (const u16 *)P(2), I(3), I(4), I(5), I(6), I(7), I(8));
+                  }}},
 };
 
 // ---- Launches ----
