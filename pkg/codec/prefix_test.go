@@ -1,30 +1,19 @@
 package codec
 
 import (
-	"math"
 	"testing"
 
 	"github.com/ntc-project/ntc/internal/sample"
+	"github.com/ntc-project/ntc/pkg/metrics"
 )
 
-// clsSNR returns the SNR (dB) of the decoded prefix tokens of n samples.
-func clsSNR(l Layout, src, got []float32, n int) float64 {
-	D := l.Dim
-	mean := make([]float64, l.Prefix*D)
+// prefixRows returns the prefix tokens of n samples of src.
+func prefixRows(l Layout, src []float32, n int) []float32 {
+	var out []float32
 	for s := range n {
-		for i := range l.Prefix * D {
-			mean[i] += float64(src[s*l.Tokens*D+i]) / float64(n)
-		}
+		out = append(out, src[s*l.Tokens*l.Dim:][:l.Prefix*l.Dim]...)
 	}
-	var sig, noise float64
-	for s := range n {
-		for i := range l.Prefix * D {
-			x, y := float64(src[s*l.Tokens*D+i]), float64(got[s*l.Tokens*D+i])
-			sig += (x - mean[i]) * (x - mean[i])
-			noise += (x - y) * (x - y)
-		}
-	}
-	return 10 * math.Log10(sig/noise)
+	return out
 }
 
 // TestPrefixMeans checks that model version 6 codes the CLS token of real
@@ -58,16 +47,12 @@ func TestPrefixMeans(t *testing.T) {
 			t.Fatalf("prefix mean %d: loaded %g, fitted %g", i, lc.pmean[i], v)
 		}
 	}
+	// The SNR of the decoded prefix tokens and the payload's size.
 	snr := func(c *ntcCodec) (float64, int) {
-		p, err := c.Encode(nil, data, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := make([]float32, len(data))
-		if err := c.Decode(got, p, n); err != nil {
-			t.Fatal(err)
-		}
-		return clsSNR(deitLayout, data, got, n), len(p)
+		ps := encodeChunks(t, c, data, n, n)
+		got := decodeChunks(t, c, ps, n, n)
+		q := metrics.Compare(prefixRows(deitLayout, data, n), prefixRows(deitLayout, got, n), deitLayout.Dim)
+		return q.SNR, len(ps[0])
 	}
 	with, n6 := snr(lc)
 	lc.pmean, lc.mver = nil, 5

@@ -239,15 +239,22 @@ func encodeTestFile(t *testing.T, name string, m *ntcb.Memory, opts ntcb.Options
 	if _, err := ntcb.Encode(context.Background(), w, m, opts); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	r, err := ntcb.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	return openTestFile(t, name, buf.Bytes(), tol)
+}
+
+// openTestFile opens the .ntcb file data as a test file: its reader and
+// what the CPU decoder makes of every sample.
+func openTestFile(t *testing.T, name string, data []byte, tol float64) testFile {
+	t.Helper()
+	r, err := ntcb.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", name, err)
 	}
-	f := testFile{name: name, data: buf.Bytes(), r: r, tol: tol}
-	for s := range m.N {
+	f := testFile{name: name, data: data, r: r, tol: tol}
+	for s := range r.Len() {
 		v, err := r.ReadSample(s, nil)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		f.want = append(f.want, v)
 	}

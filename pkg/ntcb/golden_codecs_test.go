@@ -287,14 +287,16 @@ func TestOldModelDoesNotEncode(t *testing.T) {
 // TestModelV5Encodes checks that the model of a file written before prefix
 // means (ntc model version 5, testdata/golden/compat/ntc_model_v5) still
 // encodes, as appending shards to a dataset with that model does, and
-// that what it writes decodes to what the same model's file held for
-// those samples' tokens within its rounding: the prefix rows as raw int8
-// rows, unchanged.
+// that it still codes prefix rows as the tokens' own int8 rows: a decoded
+// sample's prefix tokens, int8 rows already, come back exactly.
 func TestModelV5Encodes(t *testing.T) {
 	r, c, src := compatCodec(t, "ntc_model_v5")
 	m, err := r.Container().ReadModel(r.Container().Chunk(0).Codec)
-	if err != nil || m[0] != 5 {
-		t.Fatalf("compat/ntc_model_v5's model: %v, version %d, want 5", err, m[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[0] != 5 {
+		t.Fatalf("compat/ntc_model_v5's model has version %d, want 5", m[0])
 	}
 	p, err := c.Encode(nil, src, 1)
 	if err != nil {
@@ -304,8 +306,6 @@ func TestModelV5Encodes(t *testing.T) {
 	if err := c.Decode(got, p, 1); err != nil {
 		t.Fatal(err)
 	}
-	// The decoded sample re-encoded: its prefix rows are int8 rows of
-	// int8 values, so they come back exactly.
 	dim := r.Meta().Layout.Dim
 	for d := range dim * r.Meta().Layout.Prefix {
 		if got[d] != src[d] {
