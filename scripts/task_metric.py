@@ -73,14 +73,17 @@ def waterfill_noise(tokens, prefix: int, snr_db: float):
 
 
 def fisher_metric(tail, tokens, prefix: int = 1, draws: int = 32, batch: int = 16, seed: int = 0,
-                  noise_snr: float | None = None, progress=None):
+                  noise_snr: float | None = None, progress=None, fields=None):
     """M = mean over samples and draws of sum_t g_t g_t^T (grid tokens t),
     g_t = d log p(y | x) / d x_t with y ~ softmax(tail(x)). With
     noise_snr, each draw takes the gradient at x + e instead, e the error
     of a rate-distortion optimal coder at that SNR (waterfill_noise): the
     Fisher averaged over the neighbourhood a codec at that rate visits.
     tokens is a float32 array [N, T, D]; returns a float64 [D, D] numpy
-    array."""
+    array. fields, when given, is a writable array [N * draws, T - prefix,
+    D] that receives every gradient field (row n * draws + d: sample n,
+    draw d), for experiments that need more than M (the spatial structure
+    of the tail's sensitivity)."""
     import numpy as np
     import torch
 
@@ -105,7 +108,11 @@ def fisher_metric(tail, tokens, prefix: int = 1, draws: int = 32, batch: int = 1
                 logp = torch.log_softmax(tail(x).double(), dim=-1)
             y = torch.multinomial(logp.detach().exp(), 1, generator=gen)
             (g,) = torch.autograd.grad(logp.gather(1, y).sum(), x, retain_graph=L is None and d + 1 < draws)
-            g = g[:, prefix:].reshape(-1, D).double()
+            g = g[:, prefix:]
+            if fields is not None:
+                for i in range(b - a):
+                    fields[(a + i) * draws + d] = g[i].numpy()
+            g = g.reshape(-1, D).double()
             M += g.T @ g
         if progress:
             progress(b, N)
@@ -186,6 +193,8 @@ def parse_args(argv):
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--device", default="cpu")
     f.add_argument("-o", "--output", required=True, help="output .npy")
+    f.add_argument("--fields", help="also write every gradient field to this .npy, float32 [samples * draws, "
+                   "grid tokens, D] (large: draws x the tokens' size)")
     f.add_argument("-q", "--quiet", action="store_true")
     lin = sub.add_parser("linear", help="M = W^T W of a linear layer (numpy)")
     lin.add_argument("weight", help="W.safetensors:NAME or W.npy, a [out, D] matrix")
@@ -215,7 +224,26 @@ def main(argv=None) -> int:
                 if not args.quiet and sys.stderr.isatty():
                     print(f"\rfisher: {done}/{total} samples", end="", file=sys.stderr)
 
-            M = fisher_metric(tail, tokens, args.prefix, args.draws, args.batch, args.seed, args.noise_snr, progress)
+            fields, ftmp = None, None
+            if args.fields:
+                import numpy as np
+
+                if not args.fields.endswith(".npy"):
+                    raise UsageError(f"--fields {args.fields}: want a .npy file")
+                ftmp = f"{args.fields}.tmp{os.getpid()}"
+                fields = np.lib.format.open_memmap(ftmp, mode="w+", dtype=np.float32,
+                                                   shape=(len(idx) * args.draws, tokens.shape[1] - args.prefix,
+                                                          tokens.shape[2]))
+            try:
+                M = fisher_metric(tail, tokens, args.prefix, args.draws, args.batch, args.seed, args.noise_snr,
+                                  progress, fields)
+                if fields is not None:
+                    fields.flush()
+                    del fields
+                    os.replace(ftmp, args.fields)
+            finally:
+                if ftmp and os.path.exists(ftmp):
+                    os.unlink(ftmp)
             info = {"kind": "fisher", "tokens": os.path.abspath(args.tokens), "samples": args.samples or "all",
                     "n_samples": len(idx), "backend": args.backend, "model": args.model,
                     "weights": os.path.abspath(args.weights) if args.weights else None,

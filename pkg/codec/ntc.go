@@ -189,6 +189,12 @@ type ntcCodec struct {
 	bscale []uint16   // K float16 row scales
 	packed *packedMat // basis packed for the inverse transform's product
 	sig    []uint8    // K x ntcClasses sigma codes
+	// cscale, when set, holds a step multiplier per class and component
+	// (ntcClasses x K, class-major): the encoder divides coefficient (cl,
+	// k) by it before quantizing and the decoder multiplies it back.
+	// Experiments only (expClassScale): no model version stores it, so
+	// only the codec in memory that was fitted with it decodes right.
+	cscale []float32
 	// mver is the model version: 6, 5 (the same without prefix means),
 	// or 4 for the models of files with payload versions 4 and 5, which
 	// only decode.
@@ -1244,6 +1250,9 @@ func (c *ntcCodec) unpackTokenRows(dst []float32, ch *ntcChunk) {
 func (c *ntcCodec) synthesize(out []float32, s *ntcScratch) {
 	K := c.k
 	per := blockSize * K
+	if c.cscale != nil {
+		c.scaleCoef(s.coef, false)
+	}
 	var a [blockSide]float32
 	for gi := range c.groups {
 		g := &c.groups[gi]
@@ -1278,6 +1287,35 @@ func (c *ntcCodec) synthesize(out []float32, s *ntcScratch) {
 	// grid tokens x K by K x D, plus the mean.
 	l := c.layout
 	c.packed.mulAdd(out[l.Prefix*l.Dim:], s.y, K, l.GridH*l.GridW, c.mean, s.ytmp)
+}
+
+// scaleCoef multiplies (or, with inv, divides) one sample's coefficients
+// by their classes' step multipliers.
+func (c *ntcCodec) scaleCoef(coef []float32, inv bool) {
+	K := c.k
+	for bi := range c.blocks {
+		g := &c.blocks[bi]
+		for fy := range int(g.bh) {
+			for fx := range int(g.bw) {
+				u := fy*blockSide + fx
+				cl := u
+				if u == 0 {
+					cl = blockSize + int(g.pos)
+				}
+				row := coef[(bi*blockSize+u)*K:][:K]
+				m := c.cscale[cl*K:][:K]
+				if inv {
+					for k := range row {
+						row[k] /= m[k]
+					}
+				} else {
+					for k := range row {
+						row[k] *= m[k]
+					}
+				}
+			}
+		}
+	}
 }
 
 // decPlanCache is how many step codes' decoding plans a codec keeps: a

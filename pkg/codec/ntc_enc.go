@@ -88,6 +88,9 @@ func (c *ntcCodec) transform(src []float32, n int) *coefSet {
 	}
 	for s := range n {
 		c.forwardDC(cs, s, dcTmp)
+		if c.cscale != nil {
+			c.scaleCoef(cs.coef[s*cs.blocks*blockSize*K:][:cs.blocks*blockSize*K], true)
+		}
 	}
 	return cs
 }

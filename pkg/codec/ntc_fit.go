@@ -110,6 +110,9 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 		full = full.truncate(ntcMaxK)
 	}
 	full.lambda = ntcLambda
+	if expClassScale != nil {
+		full.cscale = expClassScale(full)
+	}
 	cs := full.transform(full.fillOutliers(train, n, full.outliers(train, n)), n)
 	full.fitSigma(cs)
 
@@ -456,6 +459,12 @@ func (c *ntcCodec) truncate(k int) *ntcCodec {
 		stepCode: c.stepCode, qkind: c.qkind, qtarget: c.qtarget, lambda: c.lambda, othr: c.othr,
 		mver: c.mver, pmean: c.pmean, atabs: c.atabs, tlo: c.tlo, thi: c.thi,
 		fit: c.fit, task: c.task,
+	}
+	if c.cscale != nil {
+		t.cscale = make([]float32, ntcClasses*k)
+		for cl := range ntcClasses {
+			copy(t.cscale[cl*k:][:k], c.cscale[cl*c.k:][:k])
+		}
 	}
 	if c.sig != nil {
 		t.sig = c.sig[:k*ntcClasses]
@@ -834,3 +843,7 @@ func prefixMeans(l Layout, train []float32, n int) []float32 {
 	}
 	return out
 }
+
+// expClassScale, when set, gives a fit its step multipliers per class
+// and component (experiments only).
+var expClassScale func(*ntcCodec) []float32

@@ -136,6 +136,15 @@ def test_fisher_metric_tiny_model(tmp_path):
     out = str(tmp_path / "M.npy")
     assert tm.main(["fisher", xs, "--weights", w, "--start-block", "-1", "--heads", "2", "--samples", "0-3", "-o", out, "-q"]) == 0
     assert json.load(open(str(tmp_path / "M.json")))["n_samples"] == 4
+    # --fields keeps every gradient: their outer products are M again.
+    fp = str(tmp_path / "G.npy")
+    assert tm.main(["fisher", xs, "--weights", w, "--start-block", "-1", "--heads", "2", "--draws", "3",
+                    "-o", out, "--fields", fp, "-q"]) == 0
+    G = np.load(fp)
+    assert G.shape == (6 * 3, 4, 8)
+    Mf = np.einsum("ftd,fte->de", G.astype(np.float64), G) / len(G)
+    np.testing.assert_allclose(np.load(out), 0.5 * (Mf + Mf.T), rtol=1e-5, atol=1e-12)
+    assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
     assert tm.main(["fisher", xs, "--weights", w, "--start-block", "7", "-o", out, "-q"]) == 2
 
 
