@@ -51,10 +51,7 @@ func (c *ntcCodec) fieldWeights(fields []float32, nf int) ([]float64, []float64,
 				for fy := range int(g.bh) {
 					for fx := range int(g.bw) {
 						u := fy*blockSide + fx
-						cl := u
-						if u == 0 {
-							cl = blockSize + int(g.pos)
-						}
+						cl := g.class(u)
 						cnt[cl]++
 						for k, v := range coef[u*K : u*K+K] {
 							w[cl*K+k] += float64(v) * float64(v)

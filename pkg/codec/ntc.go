@@ -251,6 +251,16 @@ type blockGeom struct {
 	pos    uint8 // position i*4+j in its group of blocks
 }
 
+// class returns the coefficient class of frequency u of the block: u for
+// an AC frequency, blockSize plus the block's position in its group for
+// the DC, which the group's DCT turns into that DC-group frequency.
+func (g *blockGeom) class(u int) int {
+	if u == 0 {
+		return blockSize + int(g.pos)
+	}
+	return u
+}
+
 // groupGeom is a group of up to 4x4 blocks whose DC coefficients go
 // through a second-level DCT.
 type groupGeom struct {
@@ -1298,10 +1308,7 @@ func (c *ntcCodec) scaleCoef(coef []float32, inv bool) {
 		for fy := range int(g.bh) {
 			for fx := range int(g.bw) {
 				u := fy*blockSide + fx
-				cl := u
-				if u == 0 {
-					cl = blockSize + int(g.pos)
-				}
+				cl := g.class(u)
 				row := coef[(bi*blockSize+u)*K:][:K]
 				m := c.cscale[cl*K:][:K]
 				if inv {

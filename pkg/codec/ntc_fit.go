@@ -414,10 +414,7 @@ func (c *ntcCodec) fitSigma(cs *coefSet) {
 			for fy := range int(g.bh) {
 				for fx := range int(g.bw) {
 					u := fy*blockSide + fx
-					cl := u
-					if u == 0 {
-						cl = blockSize + int(g.pos)
-					}
+					cl := g.class(u)
 					cnt[cl]++
 					for k, v := range coef[u*K : u*K+K] {
 						sum[k*ntcClasses+cl] += float64(v) * float64(v)
