@@ -13,11 +13,15 @@ import (
 
 // fieldWeights returns, for gradient fields [nf, Tg, D], the mean over
 // fields and positions of class cl of the squared coefficient (cl, k) of
-// the field projected on the synthesis rows, and the mean squared norm of
-// a field.
+// the field projected on the synthesis rows (w[k*ntcClasses+cl], as
+// classEnergy lays it out), the number of coefficients per class, and the
+// mean squared norm of a field.
 func (c *ntcCodec) fieldWeights(fields []float32, nf int) ([]float64, []float64, float64) {
 	l := c.layout
 	K, D := c.k, c.dim
+	// A codec with a zero mean that projects on the rows themselves: the
+	// coefficients of a field g are then those of the error whose cost is
+	// (g . e)^2.
 	pc := &ntcCodec{layout: l, dim: D, k: K, mean: make([]float32, D), blocks: c.blocks, groups: c.groups}
 	pc.fwdOnce.Do(func() {
 		pc.fwd = make([]float32, D*K)
@@ -27,47 +31,17 @@ func (c *ntcCodec) fieldWeights(fields []float32, nf int) ([]float64, []float64,
 			}
 		}
 	})
-	w := make([]float64, ntcClasses*K)
-	cnt := make([]float64, ntcClasses)
 	tg := l.GridH * l.GridW
+	src := make([]float32, nf*l.Tokens*D)
 	var tr float64
-	const batch = 32
-	src := make([]float32, batch*l.Tokens*D)
-	for f0 := 0; f0 < nf; f0 += batch {
-		m := min(batch, nf-f0)
-		clear(src)
-		for i := range m {
-			g := fields[(f0+i)*tg*D:][:tg*D]
-			copy(src[i*l.Tokens*D+l.Prefix*D:], g)
-			for _, v := range g {
-				tr += float64(v) * float64(v)
-			}
-		}
-		cs := pc.transform(src[:m*l.Tokens*D], m)
-		for s := range m {
-			for bi := range cs.blocks {
-				g := &c.blocks[bi]
-				coef := cs.block(s, bi)
-				for fy := range int(g.bh) {
-					for fx := range int(g.bw) {
-						u := fy*blockSide + fx
-						cl := g.class(u)
-						cnt[cl]++
-						for k, v := range coef[u*K : u*K+K] {
-							w[cl*K+k] += float64(v) * float64(v)
-						}
-					}
-				}
-			}
+	for f := range nf {
+		g := fields[f*tg*D:][:tg*D]
+		copy(src[f*l.Tokens*D+l.Prefix*D:], g)
+		for _, v := range g {
+			tr += float64(v) * float64(v)
 		}
 	}
-	for cl := range ntcClasses {
-		for k := range K {
-			if cnt[cl] > 0 {
-				w[cl*K+k] /= cnt[cl]
-			}
-		}
-	}
+	w, cnt := c.classEnergy(pc.transform(src, nf))
 	return w, cnt, tr / float64(nf)
 }
 
@@ -113,8 +87,8 @@ func TestExpClassScale(t *testing.T) {
 		expClassScale = func(c *ntcCodec) []float32 {
 			w, cnt, tr := c.fieldWeights(fields, nf)
 			K, D := c.k, c.dim
-			W := make([]float64, len(w))
-			var sc []float32 = make([]float32, len(w))
+			W := make([]float64, len(w)) // class-major, as cscale
+			sc := make([]float32, len(w))
 			for k := range K {
 				var bn float64
 				for d := range D {
@@ -122,7 +96,7 @@ func TestExpClassScale(t *testing.T) {
 				}
 				var tot, nc float64
 				for cl := range ntcClasses {
-					W[cl*K+k] = (1-blend)*bn + blend*float64(D*c.layout.GridH*c.layout.GridW)*w[cl*K+k]/tr
+					W[cl*K+k] = (1-blend)*bn + blend*float64(D*c.layout.GridH*c.layout.GridW)*w[k*ntcClasses+cl]/tr
 					tot += cnt[cl] * W[cl*K+k]
 					nc += cnt[cl]
 				}
@@ -161,20 +135,14 @@ func TestExpClassScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const chunk = 55
+	ps := encodeChunks(t, c, data, n, chunk)
 	total := len(c.Model())
-	got := make([]float32, len(data))
-	v := deitLayout.Values()
-	for s := 0; s < n; s += 55 {
-		m := min(55, n-s)
-		p, err := c.Encode(nil, data[s*v:(s+m)*v], m)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, p := range ps {
 		total += len(p)
-		if err := c.Decode(got[s*v:(s+m)*v], p, m); err != nil {
-			t.Fatal(err)
-		}
 	}
+	got := decodeChunks(t, c, ps, n, chunk)
+	v := deitLayout.Values()
 	q := metrics.Compare(data, got, 192)
 	fmt.Printf("mode %s ratio %.3f SNR %.3f cos %.5f model %d\n", mode, float64(2*len(data))/float64(total), q.SNR, q.CosMean, len(c.Model()))
 	if out := os.Getenv("NTC_EXP_OUT"); out != "" {

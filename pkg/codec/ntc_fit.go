@@ -402,8 +402,10 @@ func (c *ntcCodec) chooseHi16(code int32) int {
 	return h
 }
 
-// fitSigma sets the sigma codes from the training coefficients.
-func (c *ntcCodec) fitSigma(cs *coefSet) {
+// classEnergy returns the mean square of every class and component of
+// the coefficients of cs (K x ntcClasses, sum[k*ntcClasses+cl]; 0 where a
+// class has no coefficient) and the number of coefficients per class.
+func (c *ntcCodec) classEnergy(cs *coefSet) ([]float64, []float64) {
 	K := c.k
 	sum := make([]float64, K*ntcClasses)
 	cnt := make([]float64, ntcClasses)
@@ -423,13 +425,27 @@ func (c *ntcCodec) fitSigma(cs *coefSet) {
 			}
 		}
 	}
+	for k := range K {
+		for cl := range ntcClasses {
+			if cnt[cl] > 0 {
+				sum[k*ntcClasses+cl] /= cnt[cl]
+			}
+		}
+	}
+	return sum, cnt
+}
+
+// fitSigma sets the sigma codes from the training coefficients.
+func (c *ntcCodec) fitSigma(cs *coefSet) {
+	K := c.k
+	ms, cnt := c.classEnergy(cs)
 	c.sig = make([]uint8, K*ntcClasses)
 	for k := range K {
 		for cl := range ntcClasses {
-			if cnt[cl] == 0 || sum[k*ntcClasses+cl] == 0 {
+			if cnt[cl] == 0 || ms[k*ntcClasses+cl] == 0 {
 				continue
 			}
-			v := math.Sqrt(sum[k*ntcClasses+cl] / cnt[cl])
+			v := math.Sqrt(ms[k*ntcClasses+cl])
 			c.sig[k*ntcClasses+cl] = uint8(max(0, min(255, math.Round(8*math.Log2(v))+128)))
 		}
 	}
