@@ -34,9 +34,11 @@ type encodeOptions struct {
 	json    bool
 	force   bool
 	keyRoot string
-	// taskMetric names a task metric file (--task-metric), taskBlend its
-	// share of the fitted distortion.
+	// taskMetric names a task metric file (--task-metric), taskFields
+	// gradient fields added to it (--task-fields), taskBlend its share of
+	// the fitted distortion.
 	taskMetric string
+	taskFields string
 	taskBlend  float64
 	dataFlags
 	shardSamples int
@@ -134,7 +136,8 @@ func (o *encodeOptions) addCodecFlags(cmd *cobra.Command) {
 	f.StringVar(&o.codec, "codec", "", fmt.Sprintf("codec: %s (default %s)", strings.Join(codec.Names(), ", "), ntcb.DefaultCodec))
 	f.Float64Var(&o.ratio, "ratio", 0, "target ratio of the whole file against float16 (model included), for codecs with rate control")
 	f.StringVar(&o.quality, "quality", "", "quality target met on every chunk, e.g. cos=0.99 or snr=20")
-	f.StringVar(&o.taskMetric, "task-metric", "", "fit the learned codec in a task metric: M.npy ([D, D] matrix) or W.safetensors:NAME (linear layer [out, D], M = W^T W); see scripts/task_metric.py")
+	f.StringVar(&o.taskMetric, "task-metric", "", "fit the learned codec in a task metric: M.npy ([D, D] matrix), W.safetensors:NAME (linear layer [out, D], M = W^T W) or F.npy (gradient fields [F, grid tokens, D]: M from them, plus a step per coefficient class); see scripts/task_metric.py")
+	f.StringVar(&o.taskFields, "task-fields", "", "with a [D, D] --task-metric: gradient fields F.npy [F, grid tokens, D] (task_metric.py fisher --fields) that also set a step per coefficient class")
 	f.Float64Var(&o.taskBlend, "task-blend", codec.DefaultTaskBlend, "with --task-metric: the metric's share of the fitted distortion, the rest plain squared error, in [0, 1)")
 	_ = cmd.RegisterFlagCompletionFunc("codec", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return codec.Names(), cobra.ShellCompDirectiveNoFileComp
@@ -201,6 +204,9 @@ func (o *encodeOptions) validate() error {
 	if !(o.taskBlend >= 0 && o.taskBlend < 1) {
 		return usagef("--task-blend %g: want a share in [0, 1)", o.taskBlend)
 	}
+	if o.taskFields != "" && o.taskMetric == "" {
+		return usagef("--task-fields goes with --task-metric")
+	}
 	return nil
 }
 
@@ -212,6 +218,14 @@ func (o *encodeOptions) loadTaskMetric(opts *ntcb.Options) error {
 	m, err := ntcb.LoadTaskMetric(o.taskMetric)
 	if err != nil {
 		return err
+	}
+	if o.taskFields != "" {
+		if m.Fields() > 0 {
+			return usagef("--task-metric %s already holds gradient fields: drop --task-fields", o.taskMetric)
+		}
+		if err := ntcb.LoadTaskFields(m, o.taskFields); err != nil {
+			return err
+		}
 	}
 	m.Blend = o.taskBlend
 	opts.CodecOptions.TaskMetric = m

@@ -186,3 +186,78 @@ func TestTaskMetricErrors(t *testing.T) {
 		t.Errorf("bench --task-fit without a metric: exit %d %s", code, errs)
 	}
 }
+
+// writeFields writes nf gradient fields [nf, tokens, d] (float32) that
+// vary slowly across the tokens.
+func writeFields(t *testing.T, path string, nf, tokens, d int) {
+	t.Helper()
+	w, err := tensorio.Create(path, tensorio.Float32, nf, tokens, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := make([]float32, tokens*d)
+	for i := range nf {
+		for p := range tokens {
+			for c := range d {
+				f[p*d+c] = float32(math.Sin(float64(c*(i+2))) + 0.01*float64(p))
+			}
+		}
+		if err := w.WriteSample(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTaskFieldsFlag(t *testing.T) {
+	dir := t.TempDir()
+	in, err := sample.WriteTo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const d, grid = 192, 196
+	fields := filepath.Join(dir, "g.npy")
+	writeFields(t, fields, 3, grid, d)
+	m := filepath.Join(dir, "m.npy")
+	writeNPY64(t, m, psd(d, 20, 1), d, d)
+	for _, tc := range []struct {
+		args []string
+		kind string
+	}{
+		{[]string{"--task-metric", fields}, "fields"},
+		{[]string{"--task-metric", m, "--task-fields", fields}, "matrix"},
+	} {
+		out := filepath.Join(dir, "x.ntcb")
+		if code, _, errs := ntc(t, append([]string{"encode", in, "-o", out, "--ratio", "8", "-q", "--force"}, tc.args...)...); code != 0 {
+			t.Fatalf("%v: %d %s", tc.args, code, errs)
+		}
+		tm := taskMetricParams(t, out)
+		if tm["kind"] != tc.kind || tm["fields"] != 3.0 {
+			t.Errorf("%v: task_metric metadata %v", tc.args, tm)
+		}
+		code, js, errs := ntc(t, "inspect", out, "--json")
+		if code != 0 || !strings.Contains(js, `"class_steps"`) {
+			t.Errorf("%v: no class_steps in the codec's parameters: %d %s", tc.args, code, errs)
+		}
+		if code, _, errs := ntc(t, "verify", out); code != 0 {
+			t.Errorf("%v: verify: %d %s", tc.args, code, errs)
+		}
+	}
+	short := filepath.Join(dir, "short.npy")
+	writeFields(t, short, 2, 100, d)
+	code, _, errs := ntc(t, "encode", in, "-o", filepath.Join(dir, "y.ntcb"), "--task-metric", short)
+	if code != 1 || !strings.Contains(errs, "short.npy: gradient fields of 100 tokens for a 14x14 grid") {
+		t.Errorf("fields of another grid: exit %d %q", code, errs)
+	}
+	if code, _, errs := ntc(t, "encode", in, "-o", filepath.Join(dir, "y.ntcb"), "--task-fields", fields); code != 2 || !strings.Contains(errs, "--task-fields goes with --task-metric") {
+		t.Errorf("--task-fields alone: exit %d %q", code, errs)
+	}
+	if code, _, errs := ntc(t, "encode", in, "-o", filepath.Join(dir, "y.ntcb"), "--task-metric", fields, "--task-fields", fields); code != 2 {
+		t.Errorf("fields twice: exit %d %q", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "y.ntcb")); err == nil {
+		t.Fatal("output left behind")
+	}
+}

@@ -30,7 +30,14 @@ const (
 	// MetricLinear is M = W^T W of a linear layer W [out, D] that reads
 	// the tokens.
 	MetricLinear = "linear"
+	// MetricFields is M = mean over fields of sum_t g_t g_t^T, from
+	// gradient fields g [F, grid tokens, D] (FieldsTaskMetric).
+	MetricFields = "fields"
 )
+
+// maxFieldValues bounds the gradient fields a task metric holds (2^28
+// float32 values, 1 GiB).
+const maxFieldValues = 1 << 28
 
 // TaskMetric is the distortion measure the learned codec fits when told
 // to: a token x decoded as x^ costs
@@ -55,6 +62,11 @@ type TaskMetric struct {
 	dim  int
 	norm []float64 // D M / trace(M), symmetric
 	sum  [32]byte
+	// fields holds nf gradient fields of ftok tokens (SetFields), nil
+	// for none: with them a fit also sets a step per coefficient class.
+	fields []float32
+	nf     int
+	ftok   int
 }
 
 // NewTaskMetric validates m, a [dim, dim] row-major matrix, and returns it
@@ -101,15 +113,97 @@ func NewTaskMetric(m []float64, dim int, kind string) (*TaskMetric, error) {
 		return nil, fmt.Errorf("%w: not positive semi-definite: eigenvalue %.3g against the largest %.3g (trace-normalised)", ErrMetric, lo, hi)
 	}
 	t := &TaskMetric{Kind: kind, Blend: DefaultTaskBlend, dim: dim, norm: norm}
+	t.hash()
+	return t, nil
+}
+
+// hash sets the metric's SHA-256: of the trace-normalised matrix, then of
+// the fields (float32, little-endian) when there are any.
+func (t *TaskMetric) hash() {
 	h := sha256.New()
 	var b [8]byte
-	for _, v := range norm {
+	for _, v := range t.norm {
 		binary.LittleEndian.PutUint64(b[:], math.Float64bits(v))
 		h.Write(b[:])
 	}
+	for _, v := range t.fields {
+		binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
+		h.Write(b[:4])
+	}
 	h.Sum(t.sum[:0])
-	return t, nil
 }
+
+// checkFields validates n gradient fields of tokens x dim values.
+func checkFields(fields []float32, n, tokens, dim int) error {
+	if n <= 0 || tokens <= 0 || dim <= 0 || n*tokens*dim > maxFieldValues || len(fields) != n*tokens*dim {
+		return fmt.Errorf("%w: %d values for %d gradient fields of [%d, %d] (at most %d values)", ErrMetric, len(fields), n, tokens, dim, maxFieldValues)
+	}
+	for i, v := range fields {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%w: field %d, token %d, value %d is %g", ErrMetric, i/(tokens*dim), i/dim%tokens, i%dim, v)
+		}
+	}
+	return nil
+}
+
+// FieldsTaskMetric returns the task metric of n gradient fields g [n,
+// tokens, dim] (row-major; tokens the grid tokens of a sample, prefix
+// tokens left out), each the gradient of the downstream loss with respect
+// to one sample's tokens (scripts/task_metric.py fisher --fields): M =
+// mean over fields of sum_t g_t g_t^T, with the fields set (SetFields).
+func FieldsTaskMetric(fields []float32, n, tokens, dim int) (*TaskMetric, error) {
+	if err := checkFields(fields, n, tokens, dim); err != nil {
+		return nil, err
+	}
+	var m mat.SymDense
+	m.SymOuterK(1, mat.NewDense(n*tokens, dim, f64s(fields)).T())
+	full := make([]float64, dim*dim)
+	for i := range dim {
+		for j := range dim {
+			full[i*dim+j] = m.At(i, j) / float64(n)
+		}
+	}
+	t, err := NewTaskMetric(full, dim, MetricFields)
+	if err != nil {
+		return nil, err
+	}
+	return t, t.SetFields(fields, n, tokens)
+}
+
+func f64s(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// SetFields gives the metric n gradient fields [n, tokens, D] (as
+// FieldsTaskMetric takes them; the slice is kept, not copied). A fit in a
+// metric with fields also sets a step multiplier per coefficient class and
+// component, from the energy of the fields' coefficients in that class
+// (model version 7): the tail's sensitivity is spatially coherent, so
+// errors at low spatial frequencies cost it more than the matrix alone
+// says. The fields must be the grid tokens of the layout being fitted.
+// The metric's SHA-256 then covers the fields.
+func (t *TaskMetric) SetFields(fields []float32, n, tokens int) error {
+	if err := checkFields(fields, n, tokens, t.dim); err != nil {
+		return err
+	}
+	var tr float64
+	for _, v := range fields {
+		tr += float64(v) * float64(v)
+	}
+	if !(tr > 0) {
+		return fmt.Errorf("%w: the gradient fields are all zero", ErrMetric)
+	}
+	t.fields, t.nf, t.ftok = fields, n, tokens
+	t.hash()
+	return nil
+}
+
+// Fields returns the number of gradient fields the metric holds.
+func (t *TaskMetric) Fields() int { return t.nf }
 
 // LinearTaskMetric returns the task metric M = W^T W of a linear layer w
 // [out, dim] (row-major) that reads the tokens: the squared error of its
@@ -171,17 +265,20 @@ func normalizeTrace(m []float64, dim int) ([]float64, error) {
 func (t *TaskMetric) Dim() int { return t.dim }
 
 // SHA256 returns the SHA-256 of the trace-normalised matrix (D*D float64,
-// little-endian, row-major): the same for M and any positive multiple.
+// little-endian, row-major): the same for M and any positive multiple;
+// followed by the gradient fields (float32) when the metric has them.
 func (t *TaskMetric) SHA256() [32]byte { return t.sum }
 
 // Normalized returns a copy of D M / trace(M), row-major.
 func (t *TaskMetric) Normalized() []float64 { return append([]float64(nil), t.norm...) }
 
-// check validates the metric against tokens of dim values.
-func (t *TaskMetric) check(dim int) error {
+// check validates the metric against a layout's tokens.
+func (t *TaskMetric) check(l Layout) error {
 	switch {
-	case t.dim != dim:
-		return fmt.Errorf("%w %s: [%d, %d] matrix for tokens of %d dims", ErrMetric, t.Source, t.dim, t.dim, dim)
+	case t.dim != l.Dim:
+		return fmt.Errorf("%w %s: [%d, %d] matrix for tokens of %d dims", ErrMetric, t.Source, t.dim, t.dim, l.Dim)
+	case t.fields != nil && t.ftok != l.GridH*l.GridW:
+		return fmt.Errorf("%w %s: gradient fields of %d tokens for a %dx%d grid (fields hold the grid tokens only)", ErrMetric, t.Source, t.ftok, l.GridH, l.GridW)
 	case !(t.Blend >= 0 && t.Blend < 1):
 		return fmt.Errorf("%w: blend %g not in [0, 1)", ErrOption, t.Blend)
 	}
@@ -190,7 +287,11 @@ func (t *TaskMetric) check(dim int) error {
 
 // params describes the metric for a file's metadata.
 func (t *TaskMetric) params() map[string]any {
-	return map[string]any{"kind": t.Kind, "sha256": hex.EncodeToString(t.sum[:]), "blend": t.Blend}
+	p := map[string]any{"kind": t.Kind, "sha256": hex.EncodeToString(t.sum[:]), "blend": t.Blend}
+	if t.fields != nil {
+		p["fields"] = t.nf
+	}
+	return p
 }
 
 // blended returns the fitted distortion's matrix (1-b) I + b D M / tr(M).

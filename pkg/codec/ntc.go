@@ -133,7 +133,9 @@ const IDNTC uint8 = 5
 // stream for all blocks: after the outliers, the rANS stream length
 // (uint32), the rANS stream, and the raw bits (the rest).
 const (
-	ntcModelVersion   = 6
+	ntcModelVersion = 7
+	// ntcClassStepMax bounds a class step code: multipliers within 2^+-4.
+	ntcClassStepMax   = 32
 	ntcPayloadVersion = 6
 	// ntcSliceBlocks is the most blocks the encoder puts in a slice.
 	ntcSliceBlocks = 16
@@ -189,15 +191,16 @@ type ntcCodec struct {
 	bscale []uint16   // K float16 row scales
 	packed *packedMat // basis packed for the inverse transform's product
 	sig    []uint8    // K x ntcClasses sigma codes
-	// cscale, when set, holds a step multiplier per class and component
-	// (ntcClasses x K, class-major): the encoder divides coefficient (cl,
-	// k) by it before quantizing and the decoder multiplies it back.
-	// Experiments only (expClassScale): no model version stores it, so
-	// only the codec in memory that was fitted with it decodes right.
+	// csc holds the class step codes of a model of version 7 (K x
+	// ntcClasses, component-major), nil before; cscale their multipliers
+	// 2^(code/8) (ntcClasses x K, class-major): the encoder divides
+	// coefficient (cl, k) by it before quantizing and the decoder
+	// multiplies it back.
+	csc    []int8
 	cscale []float32
-	// mver is the model version: 6, 5 (the same without prefix means),
-	// or 4 for the models of files with payload versions 4 and 5, which
-	// only decode.
+	// mver is the model version: 7 (6 with class step codes), 6, 5 (the
+	// same without prefix means), or 4 for the models of files with
+	// payload versions 4 and 5, which only decode.
 	mver uint8
 	// pmean holds the prefix tokens' means (Prefix x D, float16 values;
 	// model version 6, nil before): a prefix row codes the token minus
@@ -346,6 +349,9 @@ func (c *ntcCodec) Params() map[string]any {
 		"outliers":   "int8 per token",
 		"basis_f16":  c.hi16,
 	}
+	if c.csc != nil {
+		p["class_steps"] = "per class and component, from the task metric's gradient fields"
+	}
 	if c.task != nil {
 		p["task_metric"] = c.task.params()
 	}
@@ -367,9 +373,9 @@ const (
 func stepOf(code int32) float32 { return float32(math.Exp2(float64(code) / 256)) }
 
 // serialize builds the model blob from the codec's fields (model version
-// 6, or 5 for a codec loaded from a version-5 model).
+// 7 or 6, or 5 for a codec loaded from a version-5 model).
 func (c *ntcCodec) serialize() []byte {
-	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, len(c.pmean), tableBytes(c.mver, int(c.tlo), int(c.thi))))
+	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, len(c.pmean), tableBytes(c.mver, int(c.tlo), int(c.thi)))+classStepBytes(c.mver, c.k))
 	b[0] = c.mver
 	binary.LittleEndian.PutUint16(b[2:], uint16(c.dim))
 	binary.LittleEndian.PutUint16(b[4:], uint16(c.k))
@@ -417,7 +423,42 @@ func (c *ntcCodec) serialize() []byte {
 			}
 		}
 	}
+	if c.mver >= 7 {
+		for _, v := range c.csc {
+			b = append(b, byte(v))
+		}
+	}
 	return b
+}
+
+// classStepBytes returns the size of the class step codes of a model of
+// version mver with k components.
+func classStepBytes(mver uint8, k int) int {
+	if mver >= 7 {
+		return ntcClasses * k
+	}
+	return 0
+}
+
+// setClassSteps sets the class step codes (K x ntcClasses,
+// component-major; nil for none) and their multipliers, and the model
+// version that stores them.
+func (c *ntcCodec) setClassSteps(csc []int8) {
+	c.csc, c.cscale = csc, nil
+	if csc == nil {
+		if c.mver == 7 {
+			c.mver = 6
+		}
+		return
+	}
+	c.mver = 7
+	K := c.k
+	c.cscale = make([]float32, ntcClasses*K)
+	for k := range K {
+		for cl := range ntcClasses {
+			c.cscale[cl*K+k] = float32(math.Exp2(float64(csc[k*ntcClasses+cl]) / 8))
+		}
+	}
 }
 
 // modelSize returns the size of a model of d dims, k components of which
@@ -477,7 +518,7 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if tlo > thi || thi > ntcBuckets {
 		return nil, fmt.Errorf("%w: ntc rANS tables %d..%d", ErrCorrupt, tlo, thi)
 	}
-	if want := modelSize(d, k, h, pm, tableBytes(mver, int(tlo), int(thi))); len(model) != want {
+	if want := modelSize(d, k, h, pm, tableBytes(mver, int(tlo), int(thi))) + classStepBytes(mver, k); len(model) != want {
 		return nil, fmt.Errorf("%w: ntc model has %d bytes, want %d", ErrCorrupt, len(model), want)
 	}
 	c := &ntcCodec{
@@ -591,6 +632,17 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 				p++
 			}
 		}
+	}
+	if mver >= 7 {
+		csc := make([]int8, ntcClasses*k)
+		for i := range csc {
+			v := int8(model[p+i])
+			if v < -ntcClassStepMax || v > ntcClassStepMax || (i%ntcClasses == 0 && v != 0) {
+				return nil, fmt.Errorf("%w: ntc class step code %d of component %d, class %d (byte %d)", ErrCorrupt, v, i/ntcClasses, i%ntcClasses, p+i)
+			}
+			csc[i] = v
+		}
+		c.setClassSteps(csc)
 	}
 	c.finish()
 	c.model = append([]byte(nil), model...)

@@ -91,7 +91,7 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 		}
 	}
 	if opts.TaskMetric != nil {
-		if err := opts.TaskMetric.check(l.Dim); err != nil {
+		if err := opts.TaskMetric.check(l); err != nil {
 			return nil, err
 		}
 	}
@@ -110,8 +110,8 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 		full = full.truncate(ntcMaxK)
 	}
 	full.lambda = ntcLambda
-	if expClassScale != nil {
-		full.cscale = expClassScale(full)
+	if tm := full.task; tm != nil && tm.fields != nil {
+		full.setClassSteps(full.classSteps(tm))
 	}
 	cs := full.transform(full.fillOutliers(train, n, full.outliers(train, n)), n)
 	full.fitSigma(cs)
@@ -177,7 +177,7 @@ func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio
 // rows' dual (see forward).
 func fitPCA(l Layout, train []float32, n int, tm *TaskMetric) *ntcCodec {
 	D := l.Dim
-	c := &ntcCodec{layout: l, dim: D, mean: make([]float32, D), pmean: prefixMeans(l, train, n), mver: ntcModelVersion, atabs: priorANSTables()}
+	c := &ntcCodec{layout: l, dim: D, mean: make([]float32, D), pmean: prefixMeans(l, train, n), mver: ntcModelPlain, atabs: priorANSTables()}
 	if tm != nil && tm.Blend > 0 {
 		c.task = tm
 	}
@@ -473,11 +473,8 @@ func (c *ntcCodec) truncate(k int) *ntcCodec {
 		mver: c.mver, pmean: c.pmean, atabs: c.atabs, tlo: c.tlo, thi: c.thi,
 		fit: c.fit, task: c.task,
 	}
-	if c.cscale != nil {
-		t.cscale = make([]float32, ntcClasses*k)
-		for cl := range ntcClasses {
-			copy(t.cscale[cl*k:][:k], c.cscale[cl*c.k:][:k])
-		}
+	if c.csc != nil {
+		t.setClassSteps(c.csc[:k*ntcClasses])
 	}
 	if c.sig != nil {
 		t.sig = c.sig[:k*ntcClasses]
@@ -567,7 +564,7 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 			defer c.probed()
 			q := c.quantizeChunks(cs, n, chunk, code, passes)
 			k := c.componentsFor(code)
-			model := modelSize(c.dim, k, min(k, c.hi16), len(c.pmean), tableBytes(ntcModelVersion, int(q.tlo), int(q.thi)))
+			model := modelSize(c.dim, k, min(k, c.hi16), len(c.pmean), tableBytes(c.mver, int(q.tlo), int(q.thi))) + classStepBytes(c.mver, k)
 			payload := 0
 			var buf []byte
 			enc := encTablesOf(&q.tabs)
@@ -857,6 +854,91 @@ func prefixMeans(l Layout, train []float32, n int) []float32 {
 	return out
 }
 
-// expClassScale, when set, gives a fit its step multipliers per class
-// and component (experiments only).
-var expClassScale func(*ntcCodec) []float32
+// ntcModelPlain is the model version of a fit without class steps.
+const ntcModelPlain = 6
+
+// fieldBatch is how many gradient fields classSteps transforms at a time.
+const fieldBatch = 64
+
+// fieldWeights returns, for the metric's gradient fields, the mean over
+// fields and positions of class cl of the squared coefficient (cl, k) of
+// the field projected on the synthesis rows (w[k*ntcClasses+cl], as
+// classEnergy lays it out), the number of coefficients per class and
+// field, and the mean squared norm of a field. The coefficients of a field
+// g are those of an error whose first-order cost is (g . e)^2.
+func (c *ntcCodec) fieldWeights(tm *TaskMetric) ([]float64, []float64, float64) {
+	l := c.layout
+	K, D := c.k, c.dim
+	// A codec with a zero mean whose forward projection is the rows
+	// themselves.
+	pc := &ntcCodec{layout: l, dim: D, k: K, mean: make([]float32, D), blocks: c.blocks, groups: c.groups}
+	pc.fwdOnce.Do(func() {
+		pc.fwd = make([]float32, D*K)
+		for k := range K {
+			for d := range D {
+				pc.fwd[d*K+k] = c.basis[k*D+d]
+			}
+		}
+	})
+	tg := tm.ftok
+	w := make([]float64, K*ntcClasses)
+	var cnt []float64
+	var tr float64
+	src := make([]float32, min(fieldBatch, tm.nf)*l.Tokens*D)
+	for f0 := 0; f0 < tm.nf; f0 += fieldBatch {
+		nb := min(fieldBatch, tm.nf-f0)
+		for f := range nb {
+			g := tm.fields[(f0+f)*tg*D:][:tg*D]
+			copy(src[f*l.Tokens*D+l.Prefix*D:], g)
+			for _, v := range g {
+				tr += float64(v) * float64(v)
+			}
+		}
+		bw, bc := c.classEnergy(pc.transform(src[:nb*l.Tokens*D], nb))
+		for i, v := range bw {
+			w[i] += v * float64(nb) / float64(tm.nf)
+		}
+		cnt = bc
+		for i := range cnt {
+			cnt[i] /= float64(nb)
+		}
+	}
+	return w, cnt, tr / float64(tm.nf)
+}
+
+// classSteps returns the class step codes (K x ntcClasses,
+// component-major) of a fit in a metric with gradient fields. The weight
+// of coefficient (k, cl) is the blend of its plain squared-error cost,
+// |B_k|^2 for basis row B_k, and the fields' energy in it scaled as the
+// metric is (D Tg w / E|g|^2, Tg grid tokens), normalised so that its
+// mean over the component's coefficients is 1. Reverse water-filling in
+// that weight gives the coefficient a step proportional to weight^-1/2,
+// coded in 1/8 octave within 2^+-4.
+func (c *ntcCodec) classSteps(tm *TaskMetric) []int8 {
+	w, cnt, tr := c.fieldWeights(tm)
+	K, D := c.k, c.dim
+	b := tm.Blend
+	tg := float64(c.layout.GridH * c.layout.GridW)
+	csc := make([]int8, K*ntcClasses)
+	W := make([]float64, ntcClasses)
+	for k := range K {
+		var bn float64
+		for _, v := range c.basis[k*D : (k+1)*D] {
+			bn += float64(v) * float64(v)
+		}
+		var tot, nc float64
+		for cl := range ntcClasses {
+			W[cl] = (1-b)*bn + b*float64(D)*tg*w[k*ntcClasses+cl]/tr
+			tot += cnt[cl] * W[cl]
+			nc += cnt[cl]
+		}
+		for cl := 1; cl < ntcClasses; cl++ {
+			if cnt[cl] == 0 || !(W[cl] > 0) || !(tot > 0) {
+				continue
+			}
+			o := -0.5 * math.Log2(W[cl]*nc/tot)
+			csc[k*ntcClasses+cl] = int8(math.Max(-ntcClassStepMax, math.Min(ntcClassStepMax, math.Round(8*o))))
+		}
+	}
+	return csc
+}

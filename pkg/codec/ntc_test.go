@@ -230,6 +230,16 @@ func FuzzLoadModel(f *testing.F) {
 	f.Add(c.Model())
 	f.Add([]byte{})
 	f.Add(c.Model()[:20])
+	// Model version 7: class step codes from gradient fields.
+	tm, err := FieldsTaskMetric(coherentFields(l, 3, 1), 3, l.GridH*l.GridW, l.Dim)
+	if err != nil {
+		f.Fatal(err)
+	}
+	c7, err := newNTC(l, src, 4, Options{Ratio: 5, TaskMetric: tm})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(c7.Model())
 	got := make([]float32, len(src))
 	f.Fuzz(func(t *testing.T, model []byte) {
 		c2, err := loadNTC(l, model)

@@ -457,7 +457,30 @@ func (c *ntcCodec) StageSize(payload []byte, n int, mode StageMode) (int, error)
 	if err != nil {
 		return 0, err
 	}
+	if c.cscale != nil {
+		return 2 * n * c.layout.Values(), nil
+	}
 	return c.stageSize(&ch, mode), nil
+}
+
+// stageDecoded stages a chunk of a model with class steps (model version
+// 7): the host decodes it and stages the values as DeviceF16, rounded to
+// float16, since the learned codec's device programs do not apply the
+// class multipliers.
+func (c *ntcCodec) stageDecoded(dst []byte, payload []byte, n int) (Staged, error) {
+	nv := n * c.layout.Values()
+	if err := checkStageDst(dst, 2*nv); err != nil {
+		return Staged{}, err
+	}
+	v := make([]float32, nv)
+	if err := c.Decode(v, payload, n); err != nil {
+		return Staged{}, err
+	}
+	for i, x := range v {
+		h := f16.FromFloat32(x)
+		dst[i], dst[nv+i] = byte(h), byte(h>>8)
+	}
+	return Staged{Kind: DeviceF16, N: n, Size: 2 * nv}, nil
 }
 
 // deviceEntropy reports whether a chunk's entropy decoding goes to the
@@ -563,6 +586,9 @@ func (c *ntcCodec) stageStreams(dst []byte, ch *ntcChunk) Staged {
 // Stage implements Stager: it copies the coefficient streams or decodes
 // the symbols (see StageMode).
 func (c *ntcCodec) Stage(dst []byte, payload []byte, n int, mode StageMode) (Staged, error) {
+	if c.cscale != nil {
+		return c.stageDecoded(dst, payload, n)
+	}
 	l := c.layout
 	ch, err := c.parse(payload, n)
 	if err != nil {

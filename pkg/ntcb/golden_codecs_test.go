@@ -86,7 +86,14 @@ func goldenTokens(t *testing.T, in goldenInput) *Memory {
 // and its decoded values.
 func writeGoldenCodec(t *testing.T, spec codec.Spec, ntcbPath, npyPath string) {
 	t.Helper()
-	in := goldenInputFor(spec)
+	writeGoldenCodecWith(t, spec, goldenInputFor(spec), nil, ntcbPath, npyPath)
+}
+
+// writeGoldenCodecWith writes a golden file of the input in, fitted in
+// the task metric tm (nil for none).
+func writeGoldenCodecWith(t *testing.T, spec codec.Spec, in goldenInput, tm *codec.TaskMetric, ntcbPath, npyPath string) {
+	t.Helper()
+	in.opts.TaskMetric = tm
 	m := goldenTokens(t, in)
 	opts := Options{
 		Codec: spec.Name, CodecOptions: in.opts, ChunkBytes: in.chunkSamples * 2 * m.Tokens * m.Dim,
@@ -311,5 +318,48 @@ func TestModelV5Encodes(t *testing.T) {
 		if got[d] != src[d] {
 			t.Fatalf("prefix value %d: %g, want %g", d, got[d], src[d])
 		}
+	}
+}
+
+// TestGoldenClassSteps checks the learned codec's golden file of model
+// version 7 (testdata/golden/classsteps/ntc_model_v7.ntcb: the ntc golden
+// input fitted with gradient fields, so that its model carries class step
+// codes), which other readers must decode like the others.
+func TestGoldenClassSteps(t *testing.T) {
+	dir := filepath.Join(goldenCodecsDir, "classsteps")
+	ntcbPath := filepath.Join(dir, "ntc_model_v7.ntcb")
+	npyPath := filepath.Join(dir, "ntc_model_v7.decoded.npy")
+	if *update {
+		spec, err := codec.Lookup("ntc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := goldenInputFor(spec)
+		// Fields that vary slowly across the grid: the DC classes get finer
+		// steps, the high frequencies coarser ones.
+		const nf = 4
+		tg := in.gridH * in.gridW
+		f := make([]float32, nf*tg*in.dim)
+		for i := range nf {
+			for p := range tg {
+				y, x := p/in.gridW, p%in.gridW
+				for d := range in.dim {
+					f[(i*tg+p)*in.dim+d] = float32(math.Sin(float64(d*(i+1))) + 0.05*float64(y+x))
+				}
+			}
+		}
+		tm, err := codec.FieldsTaskMetric(f, nf, tg, in.dim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeGoldenCodecWith(t, spec, in, tm, ntcbPath, npyPath)
+	}
+	r := checkGolden(t, ntcbPath, npyPath)
+	m, err := r.Container().ReadModel(r.Container().Chunk(0).Codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[0] != 7 {
+		t.Fatalf("%s: model version %d, want 7", ntcbPath, m[0])
 	}
 }

@@ -1,11 +1,14 @@
 """Decoder of the learned codec "ntc" (codec id 5), ported from
 pkg/codec/ntc.go and pkg/codec/rans.go.
 
-Ported version: model versions 6, 5 and 4, payload versions 6, 5 and 4
+Ported version: model versions 7, 6, 5 and 4, payload versions 6, 5 and 4
 (ntcModelVersion and ntcPayloadVersion in ntc.go). The Go encoder writes
-model version 6 (5 when it appends to a dataset whose model is of version 5)
-and payload version 6; its reader, like this one, still reads model versions
-5 and 4 and payload versions 5 and 4.
+model version 6 (7 when fitted with a task metric's gradient fields, 5 when
+it appends to a dataset whose model is of version 5) and payload version 6;
+its reader, like this one, still reads model versions 5 and 4 and payload
+versions 5 and 4. Model version 7 is version 6 followed by K*32 int8 class
+step codes (component-major): the dequantized coefficient of component k
+and class cl is multiplied by 2^(code/8) (float32) before the inverse DCTs.
 
 Model layout (little-endian, as loadNTC reads it): a 22-byte header
 (version, flags 0, D and K as uint16, the step code as int32, quality kind
@@ -58,8 +61,9 @@ import numpy as np
 from .codecs import Codec, Layout, f16_to_f32
 from .errors import CorruptError
 
-MODEL_VERSION = 6  # what the Go encoder writes (5 when it appends to a dataset of a version 5 model)
-MODEL_VERSIONS = (4, 5, 6)  # model version 4 goes with payload versions 4 and 5; 6 adds the prefix means
+MODEL_VERSION = 6  # what the Go encoder writes (7 with class steps; 5 when it appends to a dataset of a version 5 model)
+MODEL_VERSIONS = (4, 5, 6, 7)  # model version 4 goes with payload versions 4 and 5; 6 adds the prefix means, 7 class steps
+CLASS_STEP_MAX = 32  # model version 7: class step codes within +-32 (multipliers 2^(code/8))
 PAYLOAD_VERSION = 6  # what the Go encoder writes
 PAYLOAD_VERSIONS = (4, 5, 6)  # what this reader reads (version 4 has no slices)
 MODEL_HEADER = 22
@@ -223,7 +227,8 @@ class NTC(Codec):
         tlo, thi = m[fixed - 2], m[fixed - 1]
         if tlo > thi or thi > BUCKETS:
             raise CorruptError(f"ntc rANS tables {tlo}..{thi}")
-        want = self._model_size(d, k, h16, _table_bytes(self.mver, tlo, thi), pm)
+        # Model version 7 ends with K*32 class step codes.
+        want = self._model_size(d, k, h16, _table_bytes(self.mver, tlo, thi), pm) + (CLASSES * k if self.mver >= 7 else 0)
         if len(m) != want:
             raise CorruptError(f"ntc model has {len(m)} bytes, want {want}")
         (step_code,) = struct.unpack_from("<i", m, 6)
@@ -296,6 +301,16 @@ class NTC(Codec):
             self.cent = np.zeros((BUCKETS, 2, 3), dtype=np.int8)
             self.cent[tlo:thi] = np.frombuffer(m, dtype=np.int8, count=6 * (thi - tlo), offset=p).reshape(-1, 2, 3)
             p += 6 * (thi - tlo)
+            # Model version 7: a step multiplier 2^(code/8) per component and
+            # class (int8 codes, component-major), applied to the dequantized
+            # coefficients.
+            self.csc = None
+            if self.mver >= 7:
+                csc = np.frombuffer(m, dtype=np.int8, count=CLASSES * k, offset=p).reshape(k, CLASSES)
+                p += CLASSES * k
+                if (np.abs(csc.astype(np.int16)) > CLASS_STEP_MAX).any() or csc[:, 0].any():
+                    raise CorruptError("ntc model: a class step code is out of range")
+                self.csc = csc
             self._P, self._A = [], []
             for b in range(BUCKETS):
                 for q in range(2):
@@ -304,6 +319,13 @@ class NTC(Codec):
                     self._A.extend(aa)
         self.blocks = self._grid_blocks()
         self._plans: dict[int, tuple] = {}
+        self._cmul = None
+        if getattr(self, "csc", None) is not None:
+            # _cmul[b, u, k]: the multiplier of frequency u of block b (its
+            # class: u for AC, 16 + the block's position in its group for DC).
+            mul = np.exp2(self.csc.astype(np.float64) / 8).astype(np.float32)  # [K, CLASSES]
+            cls = np.array([[u if u else BLOCK_SIZE + gpos for u in range(BLOCK_SIZE)] for _, _, _, gpos in self.blocks])
+            self._cmul = np.ascontiguousarray(np.transpose(mul[:, cls], (1, 2, 0))) if len(self.blocks) else None
 
     @staticmethod
     def _model_size(d: int, k: int, h16: int, nt: int, pm: int = 0) -> int:
@@ -434,6 +456,8 @@ class NTC(Codec):
             corr = -ch["offsets"][b, np.minimum(a, 3) - 1].astype(np.float32) / np.float32(256)
         r = (a.astype(np.float32) + corr).astype(np.float32) * step
         coef.reshape(-1)[np.asarray(at)] = np.where(v < 0, -r, r)
+        if self._cmul is not None:
+            coef *= self._cmul
         return {"prefix": prefix, "coef": coef, "outliers": outliers}
 
     @staticmethod

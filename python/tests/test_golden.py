@@ -133,7 +133,13 @@ def test_ntc_payload_compat(version):
 # version 6, with prefix means: what the Go encoder writes now) and the
 # golden file before model version 6 (version 5, which the Go encoder still
 # writes when it appends to a dataset of a version 5 model).
-NTC_MODELS = {5: os.path.join(COMPAT, "ntc_model_v5.ntcb"), 6: golden("ntc")}
+NTC_MODELS = {
+    5: os.path.join(COMPAT, "ntc_model_v5.ntcb"),
+    6: golden("ntc"),
+    # pkg/ntcb's TestGoldenClassSteps: the ntc golden input fitted with
+    # gradient fields, whose model carries class step codes.
+    7: os.path.join(GOLDEN, "classsteps", "ntc_model_v7.ntcb"),
+}
 
 
 def ntc_model(r):
@@ -165,6 +171,13 @@ def test_ntc_model_compat(version):
             assert np.abs(dec.pmean).max() > 0.1, "the golden file's prefix means should matter"
         else:
             assert dec.pmean is None
+        if version >= 7:
+            K = dec.k
+            assert dec.csc.shape == (K, 32) and (dec.csc[:, 0] == 0).all()
+            np.testing.assert_array_equal(dec.csc.reshape(-1), np.frombuffer(model, dtype=np.int8, offset=len(model) - 32 * K))
+            assert (dec.csc < 0).any() and (dec.csc > 0).any(), "the golden file's class steps should matter"
+        else:
+            assert getattr(dec, "csc", None) is None
         assert r.codec == "ntc" and r.shape == want.shape
         r.verify()
         got = r.read(range(len(r)))
@@ -175,10 +188,12 @@ def test_ntc_model_compat(version):
 
 def test_ntc_model_versions_of_goldens():
     """The golden file is what the Go encoder writes now (model version 6),
-    compat/ntc_model_v5.ntcb the file before it: the same samples."""
-    with ntcb.open(NTC_MODELS[6]) as r6, ntcb.open(NTC_MODELS[5]) as r5:
-        assert ntc_model(r6)[0][0] == 6 and ntc_model(r5)[0][0] == 5
+    compat/ntc_model_v5.ntcb the file before it, classsteps/ntc_model_v7.ntcb
+    the same input fitted with gradient fields: the same samples."""
+    with ntcb.open(NTC_MODELS[6]) as r6, ntcb.open(NTC_MODELS[5]) as r5, ntcb.open(NTC_MODELS[7]) as r7:
+        assert ntc_model(r6)[0][0] == 6 and ntc_model(r5)[0][0] == 5 and ntc_model(r7)[0][0] == 7
         assert r6.keys() == r5.keys() and r6.layout == r5.layout and r6.shape == r5.shape
+        assert r7.keys() == r6.keys() and r7.layout == r6.layout and r7.shape == r6.shape
 
 
 @pytest.mark.parametrize("name", sorted(EXACT))

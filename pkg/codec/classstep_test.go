@@ -1,0 +1,258 @@
+package codec
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/ntc-project/ntc/internal/f16"
+)
+
+// coherentFields returns nf gradient fields [nf, grid, D] that are nearly
+// constant across a sample's grid tokens (a random direction per field,
+// plus 10% noise): a tail that reads the tokens' mean, whose cost of an
+// error e is (a . sum_t e_t)^2, so that the DC classes matter most.
+func coherentFields(l Layout, nf int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 11))
+	tg := l.GridH * l.GridW
+	f := make([]float32, nf*tg*l.Dim)
+	a := make([]float64, l.Dim)
+	for i := range nf {
+		for d := range a {
+			a[d] = r.NormFloat64()
+		}
+		for t := range tg {
+			for d := range l.Dim {
+				f[(i*tg+t)*l.Dim+d] = float32(a[d] + 0.1*r.NormFloat64())
+			}
+		}
+	}
+	return f
+}
+
+// coherentCost returns the cost the coherent fields measure: the sum over
+// samples and fields of (g . (x - y))^2 over the grid tokens.
+func coherentCost(l Layout, x, y []float32, n int, fields []float32, nf int) float64 {
+	tg := l.GridH * l.GridW
+	var cost float64
+	for s := range n {
+		for f := range nf {
+			var dot float64
+			for t := range tg {
+				o := (s*l.Tokens + l.Prefix + t) * l.Dim
+				g := fields[(f*tg+t)*l.Dim:][:l.Dim]
+				for d := range l.Dim {
+					dot += float64(g[d]) * float64(x[o+d]-y[o+d])
+				}
+			}
+			cost += dot * dot
+		}
+	}
+	return cost
+}
+
+func fieldsMetric(t *testing.T, l Layout, nf int, seed uint64) *TaskMetric {
+	t.Helper()
+	tm, err := FieldsTaskMetric(coherentFields(l, nf, seed), nf, l.GridH*l.GridW, l.Dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+// TestClassSteps checks that a fit with gradient fields writes model
+// version 7 with finer steps where the fields' energy is (the DC classes
+// of coherent fields), that the model reloads to the same decoder, and
+// that the fields' cost falls against a fit in the same matrix without
+// them at about the same size.
+func TestClassSteps(t *testing.T) {
+	l := Layout{Tokens: 1 + 8*8, Dim: 24, Prefix: 1, GridH: 8, GridW: 8}
+	const n, chunk, nf = 48, 16, 24
+	src := synthTokens(l, n, 5)
+	tm := fieldsMetric(t, l, nf, 9)
+	c, ps, got := fitEncode(t, l, src, n, Options{Ratio: 8, ChunkSamples: chunk, TaskMetric: tm})
+	nc := c.(*ntcCodec)
+	if nc.mver != 7 || nc.Model()[0] != 7 || len(nc.csc) != ntcClasses*nc.k {
+		t.Fatalf("model version %d with %d class step codes for %d components", nc.mver, len(nc.csc), nc.k)
+	}
+	// Component 0: the DC of the DC group against the highest AC frequency.
+	if dc, ac := nc.csc[blockSize], nc.csc[blockSize-1]; dc >= ac || dc >= 0 {
+		t.Errorf("class step codes of component 0: DC %d, highest AC %d; want DC finer, below 0", dc, ac)
+	}
+	if p := nc.Params(); p["class_steps"] == nil || p["task_metric"].(map[string]any)["fields"] != nf {
+		t.Errorf("params %v", p)
+	}
+	lc, err := loadNTC(l, c.Model())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := decodeChunks(t, lc, ps, n, chunk); !sameFloats(again, got) {
+		t.Error("the reloaded model decodes differently")
+	}
+	if !sameCodings(encodeChunks(t, lc, src, n, chunk), ps) {
+		t.Error("the reloaded model encodes differently")
+	}
+
+	// The same matrix without the fields: a version 6 model.
+	plain, err := NewTaskMetric(tm.Normalized(), l.Dim, MetricMatrix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c6, ps6, got6 := fitEncode(t, l, src, n, Options{Ratio: 8, ChunkSamples: chunk, TaskMetric: plain})
+	if c6.(*ntcCodec).mver != 6 {
+		t.Fatalf("model version %d without fields", c6.(*ntcCodec).mver)
+	}
+	size := func(c Codec, ps [][]byte) int {
+		s := len(c.Model())
+		for _, p := range ps {
+			s += len(p)
+		}
+		return s
+	}
+	fields := tm.fields
+	with, without := coherentCost(l, src, got, n, fields, nf), coherentCost(l, src, got6, n, fields, nf)
+	t.Logf("fields' cost %.4g with class steps, %.4g without; %d and %d bytes", with, without, size(c, ps), size(c6, ps6))
+	if r := float64(size(c, ps)) / float64(size(c6, ps6)); r > 1.03 || r < 0.97 {
+		t.Errorf("sizes %d and %d differ by more than 3%%", size(c, ps), size(c6, ps6))
+	}
+	if with > 0.8*without {
+		t.Errorf("fields' cost %.4g with class steps, %.4g without: want at least 20%% less", with, without)
+	}
+}
+
+func sameFloats(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestClassStepsRejects checks the loader's checks of the class step
+// codes and the fit's checks of the fields.
+func TestClassStepsRejects(t *testing.T) {
+	l := ntcTestLayouts[0]
+	const n, nf = 8, 6
+	src := synthTokens(l, n, 2)
+	c, err := newNTC(l, src, n, Options{Ratio: 5, TaskMetric: fieldsMetric(t, l, nf, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Model()
+	codes := len(m) - ntcClasses*c.(*ntcCodec).k
+	for _, tc := range []struct {
+		name string
+		edit func([]byte) []byte
+		want string
+	}{
+		{"code too large", func(b []byte) []byte { b[codes+1] = 33; return b }, "class step code 33"},
+		{"code too small", func(b []byte) []byte { b[codes+2] = 0xdf; return b }, "class step code -33"},
+		{"class 0", func(b []byte) []byte { b[codes+ntcClasses] = 1; return b }, "component 1, class 0"},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, "want"},
+		{"version 6 with codes", func(b []byte) []byte { b[0] = 6; return b }, "want"},
+	} {
+		_, err := loadNTC(l, tc.edit(append([]byte(nil), m...)))
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+
+	tg := l.GridH * l.GridW
+	f := coherentFields(l, nf, 1)
+	if _, err := FieldsTaskMetric(f, nf, tg+1, l.Dim); !errors.Is(err, ErrMetric) {
+		t.Errorf("wrong count: %v", err)
+	}
+	f[5] = float32(math.NaN())
+	if _, err := FieldsTaskMetric(f, nf, tg, l.Dim); !errors.Is(err, ErrMetric) || !strings.Contains(err.Error(), "field 0, token 0, value 5") {
+		t.Errorf("NaN: %v", err)
+	}
+	if _, err := FieldsTaskMetric(make([]float32, nf*tg*l.Dim), nf, tg, l.Dim); !errors.Is(err, ErrMetric) {
+		t.Errorf("zero fields: %v", err)
+	}
+	// Fields of another grid than the layout's.
+	other := Layout{Tokens: 16, Dim: l.Dim, GridH: 4, GridW: 4}
+	tm, err := FieldsTaskMetric(coherentFields(other, 2, 1), 2, 16, l.Dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm.Source = "f.npy"
+	if _, err := newNTC(l, src, n, Options{TaskMetric: tm}); !errors.Is(err, ErrMetric) || !strings.Contains(err.Error(), "f.npy: gradient fields of 16 tokens for a 6x6 grid") {
+		t.Errorf("other grid: %v", err)
+	}
+}
+
+// TestFieldsTaskMetric checks M against its definition and that the hash
+// covers the fields.
+func TestFieldsTaskMetric(t *testing.T) {
+	l := Layout{Tokens: 4, Dim: 3, GridH: 2, GridW: 2}
+	const nf = 5
+	f := coherentFields(l, nf, 4)
+	tm, err := FieldsTaskMetric(f, nf, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := make([]float64, 9)
+	for i := range nf * 4 {
+		g := f[i*3:][:3]
+		for a := range 3 {
+			for b := range 3 {
+				m[a*3+b] += float64(g[a]) * float64(g[b]) / nf
+			}
+		}
+	}
+	want, err := NewTaskMetric(m, 3, MetricMatrix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range tm.Normalized() {
+		if math.Abs(v-want.norm[i]) > 1e-12 {
+			t.Fatalf("M[%d] = %g, want %g", i, v, want.norm[i])
+		}
+	}
+	if tm.Kind != MetricFields || tm.Fields() != nf || tm.SHA256() == want.SHA256() {
+		t.Errorf("kind %s, %d fields, hash equal to the matrix's: %v", tm.Kind, tm.Fields(), tm.SHA256() == want.SHA256())
+	}
+	before := want.SHA256()
+	again, _ := NewTaskMetric(m, 3, MetricMatrix)
+	if err := want.SetFields(f, nf, 4); err != nil || want.SHA256() == before {
+		t.Errorf("SetFields: %v, hash unchanged", err)
+	}
+	if err := again.SetFields(f, nf, 4); err != nil || again.SHA256() != want.SHA256() {
+		t.Errorf("SetFields twice: %v, hashes %x and %x", err, again.SHA256(), want.SHA256())
+	}
+}
+
+// TestStageClassSteps checks that a model with class steps stages the
+// host's decode as float16.
+func TestStageClassSteps(t *testing.T) {
+	l := ntcTestLayouts[0]
+	const n = 6
+	src := synthTokens(l, n, 8)
+	c, ps, want := fitEncode(t, l, src, n, Options{Ratio: 6, ChunkSamples: n, TaskMetric: fieldsMetric(t, l, 4, 2)})
+	p := ps[0]
+	st := c.(Stager)
+	size, err := st.StageSize(p, n, StageAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, size)
+	if _, err := st.Stage(buf[:size-1], p, n, StageAuto); !errors.Is(err, ErrBadLayout) {
+		t.Errorf("short buffer: %v", err)
+	}
+	s, err := st.Stage(buf, p, n, StageAuto)
+	if err != nil || s.Kind != DeviceF16 {
+		t.Fatalf("kind %d: %v", s.Kind, err)
+	}
+	got := refFinish(t, l, s, buf)
+	for i := range want {
+		if got[i] != f16.Round(want[i]) {
+			t.Fatalf("value %d: %g, want %g", i, got[i], f16.Round(want[i]))
+		}
+	}
+}
