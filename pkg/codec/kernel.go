@@ -225,3 +225,12 @@ func gemmGoKernel(a []float32, lda, groups int, b []float32, kc int, c []float32
 		}
 	}
 }
+
+// mulVec sets dst[i] *= m[i] (len(m) >= len(dst)): one rounded product
+// each, the same in assembly and Go.
+func mulVec(dst, m []float32) {
+	m = m[:len(dst)]
+	for i := mulVecAsm(dst, m); i < len(dst); i++ {
+		dst[i] *= m[i]
+	}
+}

@@ -132,3 +132,18 @@ func scaleInt8Asm(dst []float32, src []byte, scale float32) int {
 	scaleInt8AVX2(&dst[0], &src[0], n, scale)
 	return n
 }
+
+//go:noescape
+func mulVecAVX2(dst, m *float32, n int)
+
+// mulVecAsm does mulVec for the first multiple of 16 values with AVX2
+// when the machine has it and returns how many it did.
+func mulVecAsm(dst, m []float32) int {
+	n := len(dst) &^ 15
+	if !hasAVX2() || n == 0 {
+		return 0
+	}
+	_ = m[n-1]
+	mulVecAVX2(&dst[0], &m[0], n)
+	return n
+}

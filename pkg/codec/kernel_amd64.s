@@ -483,3 +483,27 @@ s8loop:
 s8done:
 	VZEROUPPER
 	RET
+
+// func mulVecAVX2(dst, m *float32, n int)
+// dst[i] *= m[i] for n values, n a multiple of 16.
+TEXT ·mulVecAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ m+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+
+mvloop:
+	CMPQ    AX, CX
+	JGE     mvdone
+	VMOVUPS (DI)(AX*4), Y0
+	VMOVUPS 32(DI)(AX*4), Y1
+	VMULPS  (SI)(AX*4), Y0, Y0
+	VMULPS  32(SI)(AX*4), Y1, Y1
+	VMOVUPS Y0, (DI)(AX*4)
+	VMOVUPS Y1, 32(DI)(AX*4)
+	ADDQ    $16, AX
+	JMP     mvloop
+
+mvdone:
+	VZEROUPPER
+	RET

@@ -17,3 +17,6 @@ func gemmKernel(lv, w int, a []float32, lda, groups int, b []float32, bstride, k
 
 // scaleInt8Asm does nothing without assembly.
 func scaleInt8Asm(dst []float32, src []byte, scale float32) int { return 0 }
+
+// mulVecAsm does nothing without assembly.
+func mulVecAsm(dst, m []float32) int { return 0 }

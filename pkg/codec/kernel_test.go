@@ -142,3 +142,30 @@ func TestScaleInt8(t *testing.T) {
 		}
 	}
 }
+
+// TestMulVec checks the decoder's product with the class step multipliers
+// at every vector level against one rounded product per value, bit for
+// bit, at lengths around the kernel's 16 values.
+func TestMulVec(t *testing.T) {
+	defer cpufeat.SetLevel(cpufeat.SetLevel(cpufeat.Active()))
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, lv := range cpufeat.Levels() {
+		cpufeat.SetLevel(lv)
+		for _, n := range []int{0, 1, 15, 16, 17, 31, 33, 192, 3072 + 5} {
+			x, m := make([]float32, n), make([]float32, n+3)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * 3)
+			}
+			for i := range m {
+				m[i] = float32(math.Exp2(float64(r.IntN(65)-32) / 8))
+			}
+			got := append([]float32(nil), x...)
+			mulVec(got, m)
+			for i := range got {
+				if want := x[i] * m[i]; math.Float32bits(got[i]) != math.Float32bits(want) {
+					t.Fatalf("%v: n %d: value %d is %g, want %g", lv, n, i, got[i], want)
+				}
+			}
+		}
+	}
+}

@@ -198,6 +198,10 @@ type ntcCodec struct {
 	// multiplies it back.
 	csc    []int8
 	cscale []float32
+	// cmul holds the multipliers laid out as one sample's coefficients
+	// (per block, class-major; 1 where a block has no such frequency), for
+	// the decoder's one vector product.
+	cmul []float32
 	// mver is the model version: 7 (6 with class step codes), 6, 5 (the
 	// same without prefix means), or 4 for the models of files with
 	// payload versions 4 and 5, which only decode.
@@ -457,6 +461,20 @@ func (c *ntcCodec) setClassSteps(csc []int8) {
 	for k := range K {
 		for cl := range ntcClasses {
 			c.cscale[cl*K+k] = float32(math.Exp2(float64(csc[k*ntcClasses+cl]) / 8))
+		}
+	}
+	blocks, _ := gridBlocks(c.layout)
+	c.cmul = make([]float32, len(blocks)*blockSize*K)
+	for i := range c.cmul {
+		c.cmul[i] = 1
+	}
+	for bi := range blocks {
+		g := &blocks[bi]
+		for fy := range int(g.bh) {
+			for fx := range int(g.bw) {
+				u := fy*blockSide + fx
+				copy(c.cmul[(bi*blockSize+u)*K:][:K], c.cscale[g.class(u)*K:][:K])
+			}
 		}
 	}
 }
@@ -1312,8 +1330,8 @@ func (c *ntcCodec) unpackTokenRows(dst []float32, ch *ntcChunk) {
 func (c *ntcCodec) synthesize(out []float32, s *ntcScratch) {
 	K := c.k
 	per := blockSize * K
-	if c.cscale != nil {
-		c.scaleCoef(s.coef, false)
+	if c.cmul != nil {
+		mulVec(s.coef[:len(c.cmul)], c.cmul)
 	}
 	var a [blockSide]float32
 	for gi := range c.groups {
@@ -1351,29 +1369,11 @@ func (c *ntcCodec) synthesize(out []float32, s *ntcScratch) {
 	c.packed.mulAdd(out[l.Prefix*l.Dim:], s.y, K, l.GridH*l.GridW, c.mean, s.ytmp)
 }
 
-// scaleCoef multiplies (or, with inv, divides) one sample's coefficients
-// by their classes' step multipliers.
-func (c *ntcCodec) scaleCoef(coef []float32, inv bool) {
-	K := c.k
-	for bi := range c.blocks {
-		g := &c.blocks[bi]
-		for fy := range int(g.bh) {
-			for fx := range int(g.bw) {
-				u := fy*blockSide + fx
-				cl := g.class(u)
-				row := coef[(bi*blockSize+u)*K:][:K]
-				m := c.cscale[cl*K:][:K]
-				if inv {
-					for k := range row {
-						row[k] /= m[k]
-					}
-				} else {
-					for k := range row {
-						row[k] *= m[k]
-					}
-				}
-			}
-		}
+// divideClassSteps divides one sample's coefficients by their classes'
+// step multipliers, as the encoder does before it quantizes.
+func (c *ntcCodec) divideClassSteps(coef []float32) {
+	for i, m := range c.cmul {
+		coef[i] /= m
 	}
 }
 

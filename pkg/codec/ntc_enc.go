@@ -88,8 +88,8 @@ func (c *ntcCodec) transform(src []float32, n int) *coefSet {
 	}
 	for s := range n {
 		c.forwardDC(cs, s, dcTmp)
-		if c.cscale != nil {
-			c.scaleCoef(cs.coef[s*cs.blocks*blockSize*K:][:cs.blocks*blockSize*K], true)
+		if c.cmul != nil {
+			c.divideClassSteps(cs.coef[s*cs.blocks*blockSize*K:][:cs.blocks*blockSize*K])
 		}
 	}
 	return cs
