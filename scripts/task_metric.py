@@ -82,8 +82,9 @@ def fisher_metric(tail, tokens, prefix: int = 1, draws: int = 32, batch: int = 1
     tokens is a float32 array [N, T, D]; returns a float64 [D, D] numpy
     array. fields, when given, is a writable array [N * draws, T - prefix,
     D] that receives every gradient field (row n * draws + d: sample n,
-    draw d), for experiments that need more than M (the spatial structure
-    of the tail's sensitivity)."""
+    draw d): the spatial structure of the tail's sensitivity, which M
+    averages away and `ntc fit --task-fields` turns into a step per
+    coefficient class."""
     import numpy as np
     import torch
 
@@ -194,7 +195,8 @@ def parse_args(argv):
     f.add_argument("--device", default="cpu")
     f.add_argument("-o", "--output", required=True, help="output .npy")
     f.add_argument("--fields", help="also write every gradient field to this .npy, float32 [samples * draws, "
-                   "grid tokens, D] (large: draws x the tokens' size)")
+                   "grid tokens, D], for ntc fit/encode --task-fields (large: 2 x draws x the float16 tokens' size; "
+                   "docs/results.md measured --draws 8)")
     f.add_argument("-q", "--quiet", action="store_true")
     lin = sub.add_parser("linear", help="M = W^T W of a linear layer (numpy)")
     lin.add_argument("weight", help="W.safetensors:NAME or W.npy, a [out, D] matrix")
