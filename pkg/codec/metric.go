@@ -155,8 +155,14 @@ func FieldsTaskMetric(fields []float32, n, tokens, dim int) (*TaskMetric, error)
 	if err := checkFields(fields, n, tokens, dim); err != nil {
 		return nil, err
 	}
-	var m mat.SymDense
-	m.SymOuterK(1, mat.NewDense(n*tokens, dim, f64s(fields)).T())
+	// M in float64, a few thousand rows at a time.
+	m := mat.NewSymDense(dim, nil)
+	rows := n * tokens
+	step := max(1, (1<<22)/dim)
+	for r := 0; r < rows; r += step {
+		e := min(rows, r+step)
+		m.SymRankK(m, 1, mat.NewDense(e-r, dim, f64s(fields[r*dim:e*dim])).T())
+	}
 	full := make([]float64, dim*dim)
 	for i := range dim {
 		for j := range dim {

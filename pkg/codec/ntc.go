@@ -448,7 +448,7 @@ func classStepBytes(mver uint8, k int) int {
 // component-major; nil for none) and their multipliers, and the model
 // version that stores them.
 func (c *ntcCodec) setClassSteps(csc []int8) {
-	c.csc, c.cscale = csc, nil
+	c.csc, c.cscale, c.cmul = csc, nil, nil
 	if csc == nil {
 		if c.mver == 7 {
 			c.mver = 6
