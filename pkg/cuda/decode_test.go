@@ -186,7 +186,21 @@ func testFiles(t *testing.T) []testFile {
 	m := &ntcb.Memory{Data: sampleTokens(t, n), N: n, Tokens: 197, Dim: 192}
 	opts := ntcb.Options{Codec: "ntc", ChunkBytes: 2 * 197 * 192 * 3, Prefix: 1, GridH: 14, GridW: 14, Workers: 1}
 	opts.CodecOptions.Ratio = 8
-	return append(files, encodeTestFile(t, "ntc/block10", m, opts, 1e-3))
+	files = append(files, encodeTestFile(t, "ntc/block10", m, opts, 1e-3))
+	// The same fitted with gradient fields (model version 7, class steps),
+	// whose chunks the host decodes and stages as float16.
+	const nf, grid = 3, 196
+	fields := make([]float32, nf*grid*192)
+	for i := range fields {
+		f, tok, c := i/(grid*192), i/192%grid, i%192
+		fields[i] = float32(math.Sin(float64(c*(f+2))) + 0.01*float64(tok))
+	}
+	tm, err := codec.FieldsTaskMetric(fields, nf, grid, 192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.CodecOptions.TaskMetric = tm
+	return append(files, encodeTestFile(t, "ntc/block10-classsteps", m, opts, 1e-3))
 }
 
 // sampleTokens returns the first n samples of the embedded real tokens
