@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
-
-	"github.com/ntc-project/ntc/internal/f16"
 )
 
 // coherentFields returns nf gradient fields [nf, grid, D] that are nearly
@@ -228,31 +226,47 @@ func TestFieldsTaskMetric(t *testing.T) {
 	}
 }
 
-// TestStageClassSteps checks that a model with class steps stages the
-// host's decode as float16.
+// TestStageClassSteps checks that a model with class steps stages its
+// chunks for the device programs like any other (both modes), with the
+// multipliers in the device model, and that the reference device program
+// decodes them as Decode does: on grids of several blocks per group side,
+// whose DC classes differ by the block's position in its group.
 func TestStageClassSteps(t *testing.T) {
-	l := ntcTestLayouts[0]
-	const n = 6
-	src := synthTokens(l, n, 8)
-	c, ps, want := fitEncode(t, l, src, n, Options{Ratio: 6, ChunkSamples: n, TaskMetric: fieldsMetric(t, l, 4, 2)})
-	p := ps[0]
-	st := c.(Stager)
-	size, err := st.StageSize(p, n, StageAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, size)
-	if _, err := st.Stage(buf[:size-1], p, n, StageAuto); !errors.Is(err, ErrBadLayout) {
-		t.Errorf("short buffer: %v", err)
-	}
-	s, err := st.Stage(buf, p, n, StageAuto)
-	if err != nil || s.Kind != DeviceF16 {
-		t.Fatalf("kind %d: %v", s.Kind, err)
-	}
-	got := refFinish(t, l, s, buf)
-	for i := range want {
-		if got[i] != f16.Round(want[i]) {
-			t.Fatalf("value %d: %g, want %g", i, got[i], f16.Round(want[i]))
+	for _, l := range stageLayouts[:3] {
+		const n, chunk = 12, 5
+		src := synthTokens(l, n, 8)
+		c, err := newNTC(l, src, n, Options{Ratio: 6, ChunkSamples: chunk, TaskMetric: fieldsMetric(t, l, 4, 2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc := c.(*ntcCodec)
+		m := nc.DeviceModel()
+		if m.Version != 7 || len(m.ClassMul) != ntcClasses*nc.k {
+			t.Fatalf("%+v: device model version %d with %d class multipliers for %d components", l, m.Version, len(m.ClassMul), nc.k)
+		}
+		distinct := map[float32]bool{}
+		for _, v := range m.ClassMul {
+			distinct[v] = true
+		}
+		if len(distinct) < 4 {
+			t.Fatalf("%+v: %d distinct class multipliers; the test needs steps that differ", l, len(distinct))
+		}
+		ps := encodeChunks(t, c, src, n, chunk)
+		want := decodeChunks(t, c, ps, n, chunk)
+		for _, mode := range []StageMode{StageAuto, StageHostEntropy} {
+			sz, err := nc.StageSize(ps[0], chunk, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, sz)
+			st, err := nc.Stage(buf, ps[0], chunk, mode)
+			if err != nil || (st.Kind != DeviceNTC && st.Kind != DeviceNTCStreams) || st.NTC.Model != m {
+				t.Fatalf("%+v mode %d: staged as kind %d: %v", l, mode, st.Kind, err)
+			}
+			got, _ := stageAndFinish(t, c, ps, n, chunk, mode)
+			if e := relErr(got, want); e > 1e-3 {
+				t.Errorf("%+v mode %d: staged decode differs from Decode by %.2g (relative)", l, mode, e)
+			}
 		}
 	}
 }

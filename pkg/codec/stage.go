@@ -204,7 +204,9 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stag
 // (|L| + R[b*8 + q*4 + min(M, 3)]) * Step, where q = |L| & 1 and M = (|L|
 // + q) >> 1 for a version 6 chunk's trellis buckets (b < 20: L is the
 // signed level 2M-q of a magnitude M coded with quantizer q), and q = 0,
-// M = |L| otherwise.
+// M = |L| otherwise; with a model of version 7 that value is then
+// multiplied by its class's Model.ClassMul entry (each product rounded to
+// float32, as the CPU decoder rounds them).
 //
 // A DeviceNTCStreams chunk holds instead, after the reconstruction table:
 //
@@ -255,6 +257,10 @@ const NTCEscape = math.MinInt16
 // table.
 const NTCBuckets = ntcBuckets
 
+// NTCClasses is the number of coefficient classes of a component, the
+// rows of NTCModel.ClassMul.
+const NTCClasses = ntcClasses
+
 // NTCModel holds the learned codec's constant tables for a device decoder.
 // It is made once per codec and shared by all its staged chunks.
 type NTCModel struct {
@@ -292,6 +298,13 @@ type NTCModel struct {
 	// value (code times scale, rounded) plus its mean, rounded. Outlier
 	// rows have no mean.
 	PrefixMean []uint16
+	// ClassMul is the step multiplier of every coefficient class and
+	// component (model version 7; nil before): a coefficient of class c
+	// and component k dequantizes as its value times ClassMul[c*K+k],
+	// rounded, where c is the frequency u (1..15) of an AC coefficient and
+	// 16 plus the block's position in its group for a DC coefficient
+	// (NTCClasses*K values).
+	ClassMul []float32
 }
 
 // NTCPlan holds the tables of one step code: which coefficients a block
@@ -382,6 +395,7 @@ func (c *ntcCodec) DeviceModel() *NTCModel {
 		for _, v := range c.pmean {
 			m.PrefixMean = append(m.PrefixMean, f16.FromFloat32(v))
 		}
+		m.ClassMul = c.cscale
 		if c.mver == 4 {
 			m.LUT = c.lut
 		} else {
@@ -457,30 +471,7 @@ func (c *ntcCodec) StageSize(payload []byte, n int, mode StageMode) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	if c.cscale != nil {
-		return 2 * n * c.layout.Values(), nil
-	}
 	return c.stageSize(&ch, mode), nil
-}
-
-// stageDecoded stages a chunk of a model with class steps (model version
-// 7): the host decodes it and stages the values as DeviceF16, rounded to
-// float16, since the learned codec's device programs do not apply the
-// class multipliers.
-func (c *ntcCodec) stageDecoded(dst []byte, payload []byte, n int) (Staged, error) {
-	nv := n * c.layout.Values()
-	if err := checkStageDst(dst, 2*nv); err != nil {
-		return Staged{}, err
-	}
-	v := make([]float32, nv)
-	if err := c.Decode(v, payload, n); err != nil {
-		return Staged{}, err
-	}
-	for i, x := range v {
-		h := f16.FromFloat32(x)
-		dst[i], dst[nv+i] = byte(h), byte(h>>8)
-	}
-	return Staged{Kind: DeviceF16, N: n, Size: 2 * nv}, nil
 }
 
 // deviceEntropy reports whether a chunk's entropy decoding goes to the
@@ -586,9 +577,6 @@ func (c *ntcCodec) stageStreams(dst []byte, ch *ntcChunk) Staged {
 // Stage implements Stager: it copies the coefficient streams or decodes
 // the symbols (see StageMode).
 func (c *ntcCodec) Stage(dst []byte, payload []byte, n int, mode StageMode) (Staged, error) {
-	if c.cscale != nil {
-		return c.stageDecoded(dst, payload, n)
-	}
 	l := c.layout
 	ch, err := c.parse(payload, n)
 	if err != nil {

@@ -141,6 +141,13 @@ func refNTC(out []float32, l Layout, st Staged, data []byte) error {
 				if q < 0 {
 					v = -v
 				}
+				if m.ClassMul != nil {
+					cl, k := uk/K, uk%K
+					if cl == 0 {
+						cl = blockSize + int(m.Blocks[b*20+2])
+					}
+					v *= m.ClassMul[cl*K+k]
+				}
 				coef[b*blockSize*K+uk] = v
 			}
 		}

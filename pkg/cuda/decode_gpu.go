@@ -80,6 +80,7 @@ func (b *devBuf) ensure(d *Device, n int64) error {
 type gpuModel struct {
 	weights, blocks, groups, dct, lut DevPtr
 	prefixMean                        DevPtr // 0 when the model has none
+	classMul                          DevPtr // 0 before model version 7
 }
 
 type gpuPlan struct {
@@ -144,7 +145,7 @@ func (g *gpu) close() error {
 	}
 	g.lanes = nil
 	for _, m := range g.models {
-		for _, p := range []DevPtr{m.weights, m.blocks, m.groups, m.dct, m.lut, m.prefixMean} {
+		for _, p := range []DevPtr{m.weights, m.blocks, m.groups, m.dct, m.lut, m.prefixMean, m.classMul} {
 			if p != 0 {
 				keep(g.dev.Free(p))
 			}
@@ -262,7 +263,7 @@ func (g *gpu) run(ln *gpuLane, chunk int, l codec.Layout, st codec.Staged, data,
 	}
 	bases := [numBuffers]DevPtr{
 		bufStaged: data, bufOut: out, bufY: ln.y.p, bufQ: ln.q.p, bufErr: ln.err,
-		bufWeights: m.weights, bufBlocks: m.blocks, bufGroups: m.groups, bufDCT: m.dct, bufLUT: m.lut, bufPrefixMean: m.prefixMean,
+		bufWeights: m.weights, bufBlocks: m.blocks, bufGroups: m.groups, bufDCT: m.dct, bufLUT: m.lut, bufPrefixMean: m.prefixMean, bufClassMul: m.classMul,
 		bufStart: p.start, bufIndex: p.index, bufShape: p.shape, bufBucket: p.bucket, bufOrder: p.order, bufOrderStart: p.orderStart,
 	}
 	addr := func(a devAddr) DevPtr {
@@ -330,7 +331,9 @@ func (g *gpu) model(m *codec.NTCModel) (*gpuModel, error) {
 			if dm.groups, err = upload(g.dev, m.Groups); err == nil {
 				if dm.dct, err = upload(g.dev, dct); err == nil {
 					if dm.lut, err = upload(g.dev, m.LUT); err == nil {
-						dm.prefixMean, err = upload(g.dev, m.PrefixMean)
+						if dm.prefixMean, err = upload(g.dev, m.PrefixMean); err == nil {
+							dm.classMul, err = upload(g.dev, m.ClassMul)
+						}
 					}
 				}
 			}

@@ -188,7 +188,8 @@ func testFiles(t *testing.T) []testFile {
 	opts.CodecOptions.Ratio = 8
 	files = append(files, encodeTestFile(t, "ntc/block10", m, opts, 1e-3))
 	// The same fitted with gradient fields (model version 7, class steps),
-	// whose chunks the host decodes and stages as float16.
+	// whose device programs multiply each coefficient by its class's step
+	// multiplier.
 	const nf, grid = 3, 196
 	fields := make([]float32, nf*grid*192)
 	for i := range fields {

@@ -161,6 +161,12 @@ func writeJob(dir string, chunk int, l codec.Layout, st codec.Staged, data []byt
 				v any
 			}{bufPrefixMean, m.PrefixMean})
 		}
+		if len(m.ClassMul) > 0 {
+			tables = append(tables, struct {
+				b devBuffer
+				v any
+			}{bufClassMul, m.ClassMul})
+		}
 		if p := st.NTC.Plan; p != nil {
 			tables = append(tables, []struct {
 				b devBuffer
@@ -279,6 +285,9 @@ func TestEmuKernels(t *testing.T) {
 	if versions[6] == 0 {
 		t.Errorf("no chunk of a version 6 model (with prefix means)")
 	}
+	if versions[7] == 0 {
+		t.Errorf("no chunk of a version 7 model (with class steps)")
+	}
 	t.Logf("chunks by rANS lanes: %v", lanes)
 	// ntc_entropy6 ran slices of every lane count.
 	for _, l := range []int{1, 8, 16} {
@@ -359,14 +368,12 @@ func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.Stag
 				}
 				dir := jobDir(t, fmt.Sprintf("%s-build%d-mode%d-f32%v", f.name, build, mode, f32))
 				var jobs []emuJob
-				staged := make([]codec.DeviceKind, c.NumChunks())
 				for i := range c.NumChunks() {
 					st, buf, _, err := f.r.StageChunk(i, nil, mode, newBuf)
 					if err != nil {
 						t.Fatalf("%s: %v", f.name, err)
 					}
 					kinds[st.Kind]++
-					staged[i] = st.Kind
 					if st.Kind == codec.DeviceNTCStreams && binary.LittleEndian.Uint32(buf[12:])>>8 == 1 {
 						lanes[int(buf[12])]++
 					}
@@ -398,7 +405,7 @@ func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.Stag
 					g := f
 					g.name = fmt.Sprintf("%s chunk %d (mode %d, f32 %v)", f.name, i, mode, f32)
 					checkDecoded(t, g, samples, outs[i], f32)
-					checkPrefixExact(t, g, samples, outs[i], f32, staged[i] == codec.DeviceF16)
+					checkPrefixExact(t, g, samples, outs[i], f32)
 				}
 				t.Logf("%s mode %d f32 %v: %d chunks in %v", f.name, mode, f32, c.NumChunks(), time.Since(t0).Round(time.Millisecond))
 			}
@@ -411,19 +418,14 @@ func emuFiles(t *testing.T, build emuBuild, files []testFile, modes []codec.Stag
 // decoder's bit for bit, whatever the file's tolerance: the learned codec
 // codes them as int8 rows (code times scale, rounded, plus, with a model
 // of version 6, the token's prefix mean, rounded), which ntc_rows
-// computes exactly as the CPU does. A chunk staged as float16 (the host
-// decoded it: a model with class steps) holds the CPU's values rounded to
-// float16, in float32 output too.
-func checkPrefixExact(t *testing.T, f testFile, samples []int, got []byte, f32, stagedF16 bool) {
+// computes exactly as the CPU does.
+func checkPrefixExact(t *testing.T, f testFile, samples []int, got []byte, f32 bool) {
 	t.Helper()
 	l := f.r.Layout()
 	v := l.Values()
 	for i, s := range samples {
 		for j := range l.Prefix * l.Dim {
 			w := f.want[s][j]
-			if stagedF16 {
-				w = f16.ToFloat32(f16.FromFloat32(w))
-			}
 			var g, wb uint32
 			if f32 {
 				g, wb = binary.LittleEndian.Uint32(got[4*(i*v+j):]), math.Float32bits(w)

@@ -46,6 +46,7 @@ const (
 	bufDCT
 	bufLUT
 	bufPrefixMean
+	bufClassMul
 	// A step code's tables (codec.NTCPlan), as uploaded.
 	bufStart
 	bufIndex
@@ -57,7 +58,7 @@ const (
 )
 
 var bufferNames = [numBuffers]string{"null", "staged", "out", "y", "q", "err", "weights", "blocks", "groups",
-	"dct", "lut", "prefixMean", "start", "index", "shape", "bucket", "order", "orderStart"}
+	"dct", "lut", "prefixMean", "classMul", "start", "index", "shape", "bucket", "order", "orderStart"}
 
 func (b devBuffer) String() string {
 	if b < numBuffers {
@@ -153,6 +154,14 @@ func ntcProgram(p program, chunk int, l codec.Layout, st codec.Staged, f32 int64
 			entries = ns.Plan.Entries
 			start, index, shape, bucket, order, orderStart = tbl(bufStart), tbl(bufIndex), tbl(bufShape), tbl(bufBucket), tbl(bufOrder), tbl(bufOrderStart)
 		}
+		// The class step multipliers (model version 7), or a null pointer.
+		cmul := tbl(bufNone)
+		if len(ns.Model.ClassMul) > 0 {
+			if len(ns.Model.ClassMul) != codec.NTCClasses*K {
+				return p, fmt.Errorf("cuda: chunk %d: %d class multipliers, want %d", chunk, len(ns.Model.ClassMul), codec.NTCClasses*K)
+			}
+			cmul = tbl(bufClassMul)
+		}
 		p.yBytes = int64(st.N) * int64(G) * int64(KP) * 2
 		grid := Dim3{X: len(ns.Model.Groups) / 18, Y: min(st.N, maxGridY), Z: (KP + synthKT - 1) / synthKT}
 		if st.Kind == codec.DeviceNTCStreams {
@@ -165,11 +174,11 @@ func ntcProgram(p program, chunk int, l codec.Layout, st codec.Staged, f32 int64
 				staged, q, tbl(bufLUT), start, shape, order, orderStart, bucket, tbl(bufErr),
 				int64(K), int64(entries), int64(len(ns.Model.Blocks)/20), int64(st.N), int64(chunk))
 			p.launch("ntc_synth32", grid, Dim3{X: synthThread},
-				staged, q, tbl(bufBlocks), tbl(bufGroups), tbl(bufDCT), start, index, shape, bucket, y,
+				staged, q, tbl(bufBlocks), tbl(bufGroups), tbl(bufDCT), start, index, shape, bucket, cmul, y,
 				int64(K), int64(KP), int64(entries), int64(G), int64(st.N))
 		} else {
 			p.launch("ntc_synth", grid, Dim3{X: synthThread},
-				staged, tbl(bufBlocks), tbl(bufGroups), tbl(bufDCT), start, index, shape, bucket, y,
+				staged, tbl(bufBlocks), tbl(bufGroups), tbl(bufDCT), start, index, shape, bucket, cmul, y,
 				int64(K), int64(KP), int64(entries), int64(G), int64(st.N), int64(ns.QOff), int64(ns.ExcOff))
 		}
 		elem := int64(2)

@@ -152,11 +152,14 @@ __device__ static int exception(const u8 *exc, int n, i64 e) {
 // block, and write the grid tokens' coefficients (then a 1 for the mean,
 // then zeros up to KP) as float16 rows of y, G rows per sample. The
 // symbols are the staged int16 ones with their exceptions, or (wide) the
-// int32 ones ntc_entropy wrote.
+// int32 ones ntc_entropy wrote. cmul, for a model of version 7 (null
+// before), holds the step multiplier of every coefficient class and
+// component (class c at cmul[c*K + k]: the frequency u of an AC
+// coefficient, 16 plus the block's position in its group for a DC one).
 template <bool wide>
 __device__ static void synth(const u8 *st, const int *q32, const int *blocks, const int *groups, const float *dct,
-                             const int *start, const int *index, const int *shape, const u8 *bucket, u16 *y, i64 K,
-                             i64 KP, i64 entries, i64 G, i64 N, i64 qoff, i64 excoff) {
+                             const int *start, const int *index, const int *shape, const u8 *bucket, const float *cmul,
+                             u16 *y, i64 K, i64 KP, i64 entries, i64 G, i64 N, i64 qoff, i64 excoff) {
   __shared__ float c[16 * 16 * ntcKT]; // [position in group][u][column]
   const int *gr = groups + (i64)bidx() * 18;
   const i64 k0 = (i64)bidz() * ntcKT;
@@ -204,6 +207,10 @@ __device__ static void synth(const u8 *st, const int *q32, const int *blocks, co
             v = mul_rn(add_rn((float)mag, recon[b * 8 + qz * 4 + (M < 3 ? M : 3)]), step);
             if (qv < 0)
               v = -v;
+            if (cmul) {
+              int cls = u == 0 ? 16 + blocks[(i64)gr[2 + p] * 20 + 2] : u;
+              v = mul_rn(v, cmul[(i64)cls * K + k]);
+            }
           }
         }
       }
@@ -264,14 +271,16 @@ __device__ static void synth(const u8 *st, const int *q32, const int *blocks, co
 
 extern "C" __global__ void ntc_synth(const u8 *st, const int *blocks, const int *groups, const float *dct,
                                      const int *start, const int *index, const int *shape, const u8 *bucket,
-                                     u16 *y, i64 K, i64 KP, i64 entries, i64 G, i64 N, i64 qoff, i64 excoff) {
-  synth<false>(st, 0, blocks, groups, dct, start, index, shape, bucket, y, K, KP, entries, G, N, qoff, excoff);
+                                     const float *cmul, u16 *y, i64 K, i64 KP, i64 entries, i64 G, i64 N, i64 qoff,
+                                     i64 excoff) {
+  synth<false>(st, 0, blocks, groups, dct, start, index, shape, bucket, cmul, y, K, KP, entries, G, N, qoff, excoff);
 }
 
 extern "C" __global__ void ntc_synth32(const u8 *st, const int *q32, const int *blocks, const int *groups,
                                        const float *dct, const int *start, const int *index, const int *shape,
-                                       const u8 *bucket, u16 *y, i64 K, i64 KP, i64 entries, i64 G, i64 N) {
-  synth<true>(st, q32, blocks, groups, dct, start, index, shape, bucket, y, K, KP, entries, G, N, 0, 0);
+                                       const u8 *bucket, const float *cmul, u16 *y, i64 K, i64 KP, i64 entries,
+                                       i64 G, i64 N) {
+  synth<true>(st, q32, blocks, groups, dct, start, index, shape, bucket, cmul, y, K, KP, entries, G, N, 0, 0);
 }
 
 // ntc_entropy: the first step of DeviceNTCStreams. One thread per slice

@@ -135,15 +135,16 @@ static const std::map<std::string, KernelDef> kernels = {
     {"fixed_dequant", {"ppiiiiii", [](const Arg *a) {
                          fixed_dequant((const u8 *)P(0), P(1), I(2), I(3), I(4), I(5), I(6), I(7));
                        }}},
-    {"ntc_synth", {"ppppppppp" "iiiiiii", [](const Arg *a) {
+    {"ntc_synth", {"pppppppppp" "iiiiiii", [](const Arg *a) {
                      ntc_synth((const u8 *)P(0), (const int *)P(1), (const int *)P(2), (const float *)P(3),
-                               (const int *)P(4), (const int *)P(5), (const int *)P(6), (const u8 *)P(7), (u16 *)P(8),
-                               I(9), I(10), I(11), I(12), I(13), I(14), I(15));
+                               (const int *)P(4), (const int *)P(5), (const int *)P(6), (const u8 *)P(7),
+                               (const float *)P(8), (u16 *)P(9), I(10), I(11), I(12), I(13), I(14), I(15), I(16));
                    }}},
-    {"ntc_synth32", {"pppppppppp" "iiiii", [](const Arg *a) {
+    {"ntc_synth32", {"ppppppppppp" "iiiii", [](const Arg *a) {
                        ntc_synth32((const u8 *)P(0), (const int *)P(1), (const int *)P(2), (const int *)P(3),
                                    (const float *)P(4), (const int *)P(5), (const int *)P(6), (const int *)P(7),
-                                   (const u8 *)P(8), (u16 *)P(9), I(10), I(11), I(12), I(13), I(14));
+                                   (const u8 *)P(8), (const float *)P(9), (u16 *)P(10), I(11), I(12), I(13), I(14),
+                                   I(15));
                      }}},
     {"ntc_entropy", {"ppppppppp" "iiiii", [](const Arg *a) {
                        ntc_entropy((const u8 *)P(0), (int *)P(1), (const unsigned *)P(2), (const int *)P(3),
