@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -151,14 +152,38 @@ type modelSummary struct {
 	Layout     codec.Layout   `json:"layout"`
 	DType      string         `json:"dtype"`
 	Params     map[string]any `json:"codec_params,omitempty"`
-	Tool       string         `json:"tool,omitempty"`
+	// ModelVersion is the model's format version (the learned codec's).
+	ModelVersion int    `json:"model_version,omitempty"`
+	Tool         string `json:"tool,omitempty"`
 	// The target the model was fitted for.
 	TargetRatio   float64 `json:"target_ratio,omitempty"`
 	TargetQuality string  `json:"target_quality,omitempty"`
 }
 
 func summarize(m *ntcb.Model) modelSummary {
-	return modelSummary{m.Codec, len(m.Blob), m.Layout, m.DType, m.Params, m.Tool, m.TargetRatio, m.TargetQuality}
+	return modelSummary{m.Codec, len(m.Blob), m.Layout, m.DType, m.Params, m.ModelVersion(), m.Tool, m.TargetRatio, m.TargetQuality}
+}
+
+// codecLine names a codec and its model's version, if it has one.
+func codecLine(name string, version int) string {
+	if version > 0 {
+		return fmt.Sprintf("%s (model version %d)", name, version)
+	}
+	return name
+}
+
+// printParams writes a codec's parameters one to a line, a nested map
+// (the task metric's record) as its pairs on one line.
+func printParams(tw io.Writer, params map[string]any) {
+	label := "codec params"
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		v := params[k]
+		if m, ok := v.(map[string]any); ok {
+			v = sortedPairs(m)
+		}
+		fmt.Fprintf(tw, "%s\t%s=%v\n", label, k, v)
+		label = ""
+	}
 }
 
 // inspectModel describes a model file (.ntcm, from 'ntc fit').
@@ -173,10 +198,8 @@ func inspectModel(g *globals, o *inspectOptions, in string, m *ntcb.Model, size 
 	l := m.Layout
 	tw := tabwriter.NewWriter(g.stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "file\t%s (model file, %d bytes)\n", in, size)
-	fmt.Fprintf(tw, "codec\t%s, model %d bytes\n", m.Codec, len(m.Blob))
-	if len(m.Params) > 0 {
-		fmt.Fprintf(tw, "codec params\t%s\n", sortedPairs(m.Params))
-	}
+	fmt.Fprintf(tw, "codec\t%s, model %d bytes\n", codecLine(m.Codec, m.ModelVersion()), len(m.Blob))
+	printParams(tw, m.Params)
 	fmt.Fprintf(tw, "fitted on\t[%d tokens, %d dims], dtype %s\n", l.Tokens, l.Dim, m.DType)
 	fmt.Fprintf(tw, "layout\t%d prefix + %dx%d grid\n", l.Prefix, l.GridH, l.GridW)
 	switch {
@@ -196,10 +219,8 @@ func printInfo(w io.Writer, path string, info ntcb.Info) {
 	fmt.Fprintf(tw, "file\t%s (format v%d, %d bytes)\n", path, info.Version, info.FileBytes)
 	fmt.Fprintf(tw, "samples\t%d x [%d tokens, %d dims], input dtype %s\n", info.Samples, l.Tokens, l.Dim, m.DType)
 	fmt.Fprintf(tw, "layout\t%d prefix + %dx%d grid\n", l.Prefix, l.GridH, l.GridW)
-	fmt.Fprintf(tw, "codec\t%s, %s\n", info.Codec, modelLine(info))
-	if len(m.CodecParams) > 0 {
-		fmt.Fprintf(tw, "codec params\t%s\n", sortedPairs(m.CodecParams))
-	}
+	fmt.Fprintf(tw, "codec\t%s, %s\n", codecLine(info.Codec, info.ModelVersion), modelLine(info))
+	printParams(tw, m.CodecParams)
 	fmt.Fprintf(tw, "chunks\t%d\n", len(info.Chunks))
 	fmt.Fprintf(tw, "ratio\t%.3fx against float16 (%d bytes), %.3f bits/value\n", info.Ratio, info.FP16Bytes, info.BitsPerValue)
 	fmt.Fprintf(tw, "written by\t%s\n", m.Tool)
@@ -210,13 +231,8 @@ func printInfo(w io.Writer, path string, info ntcb.Info) {
 }
 
 func sortedPairs(m map[string]any) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	s := ""
-	for i, k := range keys {
+	for i, k := range slices.Sorted(maps.Keys(m)) {
 		if i > 0 {
 			s += " "
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,14 +50,41 @@ func TestJSONEverywhere(t *testing.T) {
 	if v := jsonOf(t, 0, "fit", in, "-o", m, "--json", "--fit-samples", "4"); v["codec"] != "ntc" || v["model_bytes"] == nil {
 		t.Errorf("fit --json: %v", v)
 	}
-	if v := jsonOf(t, 0, "inspect", m, "--json"); v["kind"] != "model" || v["codec"] != "ntc" || v["layout"] == nil {
+	if v := jsonOf(t, 0, "inspect", m, "--json"); v["kind"] != "model" || v["codec"] != "ntc" || v["layout"] == nil || v["model_version"] != 6.0 {
 		t.Errorf("inspect --json of a model: %v", v)
 	}
 	if v := jsonOf(t, 0, "inspect", x, "--json"); v["kind"] != "data" {
 		t.Errorf("inspect --json of a data file: %v", v)
 	}
 	code, out, errs := ntc(t, "inspect", m)
-	if code != 0 || !strings.Contains(out, "model file") || !strings.Contains(out, "ntc") {
+	if code != 0 || !strings.Contains(out, "model file") || !strings.Contains(out, "ntc (model version 6)") {
 		t.Errorf("inspect of a model: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestInspectModelVersion checks that inspect names the model version of
+// the learned codec's files, old and new, and lists the codec's
+// parameters one to a line (the task metric's record as pairs).
+func TestInspectModelVersion(t *testing.T) {
+	golden := filepath.Join("..", "..", "testdata", "golden")
+	for _, c := range []struct {
+		file    string
+		version float64
+	}{{"compat/ntc_model_v5.ntcb", 5}, {"ntc.ntcb", 6}, {"classsteps/ntc_model_v7.ntcb", 7}} {
+		f := filepath.Join(golden, c.file)
+		if v := jsonOf(t, 0, "inspect", f, "--json"); v["model_version"] != c.version {
+			t.Errorf("inspect --json %s: model_version %v, want %v", c.file, v["model_version"], c.version)
+		}
+		code, out, errs := ntc(t, "inspect", f)
+		if code != 0 || !strings.Contains(out, fmt.Sprintf("ntc (model version %d)", int(c.version))) {
+			t.Errorf("inspect %s: exit %d\n%s%s", c.file, code, out, errs)
+		}
+		if c.version == 7 && (!strings.Contains(out, "\n              task_metric=blend=") || strings.Contains(out, "map[")) {
+			t.Errorf("inspect %s: task metric not listed as pairs on its own line:\n%s", c.file, out)
+		}
+	}
+	// Codecs without a model have no version.
+	if v := jsonOf(t, 0, "inspect", filepath.Join(golden, "int8.ntcb"), "--json"); v["model_version"] != nil {
+		t.Errorf("inspect --json int8.ntcb: model_version %v", v["model_version"])
 	}
 }

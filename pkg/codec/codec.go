@@ -100,6 +100,12 @@ type Codec interface {
 	Params() map[string]any
 }
 
+// Versioned is implemented by codecs whose models have a format version
+// (the learned codec's model version).
+type Versioned interface {
+	ModelVersion() int
+}
+
 // Splitter is implemented by codecs whose payloads can be read one sample
 // at a time. Split returns the length of a payload's head and of each of
 // its n samples' parts, in order: head + sum(parts) == len(payload). For any

@@ -368,6 +368,9 @@ func (c *ntcCodec) Params() map[string]any {
 	return p
 }
 
+// ModelVersion implements Versioned: 4 to 7 (see the format above).
+func (c *ntcCodec) ModelVersion() int { return int(c.mver) }
+
 const (
 	qualityNone = 0
 	qualitySNR  = 1

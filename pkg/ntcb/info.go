@@ -18,8 +18,12 @@ type Info struct {
 	Codec        string       `json:"codec"`
 	ModelBytes   int          `json:"model_bytes"`
 	ModelRefs    []ModelRef   `json:"model_refs,omitempty"`
-	Metadata     Metadata     `json:"metadata"`
-	Chunks       []ChunkInfo  `json:"chunks"`
+	// ModelVersion is the format version of the model the file holds
+	// (the learned codec's; 0 for codecs without a versioned model or a
+	// model held by reference).
+	ModelVersion int         `json:"model_version,omitempty"`
+	Metadata     Metadata    `json:"metadata"`
+	Chunks       []ChunkInfo `json:"chunks"`
 }
 
 // ModelRef describes a model that a file holds by reference: not stored
@@ -62,6 +66,11 @@ func (r *Reader) Info() Info {
 	for _, m := range r.c.Models() {
 		if !m.External {
 			info.ModelBytes += m.Length
+			if c, err := r.codecFor(m.Codec); err == nil && info.ModelVersion == 0 {
+				if v, ok := c.(codec.Versioned); ok {
+					info.ModelVersion = v.ModelVersion()
+				}
+			}
 			continue
 		}
 		name := fmt.Sprintf("id %d", m.Codec)

@@ -47,6 +47,19 @@ func (m *Model) codec() (codec.Codec, error) {
 	return c, nil
 }
 
+// ModelVersion returns the format version of the model (the learned
+// codec's), or 0 for a codec without one or a model that does not load.
+func (m *Model) ModelVersion() int {
+	c, err := m.codec()
+	if err != nil {
+		return 0
+	}
+	if v, ok := c.(codec.Versioned); ok {
+		return v.ModelVersion()
+	}
+	return 0
+}
+
 // taskMetric returns the record of the task metric m was fitted in, if
 // any (nil m has none).
 func (m *Model) taskMetric() (any, bool) {
