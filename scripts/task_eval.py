@@ -59,23 +59,16 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("original", help="the original tokens [N, T, D] (.npy)")
     ap.add_argument("decoded", nargs="+", help="decoded tokens (.npy), one or more files")
-    ap.add_argument("--weights", help="the model's weights (builtin, timm)")
-    ap.add_argument("--backend", default="builtin", choices=["builtin", "timm", "hf"])
-    ap.add_argument("--model", help="timm model name or Hugging Face model directory")
-    ap.add_argument("--start-block", type=int, required=True, help="first block of the tail (negative: from the end)")
-    ap.add_argument("--heads", type=int)
+    vit_tail.add_tail_args(ap)
     ap.add_argument("--samples", help="samples of the original to judge, e.g. 96-191 (default all)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     try:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise UsageError("task_eval needs torch (Debian's python3-torch, or pip install torch)") from None
+        vit_tail.require_torch("task_eval")
         import numpy as np
 
-        tail = vit_tail.make_tail(args.backend, args.weights, args.start_block, args.model, args.heads)
+        tail = vit_tail.make_tail_from(args)
         ref, idx = vit_tail.load_tokens(args.original, args.samples)
         logp_ref = head_probs(tail, ref, args.batch)
         rows = {}

@@ -181,11 +181,7 @@ def parse_args(argv):
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fisher", help="Fisher metric of a model's tail on tokens (torch)")
     f.add_argument("tokens", help="tokens [N, T, D] (.npy) the tail reads")
-    f.add_argument("--weights", help="the model's weights (.safetensors, .npz or torch state dict)")
-    f.add_argument("--backend", default="builtin", choices=["builtin", "timm", "hf"])
-    f.add_argument("--model", help="timm model name, or the local directory of a Hugging Face model")
-    f.add_argument("--start-block", type=int, required=True, help="first block of the tail (negative: from the end)")
-    f.add_argument("--heads", type=int, help="attention heads (builtin; default dim/64)")
+    vit_tail.add_tail_args(f)
     f.add_argument("--prefix", type=int, default=1, help="leading non-grid tokens (default 1, the CLS token)")
     f.add_argument("--samples", help="samples to use, e.g. 0-95 (default all)")
     f.add_argument("--draws", type=int, default=32, help="labels drawn per sample (default 32; fewer are faster and noisier)")
@@ -215,12 +211,9 @@ def main(argv=None) -> int:
         if args.cmd == "fisher":
             if args.draws < 1 or args.batch < 1:
                 raise UsageError("--draws and --batch must be at least 1")
-            try:
-                import torch  # noqa: F401
-            except ImportError:
-                raise UsageError("fisher needs torch (pip install torch, or Debian's python3-torch)") from None
+            vit_tail.require_torch("fisher")
             tokens, idx = vit_tail.load_tokens(args.tokens, args.samples)
-            tail = vit_tail.make_tail(args.backend, args.weights, args.start_block, args.model, args.heads, args.device)
+            tail = vit_tail.make_tail_from(args, args.device)
 
             def progress(done, total):
                 if not args.quiet and sys.stderr.isatty():

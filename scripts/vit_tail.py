@@ -236,6 +236,28 @@ class HFTail:
         return self.m.classifier(self.norm(x)[:, 0])
 
 
+def require_torch(tool: str):
+    """Raises UsageError, naming the tool, when torch is not installed."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{tool} needs torch (Debian's python3-torch, or pip install torch)") from None
+
+
+def add_tail_args(ap):
+    """The options that choose a model's tail (make_tail_from reads them)."""
+    ap.add_argument("--weights", help="the model's weights (.safetensors, .npz or torch state dict)")
+    ap.add_argument("--backend", default="builtin", choices=["builtin", "timm", "hf"])
+    ap.add_argument("--model", help="timm model name, or the local directory of a Hugging Face model")
+    ap.add_argument("--start-block", type=int, required=True, help="first block of the tail (negative: from the end)")
+    ap.add_argument("--heads", type=int, help="attention heads (builtin; default dim/64)")
+
+
+def make_tail_from(args, device="cpu"):
+    """The tail that add_tail_args' options choose."""
+    return make_tail(args.backend, args.weights, args.start_block, args.model, args.heads, device)
+
+
 def make_tail(backend: str, weights: str, start: int, model: str | None = None, heads: int | None = None, device="cpu"):
     """The tail for a backend: builtin (weights file), timm (model name +
     weights) or hf (model directory)."""

@@ -181,3 +181,65 @@ def test_deit_tiny_tail_matches_final_layer():
         got = tail.features(torch.tensor(x)).numpy()
     # The shared final-layer tokens are float16: equal to its rounding.
     assert np.abs(got - want).max() < 0.01
+
+
+def test_proto_block_steps_parts():
+    pb = load("proto_block_steps")
+    # Step multipliers: quarter octaves, within the 4-bit codes, geometric
+    # mean 1 per sample (to a rounding), finer where the weight is larger.
+    w = np.array([[1.0, 4.0, 0.25, 1.0], [2.0, 2.0, 2.0, 2.0], [1e6, 1e-6, 1.0, 1.0]])
+    m = pb.block_steps(w)
+    codes = 4 * np.log2(m)
+    assert np.allclose(codes, np.round(codes)) and codes.min() >= -8 and codes.max() <= 7
+    assert np.abs(codes.mean(1)).max() <= 0.5
+    assert m[0, 1] < m[0, 0] < m[0, 2] and np.allclose(m[1], 1)
+    # The Laplacian code lengths are those of a distribution.
+    q = np.arange(-200, 201)
+    for s in (0.05, 1.0, 7.0):
+        assert abs(np.exp2(-pb.laplace_bits(q, s)).sum() - 1) < 1e-6
+    # The transform is orthonormal: a fine step reconstructs the grid.
+    x = np.random.default_rng(7).normal(size=(5, 36, 8))
+    c = pb.Coder(x, 6, 6)
+    assert [b[2:] for b in c.blocks] == [(4, 4), (4, 2), (2, 4), (2, 2)]
+    y, bits = c.code(np.arange(5), 1e-6, np.ones((5, 4)))
+    np.testing.assert_allclose(y, x, atol=1e-5)
+    y, bits = c.at_rate(np.arange(5), np.ones((5, 4)), 2 * x.size)
+    assert 0.97 * 2 * x.size < bits <= 2 * x.size
+    # Static class steps: fields that are constant over the grid (all their
+    # energy in the DCs) make the DC steps finer than the AC ones, and with
+    # blend 0 every multiplier is 1.
+    g = np.broadcast_to(np.random.default_rng(8).normal(size=(3, 1, 8)), (3, 36, 8))
+    st = c.class_steps(g, 0.7)
+    assert [s.shape for s in st] == [(16, 8), (8, 8), (8, 8), (4, 8)]
+    assert all(s[0].max() < s[1:].min() for s in st)
+    assert all(np.all(s == 1) for s in c.class_steps(g, 0.0))
+
+
+def test_proto_block_steps_tiny_model(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pb = load("proto_block_steps")
+    w = str(tmp_path / "tiny.safetensors")
+    write_safetensors(w, tiny_vit(seed=8))
+    r = np.random.default_rng(9)
+    xs, gs = str(tmp_path / "x.npy"), str(tmp_path / "G.npy")
+    np.save(xs, r.normal(size=(6, 37, 8)).astype(np.float16))
+    np.save(gs, r.normal(size=(4 * 2, 36, 8)).astype(np.float32))
+    args = [xs, gs, "--samples", "1-4", "--weights", w, "--start-block", "-1", "--heads", "2", "--rates", "2,1"]
+    assert pb.main(args + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["rates"]
+    for rate in ("2.0", "1.0"):
+        for arm in ("one step", "block steps", "class steps", "class + block steps"):
+            a = out[rate][arm]
+            assert 0.97 * float(rate) < a["bits_per_value"] <= float(rate) + 1e-9
+            assert a["kl"] >= 0 and 0 <= a["agree"] <= 1
+        assert "block_kl_change" in out[rate] and "block_kl_change_over_class" in out[rate]
+    assert pb.main(args) == 0 and "KL change" in capsys.readouterr().out
+    # Tables that ignore the block steps cost bits on the blocks they move.
+    assert pb.main(args + ["--json", "--fixed-tables"]) == 0
+    fixed = json.loads(capsys.readouterr().out)["rates"]
+    assert fixed["1.0"]["one step"] == out["1.0"]["one step"]
+    # Fields of other samples, a bad blend, a grid that is not square.
+    assert pb.main([xs, gs, "--samples", "0-4", "--weights", w, "--start-block", "-1", "--heads", "2"]) == 2
+    assert pb.main(args + ["--blend", "2"]) == 2
+    assert pb.main(args + ["--prefix", "2"]) == 2
+    assert pb.main(args + ["--class-fields", xs]) == 2
