@@ -241,7 +241,7 @@ func TestStageClassSteps(t *testing.T) {
 		}
 		nc := c.(*ntcCodec)
 		m := nc.DeviceModel()
-		if m.Version != 7 || len(m.ClassMul) != ntcClasses*nc.k {
+		if m.Version != 7 || len(m.ClassMul) != len(nc.blocks)*blockSize*nc.k {
 			t.Fatalf("%+v: device model version %d with %d class multipliers for %d components", l, m.Version, len(m.ClassMul), nc.k)
 		}
 		distinct := map[float32]bool{}

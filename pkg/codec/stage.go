@@ -205,8 +205,8 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stag
 // + q) >> 1 for a version 6 chunk's trellis buckets (b < 20: L is the
 // signed level 2M-q of a magnitude M coded with quantizer q), and q = 0,
 // M = |L| otherwise; with a model of version 7 that value is then
-// multiplied by its class's Model.ClassMul entry (each product rounded to
-// float32, as the CPU decoder rounds them).
+// multiplied by its Model.ClassMul entry (the product rounded to float32,
+// as the CPU decoder rounds it).
 //
 // A DeviceNTCStreams chunk holds instead, after the reconstruction table:
 //
@@ -257,10 +257,6 @@ const NTCEscape = math.MinInt16
 // table.
 const NTCBuckets = ntcBuckets
 
-// NTCClasses is the number of coefficient classes of a component, the
-// rows of NTCModel.ClassMul.
-const NTCClasses = ntcClasses
-
 // NTCModel holds the learned codec's constant tables for a device decoder.
 // It is made once per codec and shared by all its staged chunks.
 type NTCModel struct {
@@ -298,12 +294,12 @@ type NTCModel struct {
 	// value (code times scale, rounded) plus its mean, rounded. Outlier
 	// rows have no mean.
 	PrefixMean []uint16
-	// ClassMul is the step multiplier of every coefficient class and
-	// component (model version 7; nil before): a coefficient of class c
-	// and component k dequantizes as its value times ClassMul[c*K+k],
-	// rounded, where c is the frequency u (1..15) of an AC coefficient and
-	// 16 plus the block's position in its group for a DC coefficient
-	// (NTCClasses*K values).
+	// ClassMul is the step multiplier of every coefficient of a sample
+	// (model version 7; nil before), laid out as the coefficient array
+	// of the device program: coefficient u*K+k of grid block b (u =
+	// fy*4+fx) dequantizes as its value times ClassMul[(b*16+u)*K+k],
+	// rounded (len(Blocks)/20 * 16 * K values; its class's multiplier,
+	// 1 outside the block).
 	ClassMul []float32
 }
 
@@ -395,7 +391,7 @@ func (c *ntcCodec) DeviceModel() *NTCModel {
 		for _, v := range c.pmean {
 			m.PrefixMean = append(m.PrefixMean, f16.FromFloat32(v))
 		}
-		m.ClassMul = c.cscale
+		m.ClassMul = c.cmul
 		if c.mver == 4 {
 			m.LUT = c.lut
 		} else {

@@ -142,11 +142,7 @@ func refNTC(out []float32, l Layout, st Staged, data []byte) error {
 					v = -v
 				}
 				if m.ClassMul != nil {
-					cl, k := uk/K, uk%K
-					if cl == 0 {
-						cl = blockSize + int(m.Blocks[b*20+2])
-					}
-					v *= m.ClassMul[cl*K+k]
+					v *= m.ClassMul[b*blockSize*K+uk]
 				}
 				coef[b*blockSize*K+uk] = v
 			}

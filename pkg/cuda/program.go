@@ -157,8 +157,8 @@ func ntcProgram(p program, chunk int, l codec.Layout, st codec.Staged, f32 int64
 		// The class step multipliers (model version 7), or a null pointer.
 		cmul := tbl(bufNone)
 		if len(ns.Model.ClassMul) > 0 {
-			if len(ns.Model.ClassMul) != codec.NTCClasses*K {
-				return p, fmt.Errorf("cuda: chunk %d: %d class multipliers, want %d", chunk, len(ns.Model.ClassMul), codec.NTCClasses*K)
+			if want := len(ns.Model.Blocks) / 20 * 16 * K; len(ns.Model.ClassMul) != want {
+				return p, fmt.Errorf("cuda: chunk %d: %d class multipliers, want %d", chunk, len(ns.Model.ClassMul), want)
 			}
 			cmul = tbl(bufClassMul)
 		}

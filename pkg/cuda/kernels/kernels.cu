@@ -153,9 +153,8 @@ __device__ static int exception(const u8 *exc, int n, i64 e) {
 // then zeros up to KP) as float16 rows of y, G rows per sample. The
 // symbols are the staged int16 ones with their exceptions, or (wide) the
 // int32 ones ntc_entropy wrote. cmul, for a model of version 7 (null
-// before), holds the step multiplier of every coefficient class and
-// component (class c at cmul[c*K + k]: the frequency u of an AC
-// coefficient, 16 plus the block's position in its group for a DC one).
+// before), holds the step multiplier of every coefficient of a sample:
+// coefficient u*K + k of block b at cmul[(b*16 + u)*K + k].
 template <bool wide>
 __device__ static void synth(const u8 *st, const int *q32, const int *blocks, const int *groups, const float *dct,
                              const int *start, const int *index, const int *shape, const u8 *bucket, const float *cmul,
@@ -207,10 +206,8 @@ __device__ static void synth(const u8 *st, const int *q32, const int *blocks, co
             v = mul_rn(add_rn((float)mag, recon[b * 8 + qz * 4 + (M < 3 ? M : 3)]), step);
             if (qv < 0)
               v = -v;
-            if (cmul) {
-              int cls = u == 0 ? 16 + blocks[(i64)gr[2 + p] * 20 + 2] : u;
-              v = mul_rn(v, cmul[(i64)cls * K + k]);
-            }
+            if (cmul)
+              v = mul_rn(v, cmul[((i64)gr[2 + p] * 16 + u) * K + k]);
           }
         }
       }
