@@ -321,26 +321,34 @@ func (g *gpu) model(m *codec.NTCModel) (*gpuModel, error) {
 		return dm, nil
 	}
 	dm := &gpuModel{}
-	var err error
 	dct := make([]uint32, len(m.DCT))
 	for i, v := range m.DCT {
 		dct[i] = math.Float32bits(v)
 	}
-	if dm.weights, err = upload(g.dev, m.Weights); err == nil {
-		if dm.blocks, err = upload(g.dev, m.Blocks); err == nil {
-			if dm.groups, err = upload(g.dev, m.Groups); err == nil {
-				if dm.dct, err = upload(g.dev, dct); err == nil {
-					if dm.lut, err = upload(g.dev, m.LUT); err == nil {
-						if dm.prefixMean, err = upload(g.dev, m.PrefixMean); err == nil {
-							dm.classMul, err = upload(g.dev, m.ClassMul)
-						}
-					}
+	// Upload the tables in turn; on a failure free what was uploaded.
+	ups := []struct {
+		dst *DevPtr
+		up  func() (DevPtr, error)
+	}{
+		{&dm.weights, func() (DevPtr, error) { return upload(g.dev, m.Weights) }},
+		{&dm.blocks, func() (DevPtr, error) { return upload(g.dev, m.Blocks) }},
+		{&dm.groups, func() (DevPtr, error) { return upload(g.dev, m.Groups) }},
+		{&dm.dct, func() (DevPtr, error) { return upload(g.dev, dct) }},
+		{&dm.lut, func() (DevPtr, error) { return upload(g.dev, m.LUT) }},
+		{&dm.prefixMean, func() (DevPtr, error) { return upload(g.dev, m.PrefixMean) }},
+		{&dm.classMul, func() (DevPtr, error) { return upload(g.dev, m.ClassMul) }},
+	}
+	for i, u := range ups {
+		p, err := u.up()
+		if err != nil {
+			for _, done := range ups[:i] {
+				if *done.dst != 0 {
+					g.dev.Free(*done.dst)
 				}
 			}
+			return nil, err
 		}
-	}
-	if err != nil {
-		return nil, err
+		*u.dst = p
 	}
 	g.models[m] = dm
 	return dm, nil

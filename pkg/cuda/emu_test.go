@@ -151,27 +151,21 @@ func writeJob(dir string, chunk int, l codec.Layout, st codec.Staged, data []byt
 	fill(bufErr.String(), 4, 0)
 	if st.Kind == codec.DeviceNTC || st.Kind == codec.DeviceNTCStreams {
 		m := st.NTC.Model
-		tables := []struct {
+		type table struct {
 			b devBuffer
 			v any
-		}{{bufWeights, m.Weights}, {bufBlocks, m.Blocks}, {bufGroups, m.Groups}, {bufDCT, m.DCT[:]}, {bufLUT, m.LUT}}
+		}
+		tables := []table{{bufWeights, m.Weights}, {bufBlocks, m.Blocks}, {bufGroups, m.Groups}, {bufDCT, m.DCT[:]}, {bufLUT, m.LUT}}
+		// The optional tables, when the model has them (a null pointer
+		// otherwise).
 		if len(m.PrefixMean) > 0 {
-			tables = append(tables, struct {
-				b devBuffer
-				v any
-			}{bufPrefixMean, m.PrefixMean})
+			tables = append(tables, table{bufPrefixMean, m.PrefixMean})
 		}
 		if len(m.ClassMul) > 0 {
-			tables = append(tables, struct {
-				b devBuffer
-				v any
-			}{bufClassMul, m.ClassMul})
+			tables = append(tables, table{bufClassMul, m.ClassMul})
 		}
 		if p := st.NTC.Plan; p != nil {
-			tables = append(tables, []struct {
-				b devBuffer
-				v any
-			}{{bufStart, p.Start}, {bufIndex, p.Index}, {bufShape, p.Shape}, {bufBucket, p.Bucket}, {bufOrder, p.Order}, {bufOrderStart, p.OrderStart}}...)
+			tables = append(tables, []table{{bufStart, p.Start}, {bufIndex, p.Index}, {bufShape, p.Shape}, {bufBucket, p.Bucket}, {bufOrder, p.Order}, {bufOrderStart, p.OrderStart}}...)
 		}
 		for _, tb := range tables {
 			if err := file(tb.b.String(), tb.v); err != nil {

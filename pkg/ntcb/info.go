@@ -66,9 +66,11 @@ func (r *Reader) Info() Info {
 	for _, m := range r.c.Models() {
 		if !m.External {
 			info.ModelBytes += m.Length
-			if c, err := r.codecFor(m.Codec); err == nil && info.ModelVersion == 0 {
-				if v, ok := c.(codec.Versioned); ok {
-					info.ModelVersion = v.ModelVersion()
+			if info.ModelVersion == 0 {
+				if c, err := r.codecFor(m.Codec); err == nil {
+					if v, ok := c.(codec.Versioned); ok {
+						info.ModelVersion = v.ModelVersion()
+					}
 				}
 			}
 			continue
