@@ -66,15 +66,16 @@ def grid_blocks(gh, gw):
 
 class Coder:
     """PCA + block DCT of a file's grid tokens [N, G, D], and the uniform
-    quantizer with a Laplacian rate model per (block, frequency, component)."""
+    quantizer with a Laplacian rate model per (block, frequency, component).
+    With fixed_tables the rate model's tables do not follow the block steps
+    (each class's table is the one for the step without them)."""
 
-    def __init__(self, grid, gh, gw):
+    def __init__(self, grid, gh, gw, fixed_tables=False):
         import numpy as np
 
-        n, g, d = grid.shape
         self.gh, self.gw, self.blocks = gh, gw, grid_blocks(gh, gw)
-        self.fixed_tables = False
-        flat = grid.reshape(-1, d)
+        self.fixed_tables = fixed_tables
+        flat = grid.reshape(-1, grid.shape[-1])
         self.mean = flat.mean(0)
         _, v = np.linalg.eigh(np.cov((flat - self.mean).T))
         self.basis = v[:, ::-1]
@@ -128,18 +129,15 @@ class Coder:
     def code(self, idx, step, mod, static=None):
         """Decoded grid tokens of samples idx and their bits, with block b
         of sample j quantized with step * mod[j, b] (times static[b], per
-        frequency and component, when given). With fixed_tables set the
-        rate model ignores mod: its tables do not follow the block steps."""
+        frequency and component, when given)."""
         import numpy as np
 
         bits, dec = 0.0, []
         for bi, c in enumerate(self.coefs):
-            st = step * mod[:, bi][:, None, None]
-            if static is not None:
-                st = st * static[bi][None]
+            base = step * (static[bi][None] if static is not None else np.ones((1, 1, 1)))
+            st = base * mod[:, bi][:, None, None]
             q = np.round(c[idx] / st)
-            tst = st / mod[:, bi][:, None, None] if self.fixed_tables else st
-            bits += laplace_bits(q, self.sigma[bi][None] / tst).sum()
+            bits += laplace_bits(q, self.sigma[bi][None] / (base if self.fixed_tables else st)).sum()
             dec.append(q * st)
         return self.inverse(dec, len(idx)), bits
 
@@ -225,7 +223,7 @@ def main(argv=None) -> int:
             raise UsageError(f"--rates {args.rates!r}: want numbers, comma-separated") from None
         if not rates or min(rates) <= 0:
             raise UsageError(f"--rates {args.rates!r}: want positive bits per value")
-        x, idx = vit_tail.load_tokens(args.tokens, None)
+        x, _ = vit_tail.load_tokens(args.tokens, None)
         x = x.astype(np.float64)
         sel = np.asarray(vit_tail.parse_samples(args.samples, len(x)))
         n, t, d = x.shape
@@ -244,8 +242,7 @@ def main(argv=None) -> int:
 
         fields = load_fields(args.fields, len(sel))
         cfields = load_fields(args.class_fields, 0) if args.class_fields else fields
-        coder = Coder(x[:, args.prefix:], side, side)
-        coder.fixed_tables = args.fixed_tables
+        coder = Coder(x[:, args.prefix:], side, side, args.fixed_tables)
         ones = np.ones((len(sel), len(coder.blocks)))
         blocks = block_steps(block_weights(fields, len(sel), coder.blocks, side, side, args.blend))
         static = coder.class_steps(cfields, args.class_blend)
