@@ -69,6 +69,34 @@ type dqScratch struct {
 	lb [ntcBuckets][2][ansEsc]float32
 }
 
+// trellisBits returns lambda times the bits of the magnitudes below the
+// escape of trellis entries (dqScratch.lb).
+func trellisBits(lambda float32, cost *ansCost) (lb [ntcBuckets][2][ansEsc]float32) {
+	for b := range ansPlainBucket {
+		for q := range 2 {
+			for m := range uint32(ansEsc) {
+				lb[b][q][m] = float32(lambda * dqBits(cost, b, q, m, 0))
+			}
+		}
+	}
+	return lb
+}
+
+// reset empties the slice in s.
+func (s *dqScratch) reset() {
+	s.a, s.neg, s.bk, s.at, s.qz = s.a[:0], s.neg[:0], s.bk[:0], s.at[:0], s.qz[:0]
+}
+
+// push appends a coefficient to the slice in s: v, its value in steps,
+// coded in bucket b, its symbol going to sym[at].
+func (s *dqScratch) push(v float32, b uint8, at int32) {
+	s.a = append(s.a, min(abs32(v), 1<<22))
+	s.neg = append(s.neg, v < 0)
+	s.bk = append(s.bk, b)
+	s.at = append(s.at, at)
+	s.qz = append(s.qz, 0)
+}
+
 // dqQuantize quantizes the coefficients of cs for a plan and step code
 // with the trellis: slice by slice and lane by lane as the decoder reads
 // them (lanes per slice, spp slices per sample), minimizing squared error
@@ -86,29 +114,17 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 	sym := make([]int32, cs.n*nb*P)
 	idx := c.shapeIndex(pl)
 	var sum, cnt [ntcBuckets][2][3]float64
-	var lb [ntcBuckets][2][ansEsc]float32
-	for b := range ansPlainBucket {
-		for q := range 2 {
-			for m := range uint32(ansEsc) {
-				lb[b][q][m] = float32(lambda * dqBits(cost, b, q, m, 0))
-			}
-		}
-	}
+	lb := trellisBits(lambda, cost)
 	// quantize runs slice k (sample k/spp, its (k%spp)-th slice).
 	quantize := func(s *dqScratch, k int) {
 		smp, j := k/spp, k%spp
-		s.a, s.neg, s.bk, s.at, s.qz = s.a[:0], s.neg[:0], s.bk[:0], s.at[:0], s.qz[:0]
+		s.reset()
 		for bi := j * nb / spp; bi < (j+1)*nb/spp; bi++ {
 			coef := cs.block(smp, bi)
 			base := int32((smp*nb + bi) * P)
 			for _, i := range idx[bi] {
 				e := &pl[i]
-				v := coef[int(e.u)*cs.stride+int(e.k)] * inv
-				s.a = append(s.a, min(abs32(v), 1<<22))
-				s.neg = append(s.neg, v < 0)
-				s.bk = append(s.bk, e.bucket)
-				s.at = append(s.at, base+i)
-				s.qz = append(s.qz, 0)
+				s.push(coef[int(e.u)*cs.stride+int(e.k)]*inv, e.bucket, base+i)
 			}
 		}
 		s.trellis(lanes, lambda, cost, sym)

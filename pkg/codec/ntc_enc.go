@@ -444,35 +444,48 @@ func unpackRows(dst []float32, dim int, idx []int32, rows []byte) {
 	}
 }
 
+// appendHead6 appends a version 6 payload's head.
+func appendHead6(dst []byte, stepCode int32, spp, lanes int) []byte {
+	dst = append(dst, ntcPayloadVersion, 0)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(stepCode))
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(spp))
+	return append(dst, byte(lanes))
+}
+
+// appendTokenRows appends sample s's prefix rows (of the prefix tokens
+// pidx) and its outliers, the leading indices of outl (s*Tokens+t, in
+// order), and returns outl without them.
+func (c *ntcCodec) appendTokenRows(dst []byte, src []float32, s int, pidx, outl []int32) ([]byte, []int32) {
+	l := c.layout
+	dst = c.appendPrefix(dst, src, pidx)
+	var mine []int32
+	for len(outl) > 0 && int(outl[0])/l.Tokens == s {
+		mine, outl = append(mine, outl[0]), outl[1:]
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(mine)))
+	t := l.Prefix - 1
+	for _, o := range mine {
+		u := int(o) % l.Tokens
+		dst = binary.AppendUvarint(dst, uint64(u-t-1))
+		t = u
+	}
+	return appendRows(dst, src, l.Dim, mine), outl
+}
+
 // appendPayload appends the payload of n samples given their symbols:
 // the head, then each sample's part.
 func (c *ntcCodec) appendPayload(dst []byte, src []float32, n int, pl []planEntry, sym []int32, stepCode int32, tabs []*ansEncTable) []byte {
 	l := c.layout
 	spp := c.slicesPerSample()
 	lanes := c.lanesFor(pl, spp)
-	dst = append(dst, ntcPayloadVersion, 0)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(stepCode))
-	dst = binary.LittleEndian.AppendUint16(dst, uint16(spp))
-	dst = append(dst, byte(lanes))
+	dst = appendHead6(dst, stepCode, spp, lanes)
 	outl := c.outliers(src, n)
 	idx := c.shapeIndex(pl)
 	nb := len(c.blocks)
 	var e sliceEncoder
 	pidx := c.prefixIndex(n)
 	for s := range n {
-		dst = c.appendPrefix(dst, src, pidx[s*l.Prefix:(s+1)*l.Prefix])
-		var mine []int32
-		for len(outl) > 0 && int(outl[0])/l.Tokens == s {
-			mine, outl = append(mine, outl[0]), outl[1:]
-		}
-		dst = binary.AppendUvarint(dst, uint64(len(mine)))
-		t := l.Prefix - 1
-		for _, o := range mine {
-			u := int(o) % l.Tokens
-			dst = binary.AppendUvarint(dst, uint64(u-t-1))
-			t = u
-		}
-		dst = appendRows(dst, src, l.Dim, mine)
+		dst, outl = c.appendTokenRows(dst, src, s, pidx[s*l.Prefix:(s+1)*l.Prefix], outl)
 		if spp > 0 {
 			dst = e.encodeSlices(dst, pl, sym[s*nb*len(pl):(s+1)*nb*len(pl)], idx, nb, spp, lanes, tabs)
 		}
