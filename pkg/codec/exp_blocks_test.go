@@ -28,7 +28,9 @@ import (
 // the whole file) and codes samples 96-191, with block steps from Gb;
 // fold b the other way round. NTC_EXP_RATIO (16), NTC_EXP_BLEND (the
 // fields' share in the block weights, 0.3), NTC_EXP_DC=1 (the block's
-// code also on its DC-group entries). The reconstructions go to
+// code also on its DC-group entries), NTC_EXP_SAMPLE=1 (one step per
+// sample instead, from its total field energy against all samples', on
+// all its coefficients). The reconstructions go to
 // blocks_{a,b}_{base,steps,over}.npy in the folder, all 192 samples (the
 // others as the original), for scripts/task_eval.py --samples: "steps"
 // is the block steps' payload at the finest step no larger than the one
@@ -41,6 +43,10 @@ func TestBlockStepsExperiment(t *testing.T) {
 	}
 	ratio, blend := envFloat(t, "NTC_EXP_RATIO", 16), envFloat(t, "NTC_EXP_BLEND", 0.3)
 	dcToo := os.Getenv("NTC_EXP_DC") != ""
+	perSample := os.Getenv("NTC_EXP_SAMPLE") != ""
+	if perSample {
+		dcToo = true
+	}
 	data, n := loadShared(t, "deit_tiny_block10_dev.npy")
 	l := deitLayout
 	v := l.Values()
@@ -90,6 +96,9 @@ func TestBlockStepsExperiment(t *testing.T) {
 
 		hg, hs := loadNPY(t, filepath.Join(dir, fold.held+".npy"))
 		codes := c.blockCodes(fieldEnergy(hg, hs, n/2), n/2, blend)
+		if perSample {
+			codes = c.sampleCodes(fieldEnergy(hg, hs, n/2), n/2, blend)
+		}
 		size := func(d int32) int { _, s := c.blockStepPayload(src, n/2, codes, d, dcToo, nil); return s }
 		// The finest step whose payload is no larger, and the next finer:
 		// the size jumps where the classes' buckets change (every 32 step
@@ -174,6 +183,34 @@ func (c *ntcCodec) blockCodes(w []float64, n int, blend float64) []int8 {
 		mc := math.Round(tot / float64(nb))
 		for bi := range nb {
 			codes[s*nb+bi] = int8(math.Max(-8, math.Min(7, cs[bi]-mc)))
+		}
+	}
+	return codes
+}
+
+// sampleCodes returns blockCodes' codes for one step per sample: every
+// block of sample s gets the code of the sample's total weight over the
+// mean of all samples'.
+func (c *ntcCodec) sampleCodes(w []float64, n int, blend float64) []int8 {
+	g, nb := c.layout.GridH*c.layout.GridW, len(c.blocks)
+	tot := make([]float64, n)
+	mean := 0.0
+	for s := range n {
+		for _, x := range w[s*g : (s+1)*g] {
+			tot[s] += x
+		}
+		mean += tot[s] / float64(n)
+	}
+	cs := make([]float64, n)
+	avg := 0.0
+	for s := range n {
+		cs[s] = math.Max(-8, math.Min(7, math.Round(-2*math.Log2((1-blend)+blend*tot[s]/max(mean, 1e-300)))))
+		avg += cs[s] / float64(n)
+	}
+	codes := make([]int8, n*nb)
+	for s := range n {
+		for bi := range nb {
+			codes[s*nb+bi] = int8(math.Max(-8, math.Min(7, cs[s]-math.Round(avg))))
 		}
 	}
 	return codes
