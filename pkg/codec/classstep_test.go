@@ -1,7 +1,9 @@
 package codec
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -109,7 +111,7 @@ func TestClassSteps(t *testing.T) {
 		}
 		return s
 	}
-	fields := tm.fields
+	fields := tm.fields.(*sliceFields).f
 	with, without := coherentCost(l, src, got, n, fields, nf), coherentCost(l, src, got6, n, fields, nf)
 	t.Logf("fields' cost %.4g with class steps, %.4g without; %d and %d bytes", with, without, size(c, ps), size(c6, ps6))
 	if r := float64(size(c, ps)) / float64(size(c6, ps6)); r > 1.03 || r < 0.97 {
@@ -268,5 +270,88 @@ func TestStageClassSteps(t *testing.T) {
 				t.Errorf("%+v mode %d: staged decode differs from Decode by %.2g (relative)", l, mode, e)
 			}
 		}
+	}
+}
+
+// countingFields is a FieldSource over fields in memory that records its
+// reads and fails the read of pass fail (0 never; a pass reads field 0).
+type countingFields struct {
+	sliceFields
+	reads, most, passes, fail int
+}
+
+func (c *countingFields) ReadFields(first int, dst []float32) error {
+	if first == 0 {
+		c.passes++
+	}
+	if c.passes == c.fail {
+		return fmt.Errorf("read of pass %d failed", c.passes)
+	}
+	c.reads++
+	c.most = max(c.most, len(dst))
+	return c.sliceFields.ReadFields(first, dst)
+}
+
+// TestFieldSource checks that fields read from a source, a few at a time,
+// give the metric and the fit that the same fields in memory give, bit for
+// bit; that a fit reads them at most fieldBatch at a time; and that a
+// failed read fails the metric or the fit with the source's error.
+func TestFieldSource(t *testing.T) {
+	l := Layout{Tokens: 1 + 6*6, Dim: 16, Prefix: 1, GridH: 6, GridW: 6}
+	const n, nf = 24, 150
+	tg := l.GridH * l.GridW
+	f := coherentFields(l, nf, 3)
+	src := synthTokens(l, n, 4)
+	want, err := FieldsTaskMetric(f, nf, tg, l.Dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := &countingFields{sliceFields: sliceFields{f, nf, tg, l.Dim}}
+	got, err := FieldsTaskMetricFrom(cf, l.Dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SHA256() != want.SHA256() || got.Fields() != nf || cf.passes != 2 {
+		t.Errorf("hash %x, want %x; %d fields; %d passes, want 2", got.SHA256(), want.SHA256(), got.Fields(), cf.passes)
+	}
+	cw, err := newNTC(l, src, n, Options{Ratio: 6, ChunkSamples: 8, TaskMetric: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf.reads, cf.most = 0, 0
+	cg, err := newNTC(l, src, n, Options{Ratio: 6, ChunkSamples: 8, TaskMetric: got})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(cg.Model(), cw.Model()) {
+		t.Error("the fit with fields from a source made another model than with the same fields in memory")
+	}
+	if want := (nf + fieldBatch - 1) / fieldBatch; cf.reads != want || cf.most != fieldBatch*tg*l.Dim {
+		t.Errorf("the fit read the fields in %d reads of at most %d values, want %d of %d", cf.reads, cf.most, want, fieldBatch*tg*l.Dim)
+	}
+
+	// Batches never pass fieldBuffer values: fields of more than half of
+	// it go one at a time.
+	big := &countingFields{sliceFields: sliceFields{make([]float32, 3*(fieldBuffer/2+1)), 3, 1, fieldBuffer/2 + 1}}
+	if err := eachFields(big, big.dm, 64, func(int, []float32) error { return nil }); err != nil || big.reads != 3 || big.most != fieldBuffer/2+1 {
+		t.Errorf("fields over half the buffer: %v, %d reads of at most %d values", err, big.reads, big.most)
+	}
+
+	for pass, where := range map[int]string{1: "matrix", 2: "hash"} {
+		if _, err := FieldsTaskMetricFrom(&countingFields{sliceFields: sliceFields{f, nf, tg, l.Dim}, fail: pass}, l.Dim); err == nil || !strings.Contains(err.Error(), "failed") {
+			t.Errorf("failed read in the %s pass: %v", where, err)
+		}
+	}
+	bad := &countingFields{sliceFields: sliceFields{f, nf, tg, l.Dim}, fail: 3}
+	tm, err := FieldsTaskMetricFrom(bad, l.Dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm.Source = "g.npy"
+	if _, err := newNTC(l, src, n, Options{Ratio: 6, TaskMetric: tm}); err == nil || !strings.Contains(err.Error(), "task fields g.npy: read of pass 3 failed") {
+		t.Errorf("failed read in the fit: %v", err)
+	}
+	if _, err := FieldsTaskMetricFrom(&sliceFields{nil, 1, 1, maxFieldsDim + 1}, maxFieldsDim+1); !errors.Is(err, ErrMetric) {
+		t.Errorf("fields of %d dims: %v", maxFieldsDim+1, err)
 	}
 }

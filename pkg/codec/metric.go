@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"math/big"
 
@@ -35,10 +36,6 @@ const (
 	MetricFields = "fields"
 )
 
-// maxFieldValues bounds the gradient fields a task metric holds (2^28
-// float32 values, 1 GiB).
-const maxFieldValues = 1 << 28
-
 // TaskMetric is the distortion measure the learned codec fits when told
 // to: a token x decoded as x^ costs
 //
@@ -62,11 +59,68 @@ type TaskMetric struct {
 	dim  int
 	norm []float64 // D M / trace(M), symmetric
 	sum  [32]byte
-	// fields holds nf gradient fields of ftok tokens (SetFields), nil
-	// for none: with them a fit also sets a step per coefficient class.
-	fields []float32
+	// fields gives nf gradient fields of ftok tokens (SetFieldSource),
+	// nil for none: with them a fit also sets a step per coefficient
+	// class.
+	fields FieldSource
 	nf     int
 	ftok   int
+}
+
+// FieldSource gives a task metric its gradient fields [n, tokens, D], a
+// few at a time, so that neither the metric nor a fit holds them all
+// (ntcb reads them from a file this way). The fields are read three
+// times, in order: for the matrix (FieldsTaskMetricFrom), for the
+// metric's check and hash (SetFieldSource), and by a fit, for the class
+// steps. Every read must return the same values.
+type FieldSource interface {
+	// FieldShape returns the number of fields and the tokens of each.
+	FieldShape() (n, tokens int)
+	// ReadFields reads whole fields into dst (tokens*D values each),
+	// field first first.
+	ReadFields(first int, dst []float32) error
+}
+
+// sliceFields is the FieldSource of fields held in memory.
+type sliceFields struct {
+	f             []float32
+	n, tokens, dm int
+}
+
+func (s *sliceFields) FieldShape() (int, int) { return s.n, s.tokens }
+
+func (s *sliceFields) ReadFields(first int, dst []float32) error {
+	copy(dst, s.f[first*s.tokens*s.dm:])
+	return nil
+}
+
+// maxFieldsDim bounds the dimension of gradient fields that
+// FieldsTaskMetricFrom makes a matrix of: 8192, a 512 MiB matrix, which a
+// small fields file could otherwise demand whatever its size.
+const maxFieldsDim = 8192
+
+// fieldBuffer bounds the values of the fields read at a time: 2^22
+// (16 MiB), at least one field.
+const fieldBuffer = 1 << 22
+
+// eachFields calls f with src's fields in order, up to batch at a time
+// (fewer when that would pass fieldBuffer values, at least one): the
+// index of the first and their values, which f must not keep.
+func eachFields(src FieldSource, dim, batch int, f func(first int, g []float32) error) error {
+	n, tokens := src.FieldShape()
+	per := tokens * dim
+	batch = max(1, min(batch, fieldBuffer/per, n))
+	buf := make([]float32, batch*per)
+	for first := 0; first < n; first += batch {
+		b := buf[:min(batch, n-first)*per]
+		if err := src.ReadFields(first, b); err != nil {
+			return err
+		}
+		if err := f(first, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewTaskMetric validates m, a [dim, dim] row-major matrix, and returns it
@@ -117,30 +171,39 @@ func NewTaskMetric(m []float64, dim int, kind string) (*TaskMetric, error) {
 	return t, nil
 }
 
-// hash sets the metric's SHA-256: of the trace-normalised matrix, then of
-// the fields (float32, little-endian) when there are any.
+// hash sets the metric's SHA-256 of the trace-normalised matrix, with no
+// fields; SetFieldSource adds them.
 func (t *TaskMetric) hash() {
+	t.normHash().Sum(t.sum[:0])
+}
+
+// normHash returns a SHA-256 that has taken the trace-normalised matrix
+// (float64, little-endian).
+func (t *TaskMetric) normHash() hash.Hash {
 	h := sha256.New()
 	var b [8]byte
 	for _, v := range t.norm {
 		binary.LittleEndian.PutUint64(b[:], math.Float64bits(v))
 		h.Write(b[:])
 	}
-	for _, v := range t.fields {
-		binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
-		h.Write(b[:4])
-	}
-	h.Sum(t.sum[:0])
+	return h
 }
 
-// checkFields validates n gradient fields of tokens x dim values.
-func checkFields(fields []float32, n, tokens, dim int) error {
-	if n <= 0 || tokens <= 0 || dim <= 0 || n*tokens*dim > maxFieldValues || len(fields) != n*tokens*dim {
-		return fmt.Errorf("%w: %d values for %d gradient fields of [%d, %d] (at most %d values)", ErrMetric, len(fields), n, tokens, dim, maxFieldValues)
+// checkFieldShape validates the shape of n gradient fields of tokens x
+// dim values.
+func checkFieldShape(n, tokens, dim int) error {
+	if n <= 0 || tokens <= 0 || dim <= 0 || tokens > math.MaxInt32/dim || n > math.MaxInt/(tokens*dim) {
+		return fmt.Errorf("%w: %d gradient fields of [%d, %d]", ErrMetric, n, tokens, dim)
 	}
-	for i, v := range fields {
+	return nil
+}
+
+// checkFieldValues reports the first value of fields first, first+1, ...
+// (g, tokens x dim values each) that is not finite.
+func checkFieldValues(g []float32, first, tokens, dim int) error {
+	for i, v := range g {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("%w: field %d, token %d, value %d is %g", ErrMetric, i/(tokens*dim), i/dim%tokens, i%dim, v)
+			return fmt.Errorf("%w: field %d, token %d, value %d is %g", ErrMetric, first+i/(tokens*dim), i/dim%tokens, i%dim, v)
 		}
 	}
 	return nil
@@ -152,17 +215,58 @@ func checkFields(fields []float32, n, tokens, dim int) error {
 // to one sample's tokens (scripts/task_metric.py fisher --fields): M =
 // mean over fields of sum_t g_t g_t^T, with the fields set (SetFields).
 func FieldsTaskMetric(fields []float32, n, tokens, dim int) (*TaskMetric, error) {
-	if err := checkFields(fields, n, tokens, dim); err != nil {
+	if err := checkFieldShape(n, tokens, dim); err != nil {
 		return nil, err
 	}
-	// M in float64, a few thousand rows at a time.
-	m := mat.NewSymDense(dim, nil)
-	rows := n * tokens
-	step := max(1, (1<<22)/dim)
-	for r := 0; r < rows; r += step {
-		e := min(rows, r+step)
-		m.SymRankK(m, 1, mat.NewDense(e-r, dim, f64s(fields[r*dim:e*dim])).T())
+	if len(fields) != n*tokens*dim {
+		return nil, fmt.Errorf("%w: %d values for %d gradient fields of [%d, %d]", ErrMetric, len(fields), n, tokens, dim)
 	}
+	return FieldsTaskMetricFrom(&sliceFields{fields, n, tokens, dim}, dim)
+}
+
+// FieldsTaskMetricFrom is FieldsTaskMetric with the fields read from src
+// (of dim values per token), a few at a time; the metric keeps src.
+func FieldsTaskMetricFrom(src FieldSource, dim int) (*TaskMetric, error) {
+	n, tokens := src.FieldShape()
+	if err := checkFieldShape(n, tokens, dim); err != nil {
+		return nil, err
+	}
+	if dim > maxFieldsDim {
+		return nil, fmt.Errorf("%w: gradient fields of %d dims (at most %d: their matrix is D x D float64)", ErrMetric, dim, maxFieldsDim)
+	}
+	// M in float64, step token rows at a time (whatever the fields'
+	// batches, so that M does not depend on them).
+	m := mat.NewSymDense(dim, nil)
+	step := max(1, (1<<22)/dim)
+	rows := make([]float32, 0, min(step, n*tokens)*dim)
+	rows64 := make([]float64, cap(rows))
+	flush := func() {
+		if len(rows) > 0 {
+			r := rows64[:len(rows)]
+			for i, v := range rows {
+				r[i] = float64(v)
+			}
+			m.SymRankK(m, 1, mat.NewDense(len(rows)/dim, dim, r).T())
+			rows = rows[:0]
+		}
+	}
+	err := eachFields(src, dim, n, func(first int, g []float32) error {
+		if err := checkFieldValues(g, first, tokens, dim); err != nil {
+			return err
+		}
+		for len(g) > 0 {
+			k := min(len(g), cap(rows)-len(rows))
+			rows, g = append(rows, g[:k]...), g[k:]
+			if len(rows) == cap(rows) {
+				flush()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	flush()
 	full := make([]float64, dim*dim)
 	for i := range dim {
 		for j := range dim {
@@ -173,15 +277,7 @@ func FieldsTaskMetric(fields []float32, n, tokens, dim int) (*TaskMetric, error)
 	if err != nil {
 		return nil, err
 	}
-	return t, t.SetFields(fields, n, tokens)
-}
-
-func f64s(v []float32) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
-	}
-	return out
+	return t, t.SetFieldSource(src)
 }
 
 // SetFields gives the metric n gradient fields [n, tokens, D] (as
@@ -193,18 +289,45 @@ func f64s(v []float32) []float64 {
 // says. The fields must be the grid tokens of the layout being fitted.
 // The metric's SHA-256 then covers the fields.
 func (t *TaskMetric) SetFields(fields []float32, n, tokens int) error {
-	if err := checkFields(fields, n, tokens, t.dim); err != nil {
+	if err := checkFieldShape(n, tokens, t.dim); err != nil {
 		return err
 	}
+	if len(fields) != n*tokens*t.dim {
+		return fmt.Errorf("%w: %d values for %d gradient fields of [%d, %d]", ErrMetric, len(fields), n, tokens, t.dim)
+	}
+	return t.SetFieldSource(&sliceFields{fields, n, tokens, t.dim})
+}
+
+// SetFieldSource is SetFields with the fields read from src, a few at a
+// time: the metric keeps src, and a fit reads it again.
+func (t *TaskMetric) SetFieldSource(src FieldSource) error {
+	n, tokens := src.FieldShape()
+	if err := checkFieldShape(n, tokens, t.dim); err != nil {
+		return err
+	}
+	h := t.normHash()
 	var tr float64
-	for _, v := range fields {
-		tr += float64(v) * float64(v)
+	var b []byte
+	err := eachFields(src, t.dim, n, func(first int, g []float32) error {
+		if err := checkFieldValues(g, first, tokens, t.dim); err != nil {
+			return err
+		}
+		b = b[:0]
+		for _, v := range g {
+			tr += float64(v) * float64(v)
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if !(tr > 0) {
 		return fmt.Errorf("%w: the gradient fields are all zero", ErrMetric)
 	}
-	t.fields, t.nf, t.ftok = fields, n, tokens
-	t.hash()
+	t.fields, t.nf, t.ftok = src, n, tokens
+	h.Sum(t.sum[:0])
 	return nil
 }
 

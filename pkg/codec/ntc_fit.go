@@ -111,7 +111,11 @@ func newNTC(l Layout, train []float32, n int, opts Options) (Codec, error) {
 	}
 	full.lambda = ntcLambda
 	if tm := full.task; tm != nil && tm.fields != nil {
-		full.setClassSteps(full.classSteps(tm))
+		csc, err := full.classSteps(tm)
+		if err != nil {
+			return nil, fmt.Errorf("task fields %s: %w", tm.Source, err)
+		}
+		full.setClassSteps(csc)
 	}
 	cs := full.transform(full.fillOutliers(train, n, full.outliers(train, n)), n)
 	full.fitSigma(cs)
@@ -866,7 +870,7 @@ const fieldBatch = 64
 // classEnergy lays it out), the number of coefficients per class and
 // field, and the mean squared norm of a field. The coefficients of a field
 // g are those of an error whose first-order cost is (g . e)^2.
-func (c *ntcCodec) fieldWeights(tm *TaskMetric) ([]float64, []float64, float64) {
+func (c *ntcCodec) fieldWeights(tm *TaskMetric) ([]float64, []float64, float64, error) {
 	l := c.layout
 	K, D := c.k, c.dim
 	// A codec with a zero mean whose forward projection is the rows
@@ -885,12 +889,12 @@ func (c *ntcCodec) fieldWeights(tm *TaskMetric) ([]float64, []float64, float64) 
 	var cnt []float64
 	var tr float64
 	src := make([]float32, min(fieldBatch, tm.nf)*l.Tokens*D)
-	for f0 := 0; f0 < tm.nf; f0 += fieldBatch {
-		nb := min(fieldBatch, tm.nf-f0)
+	err := eachFields(tm.fields, D, fieldBatch, func(_ int, g []float32) error {
+		nb := len(g) / (tg * D)
 		for f := range nb {
-			g := tm.fields[(f0+f)*tg*D:][:tg*D]
-			copy(src[f*l.Tokens*D+l.Prefix*D:], g)
-			for _, v := range g {
+			gf := g[f*tg*D:][:tg*D]
+			copy(src[f*l.Tokens*D+l.Prefix*D:], gf)
+			for _, v := range gf {
 				tr += float64(v) * float64(v)
 			}
 		}
@@ -902,8 +906,12 @@ func (c *ntcCodec) fieldWeights(tm *TaskMetric) ([]float64, []float64, float64) 
 		for i := range cnt {
 			cnt[i] /= float64(nb)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, err
 	}
-	return w, cnt, tr / float64(tm.nf)
+	return w, cnt, tr / float64(tm.nf), nil
 }
 
 // classSteps returns the class step codes (K x ntcClasses,
@@ -914,8 +922,11 @@ func (c *ntcCodec) fieldWeights(tm *TaskMetric) ([]float64, []float64, float64) 
 // mean over the component's coefficients is 1. Reverse water-filling in
 // that weight gives the coefficient a step proportional to weight^-1/2,
 // coded in 1/8 octave within 2^+-4.
-func (c *ntcCodec) classSteps(tm *TaskMetric) []int8 {
-	w, cnt, tr := c.fieldWeights(tm)
+func (c *ntcCodec) classSteps(tm *TaskMetric) ([]int8, error) {
+	w, cnt, tr, err := c.fieldWeights(tm)
+	if err != nil {
+		return nil, err
+	}
 	K, D := c.k, c.dim
 	b := tm.Blend
 	tg := float64(c.layout.GridH * c.layout.GridW)
@@ -940,5 +951,5 @@ func (c *ntcCodec) classSteps(tm *TaskMetric) []int8 {
 			csc[k*ntcClasses+cl] = int8(math.Max(-ntcClassStepMax, math.Min(ntcClassStepMax, math.Round(8*o))))
 		}
 	}
-	return csc
+	return csc, nil
 }
