@@ -448,8 +448,9 @@ func classStepBytes(mver uint8, k int) int {
 }
 
 // setClassSteps sets the class step codes (K x ntcClasses,
-// component-major; nil for none) and their multipliers, and the model
-// version that stores them.
+// component-major; nil for none) and their multipliers (per coefficient
+// of the grid's blocks, c.blocks), and the model version that stores
+// them.
 func (c *ntcCodec) setClassSteps(csc []int8) {
 	c.csc, c.cscale, c.cmul = csc, nil, nil
 	if csc == nil {
@@ -466,13 +467,12 @@ func (c *ntcCodec) setClassSteps(csc []int8) {
 			c.cscale[cl*K+k] = float32(math.Exp2(float64(csc[k*ntcClasses+cl]) / 8))
 		}
 	}
-	blocks, _ := gridBlocks(c.layout)
-	c.cmul = make([]float32, len(blocks)*blockSize*K)
+	c.cmul = make([]float32, len(c.blocks)*blockSize*K)
 	for i := range c.cmul {
 		c.cmul[i] = 1
 	}
-	for bi := range blocks {
-		g := &blocks[bi]
+	for bi := range c.blocks {
+		g := &c.blocks[bi]
 		for fy := range int(g.bh) {
 			for fx := range int(g.bw) {
 				u := fy*blockSide + fx
@@ -553,6 +553,7 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 		mver:     mver,
 		othr:     math.Float32frombits(binary.LittleEndian.Uint32(model[18:])),
 	}
+	c.blocks, c.groups = gridBlocks(l)
 	if !(c.othr >= 0 && c.othr <= math.MaxFloat32) {
 		return nil, fmt.Errorf("%w: ntc outlier threshold %g", ErrCorrupt, c.othr)
 	}
@@ -681,7 +682,6 @@ func (c *ntcCodec) finish() {
 	}
 	c.packed = packMat(c.basis, c.k, c.dim)
 	c.fwdOnce, c.fwd = sync.Once{}, nil
-	c.blocks, c.groups = gridBlocks(c.layout)
 	if c.mver == 4 {
 		c.lut = ransLUT(c.tabs[:])
 		return

@@ -182,6 +182,7 @@ func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio
 func fitPCA(l Layout, train []float32, n int, tm *TaskMetric) *ntcCodec {
 	D := l.Dim
 	c := &ntcCodec{layout: l, dim: D, mean: make([]float32, D), pmean: prefixMeans(l, train, n), mver: ntcModelPlain, atabs: priorANSTables()}
+	c.blocks, c.groups = gridBlocks(l)
 	if tm != nil && tm.Blend > 0 {
 		c.task = tm
 	}
@@ -475,7 +476,7 @@ func (c *ntcCodec) truncate(k int) *ntcCodec {
 		bscale:   c.bscale[:k],
 		stepCode: c.stepCode, qkind: c.qkind, qtarget: c.qtarget, lambda: c.lambda, othr: c.othr,
 		mver: c.mver, pmean: c.pmean, atabs: c.atabs, tlo: c.tlo, thi: c.thi,
-		fit: c.fit, task: c.task,
+		fit: c.fit, task: c.task, blocks: c.blocks, groups: c.groups,
 	}
 	if c.csc != nil {
 		t.setClassSteps(c.csc[:k*ntcClasses])
