@@ -30,7 +30,9 @@ import (
 // fields' share in the block weights, 0.3), NTC_EXP_DC=1 (the block's
 // code also on its DC-group entries), NTC_EXP_SAMPLE=1 (one step per
 // sample instead, from its total field energy against all samples', on
-// all its coefficients). The reconstructions go to
+// all its coefficients), NTC_EXP_CODES=F.npy (one given code per sample
+// of the whole file, [N, 1, 1], on all its coefficients). The
+// reconstructions go to
 // blocks_{a,b}_{base,steps,over}.npy in the folder, all 192 samples (the
 // others as the original), for scripts/task_eval.py --samples: "steps"
 // is the block steps' payload at the finest step no larger than the one
@@ -98,6 +100,17 @@ func TestBlockStepsExperiment(t *testing.T) {
 		codes := c.blockCodes(fieldEnergy(hg, hs, n/2), n/2, blend)
 		if perSample {
 			codes = c.sampleCodes(fieldEnergy(hg, hs, n/2), n/2, blend)
+		}
+		if p := os.Getenv("NTC_EXP_CODES"); p != "" {
+			// Given codes per sample of the whole file, [N, 1, 1].
+			v, _ := loadNPY(t, p)
+			nb := len(c.blocks)
+			for s := range n / 2 {
+				for bi := range nb {
+					codes[s*nb+bi] = int8(v[lo+s])
+				}
+			}
+			dcToo = true
 		}
 		size := func(d int32) int { _, s := c.blockStepPayload(src, n/2, codes, d, dcToo, nil); return s }
 		// The finest step whose payload is no larger, and the next finer:
