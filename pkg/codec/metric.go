@@ -87,6 +87,18 @@ type sliceFields struct {
 	n, tokens, dm int
 }
 
+// newSliceFields checks the shape of n fields of tokens x dim values
+// against len(fields) and returns their FieldSource.
+func newSliceFields(fields []float32, n, tokens, dim int) (*sliceFields, error) {
+	if err := checkFieldShape(n, tokens, dim); err != nil {
+		return nil, err
+	}
+	if len(fields) != n*tokens*dim {
+		return nil, fmt.Errorf("%w: %d values for %d gradient fields of [%d, %d]", ErrMetric, len(fields), n, tokens, dim)
+	}
+	return &sliceFields{fields, n, tokens, dim}, nil
+}
+
 func (s *sliceFields) FieldShape() (int, int) { return s.n, s.tokens }
 
 func (s *sliceFields) ReadFields(first int, dst []float32) error {
@@ -215,13 +227,11 @@ func checkFieldValues(g []float32, first, tokens, dim int) error {
 // to one sample's tokens (scripts/task_metric.py fisher --fields): M =
 // mean over fields of sum_t g_t g_t^T, with the fields set (SetFields).
 func FieldsTaskMetric(fields []float32, n, tokens, dim int) (*TaskMetric, error) {
-	if err := checkFieldShape(n, tokens, dim); err != nil {
+	src, err := newSliceFields(fields, n, tokens, dim)
+	if err != nil {
 		return nil, err
 	}
-	if len(fields) != n*tokens*dim {
-		return nil, fmt.Errorf("%w: %d values for %d gradient fields of [%d, %d]", ErrMetric, len(fields), n, tokens, dim)
-	}
-	return FieldsTaskMetricFrom(&sliceFields{fields, n, tokens, dim}, dim)
+	return FieldsTaskMetricFrom(src, dim)
 }
 
 // FieldsTaskMetricFrom is FieldsTaskMetric with the fields read from src
@@ -289,13 +299,11 @@ func FieldsTaskMetricFrom(src FieldSource, dim int) (*TaskMetric, error) {
 // says. The fields must be the grid tokens of the layout being fitted.
 // The metric's SHA-256 then covers the fields.
 func (t *TaskMetric) SetFields(fields []float32, n, tokens int) error {
-	if err := checkFieldShape(n, tokens, t.dim); err != nil {
+	src, err := newSliceFields(fields, n, tokens, t.dim)
+	if err != nil {
 		return err
 	}
-	if len(fields) != n*tokens*t.dim {
-		return fmt.Errorf("%w: %d values for %d gradient fields of [%d, %d]", ErrMetric, len(fields), n, tokens, t.dim)
-	}
-	return t.SetFieldSource(&sliceFields{fields, n, tokens, t.dim})
+	return t.SetFieldSource(src)
 }
 
 // SetFieldSource is SetFields with the fields read from src, a few at a
