@@ -36,8 +36,10 @@ import (
 // symmetric: a model stores the frequencies of 0, of each magnitude 1..15
 // (each sign gets it) and of the escape.
 //
-// Classes of large sigma/step (buckets from ansPlainBucket, sigma/step >=
-// 8) are coded plainly instead: level m*step, the lane's state unchanged,
+// Classes of large sigma/step (buckets from the model's first plain
+// bucket: ansPlainBucket8, sigma/step >= 32, in model version 8,
+// ansPlainBucket, sigma/step >= 8, in versions 5 to 7) are coded plainly
+// instead: level m*step, the lane's state unchanged,
 // symbol min(m>>r, 31) (31 the escape) with quantizer 0's table, and in the
 // raw bits the escape's Exp-Golomb code of (m>>r)-31, the r low bits of m
 // and the sign when m>>r or r is not 0.
@@ -57,8 +59,13 @@ const (
 	// plain one.
 	ansEsc      = 16
 	ansEscPlain = 31
-	// ansPlainBucket is the first bucket whose classes are coded plainly.
+	// ansPlainBucket is the first bucket whose classes are coded plainly
+	// in model versions 5 to 7 (sigma/step >= 8).
 	ansPlainBucket = 20
+	// ansPlainBucket8 is that bucket in model version 8 (sigma/step >=
+	// 32): the trellis pays at high rates too (block10 at 4x, 27.28 to
+	// 27.86 dB; docs/codec.md).
+	ansPlainBucket8 = 28
 	// ansTrans packs the trellis: the next state of state s after a
 	// symbol of parity p is ansTrans >> (2*(2s+p)) & 3.
 	ansTrans = 0<<0 | 2<<2 | 2<<4 | 0<<6 | 1<<8 | 3<<10 | 3<<12 | 1<<14
@@ -80,25 +87,36 @@ func ansLanesValid(l int) bool { return l == 1 || l == ansLanes || l == ansMaxLa
 // ansNext returns the trellis state after symbol s in state st.
 func ansNext(st, s uint32) uint32 { return ansTrans >> ((st<<2 | s&1<<1) & 15) & 3 }
 
-// ansPlain reports whether bucket b's classes are coded plainly.
-func ansPlain(b int) bool { return b >= ansPlainBucket }
+// ansPlainFrom returns the first bucket that a model of version mver
+// codes plainly.
+func ansPlainFrom(mver uint8) int {
+	if mver >= 8 {
+		return ansPlainBucket8
+	}
+	return ansPlainBucket
+}
+
+// ansPlain reports whether bucket b's classes are coded plainly when pb
+// is the first plain bucket (ansPlainFrom).
+func ansPlain(b, pb int) bool { return b >= pb }
 
 // ansLowBits returns how many low bits of a magnitude go to the raw bit
-// stream in bucket b: none for the trellis' buckets, about
-// log2(sigma/step) - 4 for plain ones.
-func ansLowBits(b int) uint8 {
-	if !ansPlain(b) {
+// stream in bucket b (pb the first plain bucket): none for the trellis'
+// buckets, about log2(sigma/step) - 4 for plain ones.
+func ansLowBits(b, pb int) uint8 {
+	if !ansPlain(b, pb) {
 		return 0
 	}
 	return uint8(b>>2 - 4)
 }
 
-// ansSym returns the rANS symbol of signed magnitude v in bucket b.
-func ansSym(v int32, b int) uint32 {
+// ansSym returns the rANS symbol of signed magnitude v in bucket b (pb
+// the first plain bucket).
+func ansSym(v int32, b, pb int) uint32 {
 	m := uint32(abs32i(v))
 	switch {
-	case ansPlain(b):
-		return min(m>>ansLowBits(b), ansEscPlain)
+	case ansPlain(b, pb):
+		return min(m>>ansLowBits(b, pb), ansEscPlain)
 	case m >= ansEsc:
 		return ansEsc
 	case v < 0:
@@ -294,15 +312,15 @@ type blockEnts6 struct {
 }
 
 // decEntries6 returns the version 6 decoder's entries for the plan entries
-// in idx.
-func decEntries6(pl []planEntry, idx []int32, K int) blockEnts6 {
+// in idx (pb the model's first plain bucket).
+func decEntries6(pl []planEntry, idx []int32, K, pb int) blockEnts6 {
 	e := blockEnts6{tab: make([]uint16, len(idx)), rec: make([]uint16, len(idx)), off: make([]uint32, len(idx))}
 	for j, i := range idx {
 		pe := &pl[i]
 		b := int(pe.bucket)
-		off := uint32(int(pe.u)*K+int(pe.k)) | uint32(ansLowBits(b))<<24
+		off := uint32(int(pe.u)*K+int(pe.k)) | uint32(ansLowBits(b, pb))<<24
 		tab := uint16(b) * 64
-		if ansPlain(b) {
+		if ansPlain(b, pb) {
 			off |= 1 << 31
 		} else {
 			tab |= 32
@@ -554,8 +572,8 @@ func uniformANSTables() (t [ntcBuckets][2]ansTable) {
 // tables. A small prior, a discretized Laplacian with the bucket's
 // nominal sigma/step, fills the symbols the data never showed. It returns
 // the tables and the range of buckets that hold data; the others are
-// uniform.
-func fitANSTables(hist *[ntcBuckets][2][ansSyms]float64) ([ntcBuckets][2]ansTable, uint8, uint8) {
+// uniform. pb is the first plain bucket.
+func fitANSTables(hist *[ntcBuckets][2][ansSyms]float64, pb int) ([ntcBuckets][2]ansTable, uint8, uint8) {
 	tabs := uniformANSTables()
 	lo, hi := ntcBuckets, 0
 	for b := range hist {
@@ -570,15 +588,15 @@ func fitANSTables(hist *[ntcBuckets][2][ansSyms]float64) ([ntcBuckets][2]ansTabl
 	if lo >= hi {
 		return tabs, 0, 0
 	}
-	ansTablesFrom(&tabs, hist, lo, hi)
+	ansTablesFrom(&tabs, hist, lo, hi, pb)
 	return tabs, uint8(lo), uint8(hi)
 }
 
 // priorANSTables returns the prior's tables for every bucket: the fit's
-// first rate estimates.
-func priorANSTables() [ntcBuckets][2]ansTable {
+// first rate estimates (pb the first plain bucket).
+func priorANSTables(pb int) [ntcBuckets][2]ansTable {
 	var tabs [ntcBuckets][2]ansTable
-	ansTablesFrom(&tabs, &[ntcBuckets][2][ansSyms]float64{}, 0, ntcBuckets)
+	ansTablesFrom(&tabs, &[ntcBuckets][2][ansSyms]float64{}, 0, ntcBuckets, pb)
 	return tabs
 }
 
@@ -612,20 +630,20 @@ func laplace(ratio float64, n int) []float64 {
 
 // ansTablesFrom fits the tables of buckets [lo, hi) to hist and the prior.
 // A trellis bucket's tables are made symmetric (the signs of a magnitude
-// share its count).
-func ansTablesFrom(tabs *[ntcBuckets][2]ansTable, hist *[ntcBuckets][2][ansSyms]float64, lo, hi int) {
+// share its count). pb is the first plain bucket.
+func ansTablesFrom(tabs *[ntcBuckets][2]ansTable, hist *[ntcBuckets][2][ansSyms]float64, lo, hi, pb int) {
 	for b := lo; b < hi; b++ {
 		// Nominal sigma/step of the bucket's centre, in units of the
 		// symbol: two steps (one in a plain bucket), times 2^r for the
 		// raw low bits.
 		unit := 1.0
-		if ansPlain(b) {
+		if ansPlain(b, pb) {
 			unit = 0
 		}
-		ratio := math.Exp2((float64(b<<ntcBucketShift)+float64(1<<ntcBucketShift)/2+ntcBase)/256-unit-float64(ansLowBits(b))) * 0.7071
+		ratio := math.Exp2((float64(b<<ntcBucketShift)+float64(1<<ntcBucketShift)/2+ntcBase)/256-unit-float64(ansLowBits(b, pb))) * 0.7071
 		for q := range 2 {
 			var w [ansSyms]float64
-			if ansPlain(b) {
+			if ansPlain(b, pb) {
 				prior := laplace(ratio, ansSyms)
 				for s := range w {
 					w[s] = hist[b][q][s] + 32*prior[s]
@@ -641,7 +659,7 @@ func ansTablesFrom(tabs *[ntcBuckets][2]ansTable, hist *[ntcBuckets][2][ansSyms]
 					w[m], w[ansEsc+m] = v, v
 				}
 			}
-			tabs[b][q] = normalizeANS(&w, !ansPlain(b))
+			tabs[b][q] = normalizeANS(&w, !ansPlain(b, pb))
 		}
 	}
 }

@@ -263,7 +263,8 @@ func (c *ntcCodec) blockStepPayload(src []float32, n int, codes []int8, delta in
 	spp := c.slicesPerSample()
 	lanes := c.lanesFor(planOf(0).pl, spp)
 	lambda := float32(c.lambda) / 256
-	ds := &dqScratch{lb: trellisBits(lambda, c.acost)}
+	pb := c.plainFrom()
+	ds := &dqScratch{lb: trellisBits(lambda, c.acost, pb), pb: pb}
 	out := appendHead6(nil, base, spp, lanes)
 	pidx := c.prefixIndex(n)
 	var e sliceEncoder
@@ -306,17 +307,17 @@ func (c *ntcCodec) blockStepPayload(src []float32, n int, codes []int8, delta in
 		}
 		out, outl = c.appendTokenRows(out, src, s, pidx[s*l.Prefix:(s+1)*l.Prefix], outl)
 		if spp > 0 {
-			out = e.encodeSlices(out, pl, sym, idx, nb, spp, lanes, c.encTables())
+			out = e.encodeSlices(out, pl, pb, sym, idx, nb, spp, lanes, c.encTables())
 		}
 		if dst != nil {
 			clear(sc.coef)
-			walkSymbols(pl, sym, idx, nb, 1, spp, lanes, func(_, bi int, pe *planEntry, qz uint32, v int32) {
+			walkSymbols(pl, pb, sym, idx, nb, 1, spp, lanes, func(_, bi int, pe *planEntry, qz uint32, v int32) {
 				if v != 0 {
 					st := stepOf(base)
 					if pe.cls < blockSize || dcToo {
 						st = stepOf(base + 64*int32(codeOf(s, bi)))
 					}
-					sc.coef[bi*per+int(pe.u)*c.k+int(pe.k)] = dequant6(v, qz, c.recon6, pe.bucket, st)
+					sc.coef[bi*per+int(pe.u)*c.k+int(pe.k)] = dequant6(v, qz, c.recon6, pe.bucket, st, pb)
 				}
 			})
 			c.synthesize(dst[s*l.Tokens*l.Dim:][:l.Tokens*l.Dim], sc)

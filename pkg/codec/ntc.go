@@ -39,13 +39,14 @@ const IDNTC uint8 = 5
 //     and sigma/step, in quarter octaves, picks the bucket whose static
 //     rANS frequency tables (fitted with the model) code its quantized
 //     magnitudes. Quantization is dependent (trellis-coded: ans.go) for
-//     buckets below ansPlainBucket, plain above; reconstruction uses
-//     per-chunk centroid offsets.
+//     buckets below the model's first plain bucket (ansPlainFrom: 28,
+//     sigma/step >= 32, in model version 8; 20, sigma/step >= 8, before),
+//     plain above; reconstruction uses per-chunk centroid offsets.
 //
-// Model layout (version 6, little-endian):
+// Model layout (version 6, little-endian; version 8 below):
 //
 //	0   version (ntcModelVersion)
-//	1   flags (0)
+//	1   flags (0; version 8: bit 0, ntcFlagClassSteps)
 //	2   dim D (uint16)
 //	4   components K (uint16), K <= D
 //	6   default step code (int32): step = 2^(code/256)
@@ -74,6 +75,17 @@ const IDNTC uint8 = 5
 //	    centroid offsets of buckets lo..hi-1: 6 int8 each, quantizer 0
 //	    then 1, for magnitudes 1, 2 and >= 3, in 1/128 of a step; the
 //	    other buckets' are 0
+//
+// Model version 8, what the encoder writes: the layout of version 6, then,
+// when flags bit 0 (ntcFlagClassSteps) is set, version 7's K*32 class step
+// codes; other flags are refused. Its classes of buckets 20 to 27 (sigma/step
+// from 8 to 32) are coded with the trellis, like the buckets below, and
+// only those from bucket 28 plainly (ans.go); in versions 5 to 7 every
+// bucket from 20 is plain. The layout of a bucket's tables follows: 17
+// frequencies per quantizer for a trellis bucket, 32 for a plain one.
+//
+// Model version 7 (still read and used to encode) is version 6 followed by
+// K*32 int8 class step codes (see setClassSteps).
 //
 // Model version 5, still read and still used to encode (a dataset keeps
 // its model when shards are appended), is version 6 without the prefix
@@ -133,7 +145,9 @@ const IDNTC uint8 = 5
 // stream for all blocks: after the outliers, the rANS stream length
 // (uint32), the rANS stream, and the raw bits (the rest).
 const (
-	ntcModelVersion = 7
+	ntcModelVersion = 8
+	// ntcFlagClassSteps is model version 8's flag for class step codes.
+	ntcFlagClassSteps = 1
 	// ntcClassStepMax bounds a class step code: multipliers within 2^+-4.
 	ntcClassStepMax   = 32
 	ntcPayloadVersion = 6
@@ -368,7 +382,7 @@ func (c *ntcCodec) Params() map[string]any {
 	return p
 }
 
-// ModelVersion implements Versioned: 4 to 7 (see the format above).
+// ModelVersion implements Versioned: 4 to 8 (see the format above).
 func (c *ntcCodec) ModelVersion() int { return int(c.mver) }
 
 const (
@@ -379,11 +393,17 @@ const (
 
 func stepOf(code int32) float32 { return float32(math.Exp2(float64(code) / 256)) }
 
+// plainFrom returns the first bucket the codec's model codes plainly.
+func (c *ntcCodec) plainFrom() int { return ansPlainFrom(c.mver) }
+
 // serialize builds the model blob from the codec's fields (model version
-// 7 or 6, or 5 for a codec loaded from a version-5 model).
+// 8, or the version of the model a codec was loaded from: 7, 6 or 5).
 func (c *ntcCodec) serialize() []byte {
-	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, len(c.pmean), tableBytes(c.mver, int(c.tlo), int(c.thi)))+classStepBytes(c.mver, c.k))
+	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, len(c.pmean), tableBytes(c.mver, int(c.tlo), int(c.thi)))+classStepBytes(c.csc != nil, c.k))
 	b[0] = c.mver
+	if c.mver >= 8 && c.csc != nil {
+		b[1] = ntcFlagClassSteps
+	}
 	binary.LittleEndian.PutUint16(b[2:], uint16(c.dim))
 	binary.LittleEndian.PutUint16(b[4:], uint16(c.k))
 	binary.LittleEndian.PutUint32(b[6:], uint32(c.stepCode))
@@ -409,8 +429,9 @@ func (c *ntcCodec) serialize() []byte {
 	}
 	b = append(b, c.sig...)
 	b = append(b, c.tlo, c.thi)
+	pb := c.plainFrom()
 	for i := int(c.tlo); i < int(c.thi); i++ {
-		if ansPlain(i) {
+		if ansPlain(i, pb) {
 			for _, f := range c.atabs[i][0].freq {
 				b = binary.LittleEndian.AppendUint16(b, f)
 			}
@@ -430,18 +451,16 @@ func (c *ntcCodec) serialize() []byte {
 			}
 		}
 	}
-	if c.mver >= 7 {
-		for _, v := range c.csc {
-			b = append(b, byte(v))
-		}
+	for _, v := range c.csc {
+		b = append(b, byte(v))
 	}
 	return b
 }
 
-// classStepBytes returns the size of the class step codes of a model of
-// version mver with k components.
-func classStepBytes(mver uint8, k int) int {
-	if mver >= 7 {
+// classStepBytes returns the size of the class step codes of a model with
+// k components: none unless it has them (has).
+func classStepBytes(has bool, k int) int {
+	if has {
 		return ntcClasses * k
 	}
 	return 0
@@ -449,8 +468,8 @@ func classStepBytes(mver uint8, k int) int {
 
 // setClassSteps sets the class step codes (K x ntcClasses,
 // component-major; nil for none) and their multipliers (per coefficient
-// of the grid's blocks, c.blocks), and the model version that stores
-// them.
+// of the grid's blocks, c.blocks), and, for a model of version 6 or 7,
+// the version that stores them (version 8 has a flag for them).
 func (c *ntcCodec) setClassSteps(csc []int8) {
 	c.csc, c.cscale, c.cmul = csc, nil, nil
 	if csc == nil {
@@ -459,7 +478,9 @@ func (c *ntcCodec) setClassSteps(csc []int8) {
 		}
 		return
 	}
-	c.mver = 7
+	if c.mver < 8 {
+		c.mver = 7
+	}
 	K := c.k
 	c.cscale = make([]float32, ntcClasses*K)
 	for k := range K {
@@ -498,8 +519,9 @@ func tableBytes(mver uint8, lo, hi int) int {
 		return (hi - lo) * ransSyms * 2
 	}
 	n := 0
+	pb := ansPlainFrom(mver)
 	for b := lo; b < hi; b++ {
-		if ansPlain(b) {
+		if ansPlain(b, pb) {
 			n += ansSyms * 2
 		} else {
 			n += 2 * ansSymTab * 2
@@ -516,10 +538,12 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if len(model) < ntcModelHeader {
 		return nil, fmt.Errorf("%w: ntc model of %d bytes", ErrCorrupt, len(model))
 	}
-	mver := model[0]
-	if mver < 4 || mver > ntcModelVersion || model[1] != 0 {
+	mver, flags := model[0], model[1]
+	if mver < 4 || mver > ntcModelVersion || flags != 0 && (mver < 8 || flags != ntcFlagClassSteps) {
 		return nil, fmt.Errorf("%w: ntc model version %d flags %d", ErrCorrupt, model[0], model[1])
 	}
+	// Model version 7 has class step codes, version 8 when its flag says.
+	steps := mver == 7 || flags&ntcFlagClassSteps != 0
 
 	d := int(binary.LittleEndian.Uint16(model[2:]))
 	k := int(binary.LittleEndian.Uint16(model[4:]))
@@ -539,7 +563,7 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if tlo > thi || thi > ntcBuckets {
 		return nil, fmt.Errorf("%w: ntc rANS tables %d..%d", ErrCorrupt, tlo, thi)
 	}
-	if want := modelSize(d, k, h, pm, tableBytes(mver, int(tlo), int(thi))) + classStepBytes(mver, k); len(model) != want {
+	if want := modelSize(d, k, h, pm, tableBytes(mver, int(tlo), int(thi))) + classStepBytes(steps, k); len(model) != want {
 		return nil, fmt.Errorf("%w: ntc model has %d bytes, want %d", ErrCorrupt, len(model), want)
 	}
 	c := &ntcCodec{
@@ -618,13 +642,14 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 		}
 	} else {
 		c.atabs = uniformANSTables()
+		pb := ansPlainFrom(mver)
 		for i := int(tlo); i < int(thi); i++ {
 			for q := range 2 {
 				t := &c.atabs[i][q].freq
 				switch {
-				case ansPlain(i) && q == 1:
+				case ansPlain(i, pb) && q == 1:
 					continue // quantizer 0's table only
-				case ansPlain(i):
+				case ansPlain(i, pb):
 					for j := range t {
 						t[j] = binary.LittleEndian.Uint16(model[p:])
 						p += 2
@@ -655,7 +680,7 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 			}
 		}
 	}
-	if mver >= 7 {
+	if steps {
 		csc := make([]int8, ntcClasses*k)
 		for i := range csc {
 			v := int8(model[p+i])
@@ -716,6 +741,7 @@ func lowBits(b int) uint8 { return uint8(max(0, b>>2-3)) }
 
 func (c *ntcCodec) plan(stepCode int32) []planEntry {
 	var pl []planEntry
+	pb := c.plainFrom()
 	// DC classes first (group frequencies in zigzag order), then the AC
 	// frequencies of a block.
 	var classes []uint8
@@ -734,7 +760,7 @@ func (c *ntcCodec) plan(stepCode int32) []planEntry {
 				continue
 			}
 			b := int(min((lg-ntcBase)>>ntcBucketShift, ntcBuckets-1))
-			sh := ansLowBits(b)
+			sh := ansLowBits(b, pb)
 			if c.mver == 4 {
 				sh = lowBits(b)
 			}
@@ -1409,7 +1435,7 @@ func (c *ntcCodec) decPlan(stepCode int32) ([][]decEntry, []blockEnts6) {
 		key := [3]uint8{c.blocks[bi].bh, c.blocks[bi].bw, c.blocks[bi].pos}
 		e, ok := byShape[key]
 		if !ok {
-			e = both{decEntries(pl, idx[bi], c.k), decEntries6(pl, idx[bi], c.k)}
+			e = both{decEntries(pl, idx[bi], c.k), decEntries6(pl, idx[bi], c.k, c.plainFrom())}
 			byShape[key] = e
 		}
 		ents[bi], ents6[bi] = e.e, e.e6

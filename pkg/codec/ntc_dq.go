@@ -28,14 +28,14 @@ func ansCostOf(tabs *[ntcBuckets][2]ansTable) *ansCost {
 // egBits returns the length of the Exp-Golomb code of e.
 func egBits(e uint32) uint32 { return 2*uint32(31-bits.LeadingZeros32(e+1)) + 1 }
 
-// dqBits returns the bits of magnitude m in bucket b with quantizer q:
-// its rANS symbol (of a positive value: the tables are symmetric) and its
-// raw bits.
-func dqBits(cost *ansCost, b, q int, m uint32, r uint8) float32 {
+// dqBits returns the bits of magnitude m in bucket b with quantizer q (pb
+// the model's first plain bucket): its rANS symbol (of a positive value:
+// the tables are symmetric) and its raw bits.
+func dqBits(cost *ansCost, b, q int, m uint32, r uint8, pb int) float32 {
 	var raw uint32
 	var s uint32
 	switch {
-	case ansPlain(b):
+	case ansPlain(b, pb):
 		t := m >> r
 		s = min(t, ansEscPlain)
 		if s == ansEscPlain {
@@ -67,15 +67,17 @@ type dqScratch struct {
 	// lb holds lambda times the bits of the magnitudes below the escape
 	// of trellis entries.
 	lb [ntcBuckets][2][ansEsc]float32
+	// pb is the model's first plain bucket (ansPlainFrom).
+	pb int
 }
 
 // trellisBits returns lambda times the bits of the magnitudes below the
-// escape of trellis entries (dqScratch.lb).
-func trellisBits(lambda float32, cost *ansCost) (lb [ntcBuckets][2][ansEsc]float32) {
-	for b := range ansPlainBucket {
+// escape of trellis entries (dqScratch.lb), pb the first plain bucket.
+func trellisBits(lambda float32, cost *ansCost, pb int) (lb [ntcBuckets][2][ansEsc]float32) {
+	for b := range pb {
 		for q := range 2 {
 			for m := range uint32(ansEsc) {
-				lb[b][q][m] = float32(lambda * dqBits(cost, b, q, m, 0))
+				lb[b][q][m] = float32(lambda * dqBits(cost, b, q, m, 0, pb))
 			}
 		}
 	}
@@ -114,7 +116,8 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 	sym := make([]int32, cs.n*nb*P)
 	idx := c.shapeIndex(pl)
 	var sum, cnt [ntcBuckets][2][3]float64
-	lb := trellisBits(lambda, cost)
+	pb := c.plainFrom()
+	lb := trellisBits(lambda, cost, pb)
 	// quantize runs slice k (sample k/spp, its (k%spp)-th slice).
 	quantize := func(s *dqScratch, k int) {
 		smp, j := k/spp, k%spp
@@ -138,7 +141,7 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 				continue
 			}
 			q, lev := uint32(0), float64(m)
-			if !ansPlain(int(s.bk[p])) {
+			if !ansPlain(int(s.bk[p]), pb) {
 				q = uint32(s.qz[p])
 				lev = float64(2*m - q)
 			}
@@ -149,7 +152,7 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 	}
 	nslices := cs.n * spp
 	if workers = min(workers, nslices); workers <= 1 {
-		s := &dqScratch{lb: lb}
+		s := &dqScratch{lb: lb, pb: pb}
 		for k := range nslices {
 			quantize(s, k)
 			add(s)
@@ -159,7 +162,7 @@ func (c *ntcCodec) dqQuantize(cs *coefSet, pl []planEntry, stepCode int32, lambd
 	// The slices in order through the workers, each with a scratch of
 	// its own, and back in order to add.
 	err := pipeline.Ordered(context.Background(), nslices, workers,
-		func(_ int, s *dqScratch) error { s.lb = lb; return nil },
+		func(_ int, s *dqScratch) error { s.lb, s.pb = lb, pb; return nil },
 		func(k int, s *dqScratch) error { quantize(s, k); return nil },
 		func(_ int, s *dqScratch) error { add(s); return nil })
 	if err != nil {
@@ -206,8 +209,8 @@ func (d *dqCentroids) offsets() (off [ntcBuckets][2][3]int8) {
 // a symbol of bucket b can take with quantizer q: the magnitude m0 of the
 // candidates m0 and m0+1 (a plain entry has one quantizer, levels m; the
 // trellis' quantizer q has levels 2m - q).
-func dqLevel(a float32, b int, q uint32) uint32 {
-	if ansPlain(b) {
+func dqLevel(a float32, plain bool, q uint32) uint32 {
+	if plain {
 		return uint32(a)
 	}
 	return uint32((a + float32(q)) / 2)
@@ -222,13 +225,13 @@ func (s *dqScratch) candidates(p int, lambda float32, cost *ansCost, cm *[2][3]u
 	inf := float32(math.Inf(1))
 	a := s.a[p]
 	b := int(s.bk[p])
-	r := ansLowBits(b)
-	if ansPlain(b) {
-		m0 := dqLevel(a, b, 0)
+	r := ansLowBits(b, s.pb)
+	if ansPlain(b, s.pb) {
+		m0 := dqLevel(a, true, 0)
 		cm[0] = [3]uint32{0, m0, m0 + 1}
 		for ci, m := range cm[0] {
 			d := a - float32(m)
-			cj[0][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, 0, m, r))
+			cj[0][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, 0, m, r, s.pb))
 		}
 		if m0 == 0 {
 			cj[0][1] = inf
@@ -241,7 +244,7 @@ func (s *dqScratch) candidates(p int, lambda float32, cost *ansCost, cm *[2][3]u
 		return best, true
 	}
 	for q := range uint32(2) {
-		m0 := dqLevel(a, b, q)
+		m0 := dqLevel(a, false, q)
 		cm[q] = [3]uint32{0, m0, m0 + 1}
 		lbq := &s.lb[b][q]
 		for ci, m := range cm[q] {
@@ -252,7 +255,7 @@ func (s *dqScratch) candidates(p int, lambda float32, cost *ansCost, cm *[2][3]u
 			if m < ansEsc {
 				cj[q][ci] = float32(d*d) + lbq[m]
 			} else {
-				cj[q][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, int(q), m, r))
+				cj[q][ci] = float32(d*d) + float32(lambda*dqBits(cost, b, int(q), m, r, s.pb))
 			}
 		}
 		if m0 == 0 {
@@ -349,7 +352,7 @@ func (s *dqScratch) trellis(lanes int, lambda float32, cost *ansCost, sym []int3
 			st, ci := o/3, o%3
 			m := int32(0)
 			if ci > 0 {
-				m = int32(dqLevel(s.a[p], int(s.bk[p]), st>>1) + ci - 1)
+				m = int32(dqLevel(s.a[p], ansPlain(int(s.bk[p]), s.pb), st>>1) + ci - 1)
 			}
 			if s.neg[p] {
 				m = -m

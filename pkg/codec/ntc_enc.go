@@ -131,8 +131,9 @@ func (c *ntcCodec) forwardDC(cs *coefSet, s int, tmp []float32) {
 // plan entry and block), in the order the version 6 decoder reads them:
 // sample by sample, slice by slice (spp per sample), its blocks in order;
 // with the slice's index in the sample (j), the symbol's block (bi, in the
-// sample) and the quantizer its lane's trellis state gives it.
-func walkSymbols(pl []planEntry, sym []int32, idx [][]int32, nb, n, spp, lanes int, f func(j, bi int, e *planEntry, q uint32, v int32)) {
+// sample) and the quantizer its lane's trellis state gives it. pb is the
+// model's first plain bucket.
+func walkSymbols(pl []planEntry, pb int, sym []int32, idx [][]int32, nb, n, spp, lanes int, f func(j, bi int, e *planEntry, q uint32, v int32)) {
 	for s := range n {
 		for j := range spp {
 			var st [ansMaxLanes]uint32
@@ -142,11 +143,11 @@ func walkSymbols(pl []planEntry, sym []int32, idx [][]int32, nb, n, spp, lanes i
 				for _, i := range idx[bi] {
 					l := p % lanes
 					v := q[i]
-					if ansPlain(int(pl[i].bucket)) {
+					if ansPlain(int(pl[i].bucket), pb) {
 						f(j, bi, &pl[i], 0, v)
 					} else {
 						f(j, bi, &pl[i], st[l]>>1, v)
-						st[l] = ansNext(st[l], ansSym(v, int(pl[i].bucket)))
+						st[l] = ansNext(st[l], ansSym(v, int(pl[i].bucket), pb))
 					}
 					p++
 				}
@@ -167,8 +168,9 @@ type sliceEncoder struct {
 // encodeSlices appends the coefficient slices of one sample, whose nb
 // blocks' symbols are sym (one per plan entry and block): every slice's
 // rANS and raw-bit stream lengths (uvarints), then the streams, slice by
-// slice. Slice j codes the blocks [j*nb/spp, (j+1)*nb/spp).
-func (e *sliceEncoder) encodeSlices(dst []byte, pl []planEntry, sym []int32, idx [][]int32, nb, spp, lanes int, tabs []*ansEncTable) []byte {
+// slice. Slice j codes the blocks [j*nb/spp, (j+1)*nb/spp); pb is the
+// model's first plain bucket.
+func (e *sliceEncoder) encodeSlices(dst []byte, pl []planEntry, pb int, sym []int32, idx [][]int32, nb, spp, lanes int, tabs []*ansEncTable) []byte {
 	e.streams = e.streams[:0]
 	e.lens = e.lens[:0]
 	flush := func() {
@@ -182,16 +184,16 @@ func (e *sliceEncoder) encodeSlices(dst []byte, pl []planEntry, sym []int32, idx
 		e.bits = bitWriter{out: raw[:0]}
 	}
 	last := 0
-	walkSymbols(pl, sym, idx, nb, 1, spp, lanes, func(j, _ int, pe *planEntry, q uint32, v int32) {
+	walkSymbols(pl, pb, sym, idx, nb, 1, spp, lanes, func(j, _ int, pe *planEntry, q uint32, v int32) {
 		for ; last < j; last++ {
 			flush()
 		}
 		b := int(pe.bucket)
-		sym := ansSym(v, b)
+		sym := ansSym(v, b, pb)
 		e.syms = append(e.syms, ansSymbol{tab: pe.bucket*2 + uint8(q), sym: uint8(sym)})
 		m := uint32(abs32i(v))
 		switch {
-		case ansPlain(b):
+		case ansPlain(b, pb):
 			r := uint(pe.shift)
 			t := m >> r
 			if sym == ansEscPlain {
@@ -221,8 +223,9 @@ func (e *sliceEncoder) encodeSlices(dst []byte, pl []planEntry, sym []int32, idx
 // quantizer.
 func (c *ntcCodec) histogram(h *[ntcBuckets][2][ansSyms]float64, pl []planEntry, sym []int32, idx [][]int32, n int) {
 	spp := c.slicesPerSample()
-	walkSymbols(pl, sym, idx, len(c.blocks), n, spp, c.lanesFor(pl, spp), func(_, _ int, e *planEntry, q uint32, v int32) {
-		h[e.bucket][q][ansSym(v, int(e.bucket))]++
+	pb := c.plainFrom()
+	walkSymbols(pl, pb, sym, idx, len(c.blocks), n, spp, c.lanesFor(pl, spp), func(_, _ int, e *planEntry, q uint32, v int32) {
+		h[e.bucket][q][ansSym(v, int(e.bucket), pb)]++
 	})
 }
 
@@ -487,7 +490,7 @@ func (c *ntcCodec) appendPayload(dst []byte, src []float32, n int, pl []planEntr
 	for s := range n {
 		dst, outl = c.appendTokenRows(dst, src, s, pidx[s*l.Prefix:(s+1)*l.Prefix], outl)
 		if spp > 0 {
-			dst = e.encodeSlices(dst, pl, sym[s*nb*len(pl):(s+1)*nb*len(pl)], idx, nb, spp, lanes, tabs)
+			dst = e.encodeSlices(dst, pl, c.plainFrom(), sym[s*nb*len(pl):(s+1)*nb*len(pl)], idx, nb, spp, lanes, tabs)
 		}
 	}
 	return dst
@@ -578,13 +581,14 @@ func (c *ntcCodec) reconstruct(dst []float32, s *ntcScratch, n int, pl []planEnt
 	idx := c.shapeIndex(pl)
 	spp := c.slicesPerSample()
 	lanes := c.lanesFor(pl, spp)
+	pb := c.plainFrom()
 	for smp := range n {
 		out := dst[smp*l.Tokens*l.Dim:][:l.Tokens*l.Dim]
 		clear(s.coef)
 		q := sym[smp*nb*len(pl):][:nb*len(pl)]
-		walkSymbols(pl, q, idx, nb, 1, spp, lanes, func(_, bi int, e *planEntry, qz uint32, v int32) {
+		walkSymbols(pl, pb, q, idx, nb, 1, spp, lanes, func(_, bi int, e *planEntry, qz uint32, v int32) {
 			if v != 0 {
-				s.coef[bi*per+int(e.u)*c.k+int(e.k)] = dequant6(v, qz, recon, e.bucket, step)
+				s.coef[bi*per+int(e.u)*c.k+int(e.k)] = dequant6(v, qz, recon, e.bucket, step, pb)
 			}
 		})
 		c.synthesize(out, s)
@@ -592,11 +596,12 @@ func (c *ntcCodec) reconstruct(dst []float32, s *ntcScratch, n int, pl []planEnt
 }
 
 // dequant6 returns the reconstruction of signed magnitude v coded with
-// quantizer q in bucket b, as the version 6 decoder computes it.
-func dequant6(v int32, q uint32, recon *[ansReconSize]float32, b uint8, step float32) float32 {
+// quantizer q in bucket b (pb the model's first plain bucket), as the
+// version 6 decoder computes it.
+func dequant6(v int32, q uint32, recon *[ansReconSize]float32, b uint8, step float32, pb int) float32 {
 	m := uint32(abs32i(v))
 	lev := 2*m - q
-	if ansPlain(int(b)) {
+	if ansPlain(int(b), pb) {
 		lev = m
 	}
 	r := float32(float32(int32(lev))+recon[(uint32(b)*8+q<<2+min(m, 3))&(ansReconSize-1)]) * step

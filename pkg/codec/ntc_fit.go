@@ -181,7 +181,7 @@ func (c *ntcCodec) fitStep(train []float32, n int, cs *coefSet, chunk int, ratio
 // rows' dual (see forward).
 func fitPCA(l Layout, train []float32, n int, tm *TaskMetric) *ntcCodec {
 	D := l.Dim
-	c := &ntcCodec{layout: l, dim: D, mean: make([]float32, D), pmean: prefixMeans(l, train, n), mver: ntcModelPlain, atabs: priorANSTables()}
+	c := &ntcCodec{layout: l, dim: D, mean: make([]float32, D), pmean: prefixMeans(l, train, n), mver: ntcModelVersion, atabs: priorANSTables(ansPlainFrom(ntcModelVersion))}
 	c.blocks, c.groups = gridBlocks(l)
 	if tm != nil && tm.Blend > 0 {
 		c.task = tm
@@ -522,7 +522,7 @@ var ntcFitPasses = 3
 func (c *ntcCodec) quantizeChunks(cs *coefSet, n, chunk int, code int32, passes int) *chunkSyms {
 	pl := c.plan(code)
 	idx := c.shapeIndex(pl)
-	prior := priorANSTables()
+	prior := priorANSTables(c.plainFrom())
 	tabs, tlo, thi := prior, uint8(0), uint8(0)
 	var r *chunkSyms
 	for pass := range passes {
@@ -541,7 +541,7 @@ func (c *ntcCodec) quantizeChunks(cs *coefSet, n, chunk int, code int32, passes 
 		}
 		r.cent = cent.offsets()
 		if pass < passes-1 {
-			tabs, tlo, thi = fitANSTables(&hist)
+			tabs, tlo, thi = fitANSTables(&hist, c.plainFrom())
 		}
 	}
 	return r
@@ -569,7 +569,7 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 			defer c.probed()
 			q := c.quantizeChunks(cs, n, chunk, code, passes)
 			k := c.componentsFor(code)
-			model := modelSize(c.dim, k, min(k, c.hi16), len(c.pmean), tableBytes(c.mver, int(q.tlo), int(q.thi))) + classStepBytes(c.mver, k)
+			model := modelSize(c.dim, k, min(k, c.hi16), len(c.pmean), tableBytes(c.mver, int(q.tlo), int(q.thi))) + classStepBytes(c.csc != nil, k)
 			payload := 0
 			var buf []byte
 			enc := encTablesOf(&q.tabs)
@@ -858,9 +858,6 @@ func prefixMeans(l Layout, train []float32, n int) []float32 {
 	}
 	return out
 }
-
-// ntcModelPlain is the model version of a fit without class steps.
-const ntcModelPlain = 6
 
 // fieldBatch is how many gradient fields classSteps transforms at a time.
 const fieldBatch = 64

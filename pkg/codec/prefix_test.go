@@ -34,7 +34,7 @@ func TestPrefixMeans(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := cc.(*ntcCodec)
-	if c.mver != 6 || len(c.pmean) != deitLayout.Prefix*deitLayout.Dim {
+	if c.mver != 8 || len(c.pmean) != deitLayout.Prefix*deitLayout.Dim {
 		t.Fatalf("model version %d with %d prefix means", c.mver, len(c.pmean))
 	}
 	l, err := loadNTC(deitLayout, c.Model())
@@ -55,7 +55,7 @@ func TestPrefixMeans(t *testing.T) {
 		return q.SNR, len(ps[0])
 	}
 	with, n6 := snr(lc)
-	lc.pmean, lc.mver = nil, 5
+	lc.pmean = nil
 	without, n5 := snr(lc)
 	t.Logf("CLS SNR %.1f dB with prefix means, %.1f dB without", with, without)
 	if n6 != n5 {

@@ -104,17 +104,24 @@ func TestAliasTables(t *testing.T) {
 // through the version 6 slice encoder and decoder, with 1 to 16 lanes,
 // and checks the decoded reconstruction levels.
 func TestANSRoundTrip(t *testing.T) {
+	for _, pb := range []int{ansPlainBucket8, ansPlainBucket} {
+		testANSRoundTrip(t, pb)
+	}
+}
+
+// testANSRoundTrip is TestANSRoundTrip with pb the first plain bucket.
+func testANSRoundTrip(t *testing.T, pb int) {
 	var hist [ntcBuckets][2][ansSyms]float64
 	hist[3][0][0], hist[3][0][1], hist[3][1][2] = 100, 30, 5
 	hist[40][1][5] = 10
-	tabs, _, _ := fitANSTables(&hist)
+	tabs, _, _ := fitANSTables(&hist, pb)
 	enc := encTablesOf(&tabs)
 	dec := newANSDecTables(&tabs)
 	r := rand.New(rand.NewPCG(7, 8))
 	const K = 1
 	pl := []planEntry{{u: 0, bucket: 3}, {u: 1, bucket: 40}, {u: 2, bucket: 20}, {u: 3, bucket: 55}, {u: 4, bucket: 0}}
 	for i := range pl {
-		pl[i].shift = ansLowBits(int(pl[i].bucket))
+		pl[i].shift = ansLowBits(int(pl[i].bucket), pb)
 	}
 	const blocks = 37
 	sym := make([]int32, blocks*len(pl))
@@ -142,15 +149,15 @@ func TestANSRoundTrip(t *testing.T) {
 	for _, lanes := range []int{1, 2, 4, ansLanes, 12, ansMaxLanes} {
 		for _, spp := range []int{1, 3} {
 			var e sliceEncoder
-			p := e.encodeSlices(nil, pl, sym, idx, blocks, spp, lanes, enc)
+			p := e.encodeSlices(nil, pl, pb, sym, idx, blocks, spp, lanes, enc)
 			// The levels the decoder must give.
 			want := make([]int32, len(sym))
-			walkSymbols(pl, sym, idx, blocks, 1, spp, lanes, func(_, bi int, pe *planEntry, q uint32, v int32) {
+			walkSymbols(pl, pb, sym, idx, blocks, 1, spp, lanes, func(_, bi int, pe *planEntry, q uint32, v int32) {
 				m := abs32i(v)
 				lev := int32(0)
 				if m != 0 {
 					lev = 2*m - int32(q)
-					if ansPlain(int(pe.bucket)) {
+					if ansPlain(int(pe.bucket), pb) {
 						lev = m
 					}
 				}
@@ -176,18 +183,18 @@ func TestANSRoundTrip(t *testing.T) {
 					t.Fatal(err)
 				}
 				for b := si * blocks / spp; b < (si+1)*blocks/spp; b++ {
-					ents := decEntries6(pl, idx[b], K)
+					ents := decEntries6(pl, idx[b], K, pb)
 					if err := d.decodeBlock6(dec, &recon, &ents, q, nil, 1); err != nil {
 						t.Fatal(err)
 					}
 					for i := range ents.tab {
 						if got, w := q[i], want[b*len(pl)+i]; got != w {
-							t.Fatalf("lanes %d: block %d entry %d: got %d, want %d", lanes, b, i, got, w)
+							t.Fatalf("plain from %d, lanes %d: block %d entry %d: got %d, want %d", pb, lanes, b, i, got, w)
 						}
 					}
 				}
 				if !d.done() {
-					t.Fatalf("lanes %d: slice %d did not end cleanly", lanes, si)
+					t.Fatalf("plain from %d, lanes %d: slice %d did not end cleanly", pb, lanes, si)
 				}
 			}
 			if pos != len(p) {

@@ -185,9 +185,11 @@ func (c *fixedCodec) Stage(dst []byte, payload []byte, n int, _ StageMode) (Stag
 //
 //	0       Step (float32), the number of exceptions (uint32), the
 //	        number of int8 rows (uint32), then the coding (uint32): 0
-//	        for a payload of version 4 or 5, L | 1<<8 for version 6 with
-//	        slices of L rANS lanes; for DeviceNTCStreams the slice count
-//	        replaces the number of exceptions
+//	        for a payload of version 4 or 5, L | 1<<8 | P<<16 for version
+//	        6 with slices of L rANS lanes and a model whose first plain
+//	        bucket is P (20, or 28 from model version 8: pkg/codec/ans.go);
+//	        for DeviceNTCStreams the slice count replaces the number of
+//	        exceptions
 //	16      reconstruction table R: NTCBuckets x 8 float32
 //	QOff    symbols: N * Plan.Entries int16, sample by sample, block by
 //	        block, the entries of a block in the order Plan gives them;
@@ -286,8 +288,8 @@ type NTCModel struct {
 	// entry (bucket*2+q)*32+i of each as pkg/codec's aliasEntries gives
 	// it (ans.go).
 	LUT []uint32
-	// Version is the model version: 4, 5, or 6 (version 5's tables and
-	// PrefixMean).
+	// Version is the model version: 4 to 8 (from 5 the alias tables,
+	// from 6 PrefixMean, in 7 and, when it has them, 8 ClassMul).
 	Version int
 	// PrefixMean is the prefix tokens' means, Prefix x Dim float16 (model
 	// version 6; nil before): a prefix token decodes as its int8 row's
@@ -295,11 +297,11 @@ type NTCModel struct {
 	// rows have no mean.
 	PrefixMean []uint16
 	// ClassMul is the step multiplier of every coefficient of a sample
-	// (model version 7; nil before), laid out as the coefficient array
-	// of the device program: coefficient u*K+k of grid block b (u =
-	// fy*4+fx) dequantizes as its value times ClassMul[(b*16+u)*K+k],
-	// rounded (len(Blocks)/20 * 16 * K values; its class's multiplier,
-	// 1 outside the block).
+	// (model version 7, and 8 with class steps; nil otherwise), laid out
+	// as the coefficient array of the device program: coefficient u*K+k
+	// of grid block b (u = fy*4+fx) dequantizes as its value times
+	// ClassMul[(b*16+u)*K+k], rounded (len(Blocks)/20 * 16 * K values;
+	// its class's multiplier, 1 outside the block).
 	ClassMul []float32
 }
 
@@ -510,14 +512,14 @@ const ntcSliceEntry = 24
 
 // stageHeader writes the header and reconstruction table of a staged
 // chunk.
-func stageHeader(dst []byte, ch *ntcChunk, count, rows uint32) {
+func (c *ntcCodec) stageHeader(dst []byte, ch *ntcChunk, count, rows uint32) {
 	le := binary.LittleEndian
 	le.PutUint32(dst[0:], math.Float32bits(ch.step))
 	le.PutUint32(dst[4:], count)
 	le.PutUint32(dst[8:], rows)
 	le.PutUint32(dst[12:], 0)
 	if ch.version == 6 {
-		le.PutUint32(dst[12:], uint32(ch.lanes)|1<<8)
+		le.PutUint32(dst[12:], uint32(ch.lanes)|1<<8|uint32(c.plainFrom())<<16)
 		for i := range ntcBuckets * 8 {
 			le.PutUint32(dst[16+4*i:], math.Float32bits(ch.recon6[i]))
 		}
@@ -553,7 +555,7 @@ func (c *ntcCodec) stageStreams(dst []byte, ch *ntcChunk) Staged {
 	var size int
 	st.SliceOff, st.StreamOff, st.RowOff, size = ntcStreamsLayout(l, ch)
 	clear(dst[:size])
-	stageHeader(dst, ch, uint32(len(ch.slices)), uint32(st.Rows))
+	c.stageHeader(dst, ch, uint32(len(ch.slices)), uint32(st.Rows))
 	p := st.StreamOff
 	for i, sl := range ch.slices {
 		e := dst[st.SliceOff+ntcSliceEntry*i:]
@@ -619,7 +621,7 @@ func (c *ntcCodec) Stage(dst []byte, payload []byte, n int, mode StageMode) (Sta
 	if staged.Size > len(dst) {
 		return staged, fmt.Errorf("%w: %d symbols beyond int16 need %d bytes of staging, have %d", ErrShortBuffer, st.Exceptions, staged.Size, len(dst))
 	}
-	stageHeader(dst, &ch, uint32(st.Exceptions), uint32(st.Rows))
+	c.stageHeader(dst, &ch, uint32(st.Exceptions), uint32(st.Rows))
 	clear(dst[st.QOff+2*n*entries : st.RowOff])
 	clear(dst[st.RowOff:st.ExcOff])
 	c.stageRows(dst, &ch, st.RowOff)

@@ -83,7 +83,7 @@ func refNTC(out []float32, l Layout, st Staged, data []byte) error {
 	var symbol func(i int) int32
 	if st.Kind == DeviceNTCStreams {
 		entropy := refEntropy
-		if coding>>8 == 1 {
+		if coding>>8&0xff == 1 {
 			entropy = refEntropy6
 		}
 		q, err := entropy(st, data)
@@ -133,7 +133,7 @@ func refNTC(out []float32, l Layout, st Staged, data []byte) error {
 				}
 				bk := int(pl.Bucket[sh*blockSize*K+uk])
 				qz, M := int32(0), mag
-				if coding>>8 == 1 && bk < ansPlainBucket {
+				if coding>>8&0xff == 1 && bk < int(coding>>16&0xff) {
 					qz = mag & 1
 					M = (mag + qz) >> 1
 				}
@@ -321,6 +321,7 @@ func refEntropy6(st Staged, data []byte) ([]int32, error) {
 	le := binary.LittleEndian
 	nb := len(m.Blocks) / 20
 	lanes := int(le.Uint32(data[12:]) & 0xff)
+	pb := le.Uint32(data[12:]) >> 16 & 0xff // the first plain bucket
 	P, A := m.LUT[:ansTables], m.LUT[ansTables:]
 	q := make([]int32, st.N*pl.Entries)
 	for si := range st.NTC.Slices {
@@ -385,7 +386,7 @@ func refEntropy6(st Staged, data []byte) ([]int32, error) {
 				b := uint32(pl.Bucket[int(sh)*blockSize*m.K+int(off)])
 				l := j % lanes
 				j++
-				plain := b >= ansPlainBucket
+				plain := b >= pb
 				qz := uint32(0)
 				if !plain {
 					qz = ts[l] >> 1
@@ -413,7 +414,7 @@ func refEntropy6(st Staged, data []byte) ([]int32, error) {
 				s := syms[k]
 				var mag, neg uint32
 				switch {
-				case b >= ansPlainBucket:
+				case b >= int(pb):
 					t := s
 					if s == ansEscPlain {
 						ex, err := eg()
@@ -437,7 +438,7 @@ func refEntropy6(st Staged, data []byte) ([]int32, error) {
 					mag, neg = s&15, s>>4
 				}
 				lev := int32(mag)
-				if b < ansPlainBucket && mag != 0 {
+				if b < int(pb) && mag != 0 {
 					lev = int32(2*mag - qzs[k])
 				}
 				if neg != 0 {

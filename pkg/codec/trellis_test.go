@@ -71,16 +71,18 @@ func (s *dqScratch) trellisRef(l, lanes int, lambda float32, cost *ansCost, sym 
 // TestTrellisMatchesReference checks the trellis against trellisRef on
 // random slices: plain and trellis buckets, escapes, zeros, ties (values
 // on half steps), several rate weights, and 1, 8 and 16 lanes with
-// slices that do not divide into them.
+// slices that do not divide into them, with the first plain bucket of
+// model version 8 and of the versions before.
 func TestTrellisMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	tabs := priorANSTables()
-	cost := ansCostOf(&tabs)
 	for trial := range 300 {
+		pb := []int{ansPlainBucket8, ansPlainBucket}[trial%2]
+		tabs := priorANSTables(pb)
+		cost := ansCostOf(&tabs)
 		n := 1 + r.IntN(700)
 		lanes := []int{1, 8, 16}[trial%3]
 		lambda := []float32{0, 0.05, 0.115, 0.3, 1}[trial%5]
-		var a, b dqScratch
+		a, b := dqScratch{pb: pb}, dqScratch{pb: pb}
 		for i := range n {
 			var v float32
 			switch r.IntN(6) {
@@ -103,10 +105,10 @@ func TestTrellisMatchesReference(t *testing.T) {
 			}
 		}
 		for _, d := range []*dqScratch{&a, &b} {
-			for bk := range ansPlainBucket {
+			for bk := range pb {
 				for q := range 2 {
 					for m := range uint32(ansEsc) {
-						d.lb[bk][q][m] = float32(lambda * dqBits(cost, bk, q, m, 0))
+						d.lb[bk][q][m] = float32(lambda * dqBits(cost, bk, q, m, 0, pb))
 					}
 				}
 			}
@@ -119,7 +121,7 @@ func TestTrellisMatchesReference(t *testing.T) {
 		if !slices.Equal(got, want) || !slices.Equal(a.qz, b.qz) {
 			for i := range got {
 				if got[i] != want[i] || a.qz[i] != b.qz[i] {
-					t.Fatalf("trial %d (n %d, lanes %d, lambda %g): symbol %d (%g in bucket %d) is %d, quantizer %d; reference %d, %d", trial, n, lanes, lambda, i, a.a[i], a.bk[i], got[i], a.qz[i], want[i], b.qz[i])
+					t.Fatalf("trial %d (n %d, lanes %d, lambda %g, plain from %d): symbol %d (%g in bucket %d) is %d, quantizer %d; reference %d, %d", trial, n, lanes, lambda, pb, i, a.a[i], a.bk[i], got[i], a.qz[i], want[i], b.qz[i])
 				}
 			}
 		}

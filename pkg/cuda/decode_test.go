@@ -156,7 +156,8 @@ func smoothTokens(seed uint64, n, tk, d int) []float32 {
 
 // testFiles encodes small files with every codec and odd layouts: grids
 // not divisible by 4, one sample, many chunks, prefix tokens or none, and
-// slices of the learned codec with 1, 8 and 16 rANS lanes.
+// slices of the learned codec with 1, 8 and 16 rANS lanes, and classes in
+// every kind of bucket.
 func testFiles(t *testing.T) []testFile {
 	t.Helper()
 	type shape struct{ n, prefix, gh, gw, d, chunkSamples int }
@@ -187,7 +188,12 @@ func testFiles(t *testing.T) []testFile {
 	opts := ntcb.Options{Codec: "ntc", ChunkBytes: 2 * 197 * 192 * 3, Prefix: 1, GridH: 14, GridW: 14, Workers: 1}
 	opts.CodecOptions.Ratio = 8
 	files = append(files, encodeTestFile(t, "ntc/block10", m, opts, 1e-3))
-	// The same fitted with gradient fields (model version 7, class steps),
+	// The same at 3x, whose fine steps put classes in the trellis' buckets
+	// from 20 to 27 (model version 8) and in plain ones from 28.
+	opts.CodecOptions.Ratio = 3
+	files = append(files, encodeTestFile(t, "ntc/block10-3x", m, opts, 1e-3))
+	opts.CodecOptions.Ratio = 8
+	// The same at 8x fitted with gradient fields (class steps),
 	// whose device programs multiply each coefficient by its class's step
 	// multiplier.
 	const nf, grid = 3, 196

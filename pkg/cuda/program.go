@@ -167,7 +167,7 @@ func ntcProgram(p program, chunk int, l codec.Layout, st codec.Staged, f32 int64
 		if st.Kind == codec.DeviceNTCStreams {
 			p.qBytes = int64(st.N) * int64(entries) * 4
 			entropy := "ntc_entropy"
-			if ns.Model.Version >= 5 { // model versions 5 and 6: payload version 6
+			if ns.Model.Version >= 5 { // model versions 5 to 8: payload version 6
 				entropy = "ntc_entropy6"
 			}
 			p.launch(entropy, Dim3{X: (ns.Slices + 127) / 128}, Dim3{X: 128},

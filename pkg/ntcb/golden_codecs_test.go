@@ -262,6 +262,27 @@ func TestGoldenLanes16(t *testing.T) {
 	}
 }
 
+// TestGoldenHighRate checks the learned codec's golden file at a high rate
+// (testdata/golden/highrate/ntc_snr36.ntcb: the ntc golden input encoded
+// for 36 dB), whose fine steps put classes in every kind of bucket: the
+// trellis' below 28 (from 20 on, plain in models before version 8) and the
+// plain ones from 28, which other readers must decode like the others.
+func TestGoldenHighRate(t *testing.T) {
+	dir := filepath.Join(goldenCodecsDir, "highrate")
+	ntcbPath := filepath.Join(dir, "ntc_snr36.ntcb")
+	npyPath := filepath.Join(dir, "ntc_snr36.decoded.npy")
+	if *update {
+		spec, err := codec.Lookup("ntc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := goldenInputFor(spec)
+		in.opts = codec.Options{Quality: "snr=36"}
+		writeGoldenCodecWith(t, spec, in, nil, ntcbPath, npyPath)
+	}
+	checkGolden(t, ntcbPath, npyPath)
+}
+
 // compatCodec checks testdata/golden/compat/NAME.ntcb against its decoded
 // file and returns its reader, its first chunk's codec and its first
 // sample.
@@ -322,13 +343,15 @@ func TestModelV5Encodes(t *testing.T) {
 }
 
 // TestGoldenClassSteps checks the learned codec's golden file of model
-// version 7 (testdata/golden/classsteps/ntc_model_v7.ntcb: the ntc golden
-// input fitted with gradient fields, so that its model carries class step
-// codes), which other readers must decode like the others.
+// version 8 with class step codes (testdata/golden/classsteps/
+// ntc_model_v8.ntcb: the ntc golden input fitted with gradient fields, so
+// that its model carries them and its flag), which other readers must
+// decode like the others. The file of model version 7, which always
+// carried them, is in compat.
 func TestGoldenClassSteps(t *testing.T) {
 	dir := filepath.Join(goldenCodecsDir, "classsteps")
-	ntcbPath := filepath.Join(dir, "ntc_model_v7.ntcb")
-	npyPath := filepath.Join(dir, "ntc_model_v7.decoded.npy")
+	ntcbPath := filepath.Join(dir, "ntc_model_v8.ntcb")
+	npyPath := filepath.Join(dir, "ntc_model_v8.decoded.npy")
 	if *update {
 		spec, err := codec.Lookup("ntc")
 		if err != nil {
@@ -359,7 +382,7 @@ func TestGoldenClassSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m[0] != 7 {
-		t.Fatalf("%s: model version %d, want 7", ntcbPath, m[0])
+	if m[0] != 8 || m[1] != 1 {
+		t.Fatalf("%s: model version %d flags %d, want 8 with class steps (1)", ntcbPath, m[0], m[1])
 	}
 }

@@ -1,24 +1,28 @@
 """Decoder of the learned codec "ntc" (codec id 5), ported from
 pkg/codec/ntc.go and pkg/codec/rans.go.
 
-Ported version: model versions 7, 6, 5 and 4, payload versions 6, 5 and 4
-(ntcModelVersion and ntcPayloadVersion in ntc.go). The Go encoder writes
-model version 6 (7 when fitted with a task metric's gradient fields, 5 when
-it appends to a dataset whose model is of version 5) and payload version 6;
-its reader, like this one, still reads model versions 5 and 4 and payload
-versions 5 and 4. Model version 7 is version 6 followed by K*32 int8 class
-step codes (component-major): the dequantized coefficient of component k
-and class cl is multiplied by 2^(code/8) (float32) before the inverse DCTs.
+Ported version: model versions 8, 7, 6, 5 and 4, payload versions 6, 5 and
+4 (ntcModelVersion and ntcPayloadVersion in ntc.go). The Go encoder writes
+model version 8 (5 when it appends to a dataset whose model is of version
+5) and payload version 6; its reader, like this one, still reads model
+versions 7 to 4 and payload versions 5 and 4. Model version 7 is version 6
+followed by K*32 int8 class step codes (component-major): the dequantized
+coefficient of component k and class cl is multiplied by 2^(code/8)
+(float32) before the inverse DCTs. Model version 8 has the layout of
+version 6, then the class step codes when its flags' bit 0 is set; it codes
+the classes of buckets 20 to 27 (sigma/step from 8 to 32) with the trellis,
+and only those from bucket 28 plainly (versions 5 to 7: every bucket from
+20 plainly); a bucket's tables are laid out as its coding says.
 
 Model layout (little-endian, as loadNTC reads it): a 22-byte header
-(version, flags 0, D and K as uint16, the step code as int32, quality kind
-and target, the trellis' rate weight, H as uint16 at byte 16, the outlier
-threshold as float32 at byte 18); at byte 22 the mean, D float16; in model
+(version, flags (0; in version 8 bit 0 may be set), D and K as uint16, the
+step code as int32, quality kind and target, the trellis' rate weight, H as
+uint16 at byte 16, the outlier threshold as float32 at byte 18); at byte 22 the mean, D float16; in model
 version 6 then the prefix means, Prefix x D float16 (Prefix the layout's
 prefix token count; prefix token p's mean at [p*D, (p+1)*D)); the basis, H
 rows of D float16, then K-H rows each a float16 scale and D int8; the sigma
 codes, 32 classes per component; the stored tables' bucket range (lo, hi)
-and their frequency tables: model versions 5 and 6 one table of 32 symbols
+and their frequency tables: model versions 5 to 8 one table of 32 symbols
 (12-bit) per plain bucket, two of 17 stored frequencies per trellis bucket,
 then 6 centroid offsets per bucket; version 4 one table of 16 symbols
 (11-bit) per bucket. Model version 5 is version 6 without the prefix means.
@@ -61,8 +65,8 @@ import numpy as np
 from .codecs import Codec, Layout, f16_to_f32
 from .errors import CorruptError
 
-MODEL_VERSION = 6  # what the Go encoder writes (7 with class steps; 5 when it appends to a dataset of a version 5 model)
-MODEL_VERSIONS = (4, 5, 6, 7)  # model version 4 goes with payload versions 4 and 5; 6 adds the prefix means, 7 class steps
+MODEL_VERSION = 8  # what the Go encoder writes (5 when it appends to a dataset of a version 5 model)
+MODEL_VERSIONS = (4, 5, 6, 7, 8)  # 4 goes with payload versions 4 and 5; 6 adds the prefix means, 7 class steps, 8 a wider trellis
 CLASS_STEP_MAX = 32  # model version 7: class step codes within +-32 (multipliers 2^(code/8))
 PAYLOAD_VERSION = 6  # what the Go encoder writes
 PAYLOAD_VERSIONS = (4, 5, 6)  # what this reader reads (version 4 has no slices)
@@ -98,7 +102,9 @@ ANS_SYMS = 32
 ANS_WIDTH = ANS_M // ANS_SYMS
 ANS_ESC = 16  # a trellis entry's escape: magnitudes of 16 and more
 ANS_ESC_PLAIN = 31  # a plain entry's escape
-ANS_PLAIN = 20  # the first bucket coded plainly
+ANS_PLAIN = 20  # the first bucket coded plainly in model versions 5 to 7
+ANS_PLAIN8 = 28  # the first bucket coded plainly from model version 8
+FLAG_CLASS_STEPS = 1  # model version 8: class step codes follow the tables
 ANS_SYM_TAB = 17  # stored frequencies of a trellis bucket's table
 ANS_TRANS = 0x7D28  # the trellis: next state of s after parity p, >> 2*(2s+p) & 3
 
@@ -127,11 +133,17 @@ def _u16(b, p):
     return b[p] | (b[p + 1] << 8)
 
 
+def _plain_from(mver: int) -> int:
+    """The first bucket a model of version mver codes plainly (ansPlainFrom)."""
+    return ANS_PLAIN8 if mver >= 8 else ANS_PLAIN
+
+
 def _table_bytes(mver: int, lo: int, hi: int) -> int:
     """The size of a model's frequency tables of buckets [lo, hi) (tableBytes)."""
     if mver == 4:
         return (hi - lo) * RANS_SYMS * 2
-    return sum((ANS_SYMS * 2 if b >= ANS_PLAIN else 2 * ANS_SYM_TAB * 2) + 6 for b in range(lo, hi))
+    pb = _plain_from(mver)
+    return sum((ANS_SYMS * 2 if b >= pb else 2 * ANS_SYM_TAB * 2) + 6 for b in range(lo, hi))
 
 
 def _alias_entries(freq: list[int]) -> tuple[list[int], list[int]]:
@@ -208,12 +220,15 @@ class NTC(Codec):
         m = bytes(model or b"")
         if len(m) < MODEL_HEADER:
             raise CorruptError(f"ntc model of {len(m)} bytes")
-        if m[0] not in MODEL_VERSIONS or m[1] != 0:
+        if m[0] not in MODEL_VERSIONS or m[1] & ~(FLAG_CLASS_STEPS if m[0] >= 8 else 0):
             raise CorruptError(
                 f"ntc model version {m[0]} flags {m[1]} (this reader reads versions "
                 f"{', '.join(map(str, MODEL_VERSIONS))})"
             )
         self.mver = m[0]
+        self.pb = _plain_from(self.mver)  # the first bucket coded plainly
+        # Class step codes: always in model version 7, with the flag in 8.
+        self.has_csc = self.mver == 7 or (self.mver >= 8 and m[1] & FLAG_CLASS_STEPS != 0)
         d, k = struct.unpack_from("<HH", m, 2)
         (h16,) = struct.unpack_from("<H", m, 16)
         if d != layout.dim or k > d or h16 > k:
@@ -227,8 +242,8 @@ class NTC(Codec):
         tlo, thi = m[fixed - 2], m[fixed - 1]
         if tlo > thi or thi > BUCKETS:
             raise CorruptError(f"ntc rANS tables {tlo}..{thi}")
-        # Model version 7 ends with K*32 class step codes.
-        want = self._model_size(d, k, h16, _table_bytes(self.mver, tlo, thi), pm) + (CLASSES * k if self.mver >= 7 else 0)
+        # Model version 7 (8 with the flag) ends with K*32 class step codes.
+        want = self._model_size(d, k, h16, _table_bytes(self.mver, tlo, thi), pm) + (CLASSES * k if self.has_csc else 0)
         if len(m) != want:
             raise CorruptError(f"ntc model has {len(m)} bytes, want {want}")
         (step_code,) = struct.unpack_from("<i", m, 6)
@@ -284,9 +299,9 @@ class NTC(Codec):
             tabs = [[[ANS_M // ANS_SYMS] * ANS_SYMS for _ in range(2)] for _ in range(BUCKETS)]
             for i in range(tlo, thi):
                 for q in range(2):
-                    if i >= ANS_PLAIN and q == 1:
+                    if i >= self.pb and q == 1:
                         continue  # quantizer 0's table only
-                    if i >= ANS_PLAIN:
+                    if i >= self.pb:
                         f = list(struct.unpack_from(f"<{ANS_SYMS}H", m, p))
                         p += 2 * ANS_SYMS
                     else:
@@ -305,7 +320,7 @@ class NTC(Codec):
             # class (int8 codes, component-major), applied to the dequantized
             # coefficients.
             self.csc = None
-            if self.mver >= 7:
+            if self.has_csc:
                 csc = np.frombuffer(m, dtype=np.int8, count=CLASSES * k, offset=p).reshape(k, CLASSES)
                 p += CLASSES * k
                 if (np.abs(csc.astype(np.int16)) > CLASS_STEP_MAX).any() or csc[:, 0].any():
@@ -380,7 +395,7 @@ class NTC(Codec):
                 if self.mver == 4:
                     sh.append(max(0, (b >> 2) - 3))
                 else:
-                    sh.append((b >> 2) - 4 if b >= ANS_PLAIN else 0)
+                    sh.append((b >> 2) - 4 if b >= self.pb else 0)
                 cls.append(cl)
         shapes = {}
         for bh, bw, _, gpos in self.blocks:
@@ -450,7 +465,7 @@ class NTC(Codec):
             # The level 2m-q (m for a plain bucket), corrected by the
             # centroid of (bucket, q, min(m, 3)) (ansRecon).
             q = np.asarray(qzs)
-            mm = np.where(b >= ANS_PLAIN, a, (a + q) >> 1)
+            mm = np.where(b >= self.pb, a, (a + q) >> 1)
             corr = -ch["offsets"][b, q, np.minimum(mm, 3) - 1].astype(np.float32) / np.float32(128)
         else:
             corr = -ch["offsets"][b, np.minimum(a, 3) - 1].astype(np.float32) / np.float32(256)
@@ -627,7 +642,7 @@ class NTC(Codec):
         rans = rans + bytes(RANS_PAD)
         pos, bp, j = 4 * lanes, 0, 0
         P, A = self._P, self._A
-        K = self.k
+        K, pb = self.k, self.pb
         nb = len(self.blocks)
         bitint = int.from_bytes(bits, "little")
 
@@ -657,7 +672,7 @@ class NTC(Codec):
                 b = bs[i]
                 l = j % lanes
                 j += 1
-                qz = 0 if b >= ANS_PLAIN else ts[l] >> 1
+                qz = 0 if b >= pb else ts[l] >> 1
                 st = x[l]
                 slot = st & (ANS_M - 1)
                 e = (b * 2 + qz) * ANS_SYMS + slot // ANS_WIDTH
@@ -672,13 +687,13 @@ class NTC(Codec):
                     pos += 2
                 x[l] = st
                 s = (part >> 24) & 31
-                if b < ANS_PLAIN:
+                if b < pb:
                     ts[l] = (ANS_TRANS >> (4 * ts[l] + 2 * (s & 1))) & 3
                 syms.append((s, qz))
             for i, (s, qz) in zip(idx, syms):
                 b = bs[i]
                 neg = 0
-                if b >= ANS_PLAIN:
+                if b >= pb:
                     t = s + (golomb() if s == ANS_ESC_PLAIN else 0)
                     r = sh[i]
                     m = (t << r) | take(r)

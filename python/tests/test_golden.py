@@ -4,8 +4,8 @@ testdata/golden/<codec>.ntcb is written by pkg/ntcb's TestGoldenCodecs
 (go test ./pkg/ntcb -run TestGoldenCodecs -update) and <codec>.decoded.npy
 holds what the Go reader decodes it to (float32). testdata/golden/compat
 holds files of older container, payload and model versions that the Go
-reader still reads (compat/ntc_model_v5.ntcb: the ntc golden file of model
-version 5, before the prefix means of model version 6).
+reader still reads (compat/ntc_model_v<N>.ntcb: the ntc golden file of
+model version N, written by the Go encoder of its day).
 """
 
 import glob
@@ -129,16 +129,23 @@ def test_ntc_payload_compat(version):
     assert_close_to_go(f"ntc (payload v{version})", got, want)
 
 
-# ntc files of payload version 6 by model version: the golden file (model
-# version 6, with prefix means: what the Go encoder writes now) and the
-# golden file before model version 6 (version 5, which the Go encoder still
-# writes when it appends to a dataset of a version 5 model).
+# ntc files of payload version 6 by model: name -> (path, model version,
+# class step codes). The golden file is what the Go encoder writes now
+# (model version 8: the trellis up to bucket 28); compat holds the golden
+# file of model version 5 (no prefix means, which the Go encoder still
+# writes when it appends to a dataset of a version 5 model), 6 (prefix
+# means, plain from bucket 20) and 7 (class steps always); pkg/ntcb's
+# TestGoldenClassSteps writes the golden input fitted with gradient fields,
+# whose version 8 model carries class step codes (flags bit 0).
 NTC_MODELS = {
-    5: os.path.join(COMPAT, "ntc_model_v5.ntcb"),
-    6: golden("ntc"),
-    # pkg/ntcb's TestGoldenClassSteps: the ntc golden input fitted with
-    # gradient fields, whose model carries class step codes.
-    7: os.path.join(GOLDEN, "classsteps", "ntc_model_v7.ntcb"),
+    "v5": (os.path.join(COMPAT, "ntc_model_v5.ntcb"), 5, False),
+    "v6": (os.path.join(COMPAT, "ntc_model_v6.ntcb"), 6, False),
+    "v7": (os.path.join(COMPAT, "ntc_model_v7.ntcb"), 7, True),
+    "v8": (golden("ntc"), 8, False),
+    "v8-classsteps": (os.path.join(GOLDEN, "classsteps", "ntc_model_v8.ntcb"), 8, True),
+    # pkg/ntcb's TestGoldenHighRate: the golden input at 36 dB, whose
+    # classes fill the trellis' buckets and the plain ones.
+    "v8-highrate": (os.path.join(GOLDEN, "highrate", "ntc_snr36.ntcb"), 8, False),
 }
 
 
@@ -148,20 +155,22 @@ def ntc_model(r):
     return r._c.read_model(cid), r._codec(cid)
 
 
-@pytest.mark.parametrize("version", sorted(NTC_MODELS))
-def test_ntc_model_compat(version):
-    """The ntc file of model version <version> (payload version 6) decodes
-    with the pure-Python decoder to what the Go reader decodes it to; its
-    prefix tokens, int8 rows (with model version 6 plus their position's
-    prefix mean, a float32 add), bit for bit."""
+@pytest.mark.parametrize("name", sorted(NTC_MODELS))
+def test_ntc_model_compat(name):
+    """The ntc file of each model version (payload version 6) decodes with
+    the pure-Python decoder to what the Go reader decodes it to; its prefix
+    tokens, int8 rows (from model version 6 plus their position's prefix
+    mean, a float32 add), bit for bit."""
     if "ntc" not in ntcb.codec_names():
         pytest.skip("ntc not ported")
-    path = NTC_MODELS[version]
+    path, version, steps = NTC_MODELS[name]
     want = np.load(path[: -len(".ntcb")] + ".decoded.npy")
     assert set(ntc_payload_versions(path)) == {6}
     with ntcb.open(path, decoder="python") as r:
         model, dec = ntc_model(r)
         assert model[0] == version == dec.mver
+        assert model[1] == (1 if steps and version >= 8 else 0)
+        assert dec.pb == (28 if version >= 8 else 20)
         P, D = r.layout.prefix, r.layout.dim
         assert P >= 1
         if version >= 6:
@@ -171,7 +180,7 @@ def test_ntc_model_compat(version):
             assert np.abs(dec.pmean).max() > 0.1, "the golden file's prefix means should matter"
         else:
             assert dec.pmean is None
-        if version >= 7:
+        if steps:
             K = dec.k
             assert dec.csc.shape == (K, 32) and (dec.csc[:, 0] == 0).all()
             np.testing.assert_array_equal(dec.csc.reshape(-1), np.frombuffer(model, dtype=np.int8, offset=len(model) - 32 * K))
@@ -182,18 +191,36 @@ def test_ntc_model_compat(version):
         r.verify()
         got = r.read(range(len(r)))
     assert got.dtype == np.float32 and got.shape == want.shape
-    assert_close_to_go(f"ntc (model v{version})", got, want)
+    assert_close_to_go(f"ntc (model {name})", got, want)
     np.testing.assert_array_equal(got[:, :P].view(np.uint32), want[:, :P].view(np.uint32))
 
 
 def test_ntc_model_versions_of_goldens():
-    """The golden file is what the Go encoder writes now (model version 6),
-    compat/ntc_model_v5.ntcb the file before it, classsteps/ntc_model_v7.ntcb
-    the same input fitted with gradient fields: the same samples."""
-    with ntcb.open(NTC_MODELS[6]) as r6, ntcb.open(NTC_MODELS[5]) as r5, ntcb.open(NTC_MODELS[7]) as r7:
-        assert ntc_model(r6)[0][0] == 6 and ntc_model(r5)[0][0] == 5 and ntc_model(r7)[0][0] == 7
-        assert r6.keys() == r5.keys() and r6.layout == r5.layout and r6.shape == r5.shape
-        assert r7.keys() == r6.keys() and r7.layout == r6.layout and r7.shape == r6.shape
+    """The ntc golden files of every model version hold the same samples."""
+    readers = {name: ntcb.open(path) for name, (path, _, _) in NTC_MODELS.items()}
+    try:
+        first = readers["v8"]
+        for name, r in readers.items():
+            assert ntc_model(r)[0][0] == NTC_MODELS[name][1], name
+            assert r.keys() == first.keys() and r.layout == first.layout and r.shape == first.shape, name
+    finally:
+        for r in readers.values():
+            r.close()
+
+
+def test_ntc_v8_golden_covers_the_wider_trellis():
+    """Model version 8 codes buckets 20 to 27 with the trellis and those
+    from 28 plainly: the high-rate golden file has classes in all three
+    ranges (the one of class steps in the first two), so that a reader
+    that codes buckets 20 to 27 plainly, as versions 5 to 7 do, fails."""
+    if "ntc" not in ntcb.codec_names():
+        pytest.skip("ntc not ported")
+    for name, plain in (("v8-highrate", True), ("v8-classsteps", False)):
+        with ntcb.open(NTC_MODELS[name][0], decoder="python") as r:
+            _, dec = ntc_model(r)
+            bs = dec._plan(dec.step_code)[2]
+            ranges = (any(b < 20 for b in bs), any(20 <= b < 28 for b in bs), any(b >= 28 for b in bs))
+            assert ranges == (True, True, plain), (name, sorted(set(bs)))
 
 
 @pytest.mark.parametrize("name", sorted(EXACT))
@@ -329,14 +356,15 @@ def test_read_torch_cpu():
     np.testing.assert_array_equal(t.numpy(), expected("int8")[[2, 0]])
 
 
-@pytest.mark.parametrize("version", sorted(NTC_MODELS))
-def test_read_torch_ntc_inverse_on_device(version):
+@pytest.mark.parametrize("name", sorted(NTC_MODELS))
+def test_read_torch_ntc_inverse_on_device(name):
     """The learned codec's torch path (inverse transform in torch) agrees
-    with Go, for models with (version 6) and without prefix means."""
+    with Go, for models of every version, with and without prefix means and
+    class steps."""
     torch = pytest.importorskip("torch")
     if "ntc" not in GO_CODECS or "ntc" not in ntcb.codec_names():
         pytest.skip("no ntc golden file or port")
-    path = NTC_MODELS[version]
+    path = NTC_MODELS[name][0]
     r = ntcb.open(path)
     idx = [5, 0, 7, 3]
     t = r.read_torch(idx, device="cpu")

@@ -436,7 +436,12 @@ def test_ntc_payload_v4_checked():
 
 
 # ntc files of payload version 6 by model version (test_golden.NTC_MODELS).
-NTC_MODELS = {5: os.path.join(GOLDEN, "compat", "ntc_model_v5.ntcb"), 6: os.path.join(GOLDEN, "ntc.ntcb")}
+NTC_MODELS = {
+    5: os.path.join(GOLDEN, "compat", "ntc_model_v5.ntcb"),
+    6: os.path.join(GOLDEN, "compat", "ntc_model_v6.ntcb"),
+    8: os.path.join(GOLDEN, "ntc.ntcb"),
+    "8cs": os.path.join(GOLDEN, "classsteps", "ntc_model_v8.ntcb"),
+}
 
 
 def ntc_model(version):
@@ -496,7 +501,7 @@ def test_ntc_model_v6_checked():
     # Version 7 is read too: a version 6 model relabelled 7 lacks its K*32
     # class step codes.
     bad(bytes([7]) + m6[1:], size_or_range)
-    for v in (0, 3, 8, 255):
+    for v in (0, 3, 9, 255):
         bad(bytes([v]) + m6[1:], "model version")
     # A model of the same layout with prefix tokens after all (Prefix+1)
     # would read its tables at the wrong place.
@@ -515,6 +520,39 @@ def test_ntc_model_v6_checked():
     assert not np.array_equal(a["prefix"], b["prefix"])
     g6, g5 = dec.decode(payload, n), d5.decode(payload, n)
     np.testing.assert_array_equal(g6[:, P:], g5[:, P:])
+
+
+def test_ntc_model_v8_flags():
+    """Model version 8 has one flag, bit 0: its class step codes follow the
+    tables. A flag set without the codes, the codes without the flag, any
+    other flag, or the flag on an older version: a CorruptError."""
+    lay, m8, payload, n = ntc_model(8)
+    lay2, m8c, payload2, n2 = ntc_model("8cs")
+    assert lay2 == lay
+    assert m8[:2] == bytes([8, 0]) and m8c[:2] == bytes([8, 1])
+    _, m6, _, _ = ntc_model(6)
+    assert _ntc.NTC(lay, m8).csc is None
+    dc = _ntc.NTC(lay, m8c)
+    assert dc.csc is not None and dc.csc.shape == (dc.k, 32)
+    dc.decode(payload2, n2)
+
+    def bad(model, match):
+        with pytest.raises(ntcb.CorruptError, match=match):
+            _ntc.NTC(lay, bytes(model))
+
+    bad(m8[:1] + b"\x01" + m8[2:], "ntc model has")  # the flag without the codes
+    bad(m8c[:1] + b"\x00" + m8c[2:], "ntc model has")  # the codes without the flag
+    bad(m8c[: -32 * dc.k], "ntc model has")
+    for f in (2, 3, 0x80, 0xFF):
+        bad(m8[:1] + bytes([f]) + m8[2:], "flags")
+    for f in (1, 2):
+        bad(m6[:1] + bytes([f]) + m6[2:], "flags")
+    # A class step code out of range, or on class 0 (unused).
+    K = dc.k
+    for at, v in ((len(m8c) - 32 * K + 1, 33), (len(m8c) - 1, -33 & 0xFF), (len(m8c) - 32 * K, 1)):
+        b = bytearray(m8c)
+        b[at] = v
+        bad(b, "class step")
 
 
 def test_ntc_outlier_rows_get_no_prefix_mean():

@@ -165,7 +165,9 @@ __device__ static void synth(const u8 *st, const int *q32, const int *blocks, co
   const int gh = gr[0], gw = gr[1];
   const float step = *(const float *)st;
   const int nexc = *(const int *)(st + 4);
-  const bool dq = (*(const unsigned *)(st + 12) >> 8) == 1;
+  const unsigned coding = *(const unsigned *)(st + 12);
+  const bool dq = ((coding >> 8) & 0xff) == 1;
+  const int pb = (int)((coding >> 16) & 0xff); // the first plain bucket
   const float *recon = (const float *)(st + 16);
   const short *q = (const short *)(st + qoff);
   const int nt = ntcThreads;
@@ -196,10 +198,11 @@ __device__ static void synth(const u8 *st, const int *q32, const int *blocks, co
             }
             int mag = qv < 0 ? -qv : qv;
             int b = bucket[mi];
-            // Version 6 trellis buckets: the level of magnitude M with
-            // quantizer q is 2M-q (pkg/codec/stage.go).
+            // Version 6 trellis buckets (below the first plain bucket): the
+            // level of magnitude M with quantizer q is 2M-q
+            // (pkg/codec/stage.go).
             int qz = 0, M = mag;
-            if (dq && b < 20) {
+            if (dq && b < pb) {
               qz = mag & 1;
               M = (mag + qz) >> 1;
             }
@@ -430,6 +433,8 @@ extern "C" __global__ void ntc_entropy6(const u8 *st, int *q32, const unsigned *
   if (si >= nslices)
     return;
   const int lanes = *(const unsigned *)(st + 12) & 0xff;
+  // The first plain bucket: 20, or 28 from model version 8.
+  const unsigned pb = (*(const unsigned *)(st + 12) >> 16) & 0xff;
   const unsigned *e = (const unsigned *)(st + 16 + 56 * 32) + 6 * si;
   const u8 *rs = st + e[0], *bs = st + e[2];
   const i64 rl = e[1], bl = e[3];
@@ -458,7 +463,7 @@ extern "C" __global__ void ntc_entropy6(const u8 *st, int *q32, const unsigned *
     for (int k = 0; k < cnt; k++, j++) {
       unsigned b = bucket[(i64)sh * K16 + ord[k]];
       int l = (int)(j % lanes);
-      bool plain = b >= 20;
+      bool plain = b >= pb;
       unsigned qz = plain ? 0 : ts[l] >> 1;
       unsigned slot = x[l] & 4095, i = (b * 2 + qz) * 32 + slot / 128, lo = slot % 128;
       unsigned part = P[i], rank = lo;
@@ -481,7 +486,7 @@ extern "C" __global__ void ntc_entropy6(const u8 *st, int *q32, const unsigned *
     for (int k = 0; k < cnt && !bad; k++) {
       unsigned b = bucket[(i64)sh * K16 + ord[k]];
       unsigned s = (unsigned)q[k] & 31, qz = (unsigned)q[k] >> 5, mag, neg = 0;
-      if (b >= 20) {
+      if (b >= pb) {
         unsigned t = s;
         if (s == 31)
           t += expgolomb(bs, bl, &bp, &bad);
@@ -497,7 +502,7 @@ extern "C" __global__ void ntc_entropy6(const u8 *st, int *q32, const unsigned *
         neg = s >> 4;
       }
       int lev = (int)mag;
-      if (b < 20 && mag != 0)
+      if (b < pb && mag != 0)
         lev = (int)(2 * mag - qz);
       q[k] = neg ? -lev : lev;
     }
