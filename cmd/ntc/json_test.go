@@ -50,14 +50,14 @@ func TestJSONEverywhere(t *testing.T) {
 	if v := jsonOf(t, 0, "fit", in, "-o", m, "--json", "--fit-samples", "4"); v["codec"] != "ntc" || v["model_bytes"] == nil {
 		t.Errorf("fit --json: %v", v)
 	}
-	if v := jsonOf(t, 0, "inspect", m, "--json"); v["kind"] != "model" || v["codec"] != "ntc" || v["layout"] == nil || v["model_version"] != 8.0 {
+	if v := jsonOf(t, 0, "inspect", m, "--json"); v["kind"] != "model" || v["codec"] != "ntc" || v["layout"] == nil || v["model_version"] != 9.0 {
 		t.Errorf("inspect --json of a model: %v", v)
 	}
 	if v := jsonOf(t, 0, "inspect", x, "--json"); v["kind"] != "data" {
 		t.Errorf("inspect --json of a data file: %v", v)
 	}
 	code, out, errs := ntc(t, "inspect", m)
-	if code != 0 || !strings.Contains(out, "model file") || !strings.Contains(out, "ntc (model version 8)") {
+	if code != 0 || !strings.Contains(out, "model file") || !strings.Contains(out, "ntc (model version 9)") {
 		t.Errorf("inspect of a model: exit %d\n%s%s", code, out, errs)
 	}
 }
@@ -71,7 +71,8 @@ func TestInspectModelVersion(t *testing.T) {
 		file    string
 		version float64
 	}{{"compat/ntc_model_v5.ntcb", 5}, {"compat/ntc_model_v6.ntcb", 6}, {"compat/ntc_model_v7.ntcb", 7},
-		{"ntc.ntcb", 8}, {"classsteps/ntc_model_v8.ntcb", 8}} {
+		{"compat/ntc_model_v8.ntcb", 8}, {"compat/ntc_model_v8_classsteps.ntcb", 8},
+		{"ntc.ntcb", 9}, {"classsteps/ntc_classsteps.ntcb", 9}} {
 		f := filepath.Join(golden, c.file)
 		if v := jsonOf(t, 0, "inspect", f, "--json"); v["model_version"] != c.version {
 			t.Errorf("inspect --json %s: model_version %v, want %v", c.file, v["model_version"], c.version)

@@ -63,7 +63,7 @@ func fieldsMetric(t *testing.T, l Layout, nf int, seed uint64) *TaskMetric {
 }
 
 // TestClassSteps checks that a fit with gradient fields writes model
-// version 8 with class step codes (its flag set), finer where the fields' energy is (the DC classes
+// version 9 with class step codes (its flag set, int8 rows), finer where the fields' energy is (the DC classes
 // of coherent fields), that the model reloads to the same decoder, and
 // that the fields' cost falls against a fit in the same matrix without
 // them at about the same size.
@@ -74,7 +74,7 @@ func TestClassSteps(t *testing.T) {
 	tm := fieldsMetric(t, l, nf, 9)
 	c, ps, got := fitEncode(t, l, src, n, Options{Ratio: 8, ChunkSamples: chunk, TaskMetric: tm})
 	nc := c.(*ntcCodec)
-	if nc.mver != 8 || nc.Model()[0] != 8 || nc.Model()[1] != ntcFlagClassSteps || len(nc.csc) != ntcClasses*nc.k {
+	if nc.mver != ntcModelVersion || nc.Model()[0] != ntcModelVersion || nc.Model()[1] != ntcFlagClassSteps || len(nc.csc) != ntcClasses*nc.k {
 		t.Fatalf("model version %d with %d class step codes for %d components", nc.mver, len(nc.csc), nc.k)
 	}
 	// Component 0: the DC of the DC group against the highest AC frequency.
@@ -95,14 +95,14 @@ func TestClassSteps(t *testing.T) {
 		t.Error("the reloaded model encodes differently")
 	}
 
-	// The same matrix without the fields: a version 8 model without the
-	// flag.
+	// The same matrix without the fields: a model of the current version
+	// without flags (a metric's basis is stored as rows).
 	plain, err := NewTaskMetric(tm.Normalized(), l.Dim, MetricMatrix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c6, ps6, got6 := fitEncode(t, l, src, n, Options{Ratio: 8, ChunkSamples: chunk, TaskMetric: plain})
-	if m := c6.Model(); m[0] != 8 || m[1] != 0 {
+	if m := c6.Model(); m[0] != ntcModelVersion || m[1] != 0 {
 		t.Fatalf("model version %d, flags %d without fields", m[0], m[1])
 	}
 	size := func(c Codec, ps [][]byte) int {
@@ -159,7 +159,8 @@ func TestClassStepsRejects(t *testing.T) {
 		{"version 6 with codes", func(b []byte) []byte { b[0], b[1] = 6, 0; return b }, "want"},
 		{"version 6 with the flag", func(b []byte) []byte { b[0] = 6; return b }, "version 6 flags 1"},
 		{"flag cleared", func(b []byte) []byte { b[1] = 0; return b }, "want"},
-		{"unknown flag", func(b []byte) []byte { b[1] = 3; return b }, "version 8 flags 3"},
+		{"unknown flag", func(b []byte) []byte { b[1] = 5; return b }, "version 9 flags 5"},
+		{"version 8 with flag 2", func(b []byte) []byte { b[0], b[1] = 8, 3; return b }, "version 8 flags 3"},
 	} {
 		_, err := loadNTC(l, tc.edit(append([]byte(nil), m...)))
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
@@ -247,7 +248,7 @@ func TestStageClassSteps(t *testing.T) {
 		}
 		nc := c.(*ntcCodec)
 		m := nc.DeviceModel()
-		if m.Version != 8 || len(m.ClassMul) != len(nc.blocks)*blockSize*nc.k {
+		if m.Version != ntcModelVersion || len(m.ClassMul) != len(nc.blocks)*blockSize*nc.k {
 			t.Fatalf("%+v: device model version %d with %d class multipliers for %d components", l, m.Version, len(m.ClassMul), nc.k)
 		}
 		distinct := map[float32]bool{}

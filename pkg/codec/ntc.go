@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/ntc-project/ntc/internal/f16"
@@ -43,10 +44,11 @@ const IDNTC uint8 = 5
 //     sigma/step >= 32, in model version 8; 20, sigma/step >= 8, before),
 //     plain above; reconstruction uses per-chunk centroid offsets.
 //
-// Model layout (version 6, little-endian; version 8 below):
+// Model layout (version 6, little-endian; versions 8 and 9 below):
 //
 //	0   version (ntcModelVersion)
-//	1   flags (0; version 8: bit 0, ntcFlagClassSteps)
+//	1   flags (0; version 8: bit 0, ntcFlagClassSteps; version 9: bit 0
+//	    and bit 1, ntcFlagHouseholder)
 //	2   dim D (uint16)
 //	4   components K (uint16), K <= D
 //	6   default step code (int32): step = 2^(code/256)
@@ -76,7 +78,16 @@ const IDNTC uint8 = 5
 //	    then 1, for magnitudes 1, 2 and >= 3, in 1/128 of a step; the
 //	    other buckets' are 0
 //
-// Model version 8, what the encoder writes: the layout of version 6, then,
+// Model version 9, what the encoder writes: version 8, except that when
+// flags bit 1 (ntcFlagHouseholder) is set (a plain fit's orthonormal
+// basis; H must be 0) the basis section holds Householder vectors instead
+// of rows (householder.go): K code widths (uint8, 2 to 8 bits), then for
+// each vector j a float16 scale (positive, finite) and its D-1-j codes,
+// two's complement, packed LSB first into ceil((D-1-j)*width/8) bytes,
+// each within +-(2^(width-1)-1). A fit with a task metric keeps int8 rows
+// (its basis is not orthonormal) and clears bit 1.
+//
+// Model version 8 (still read and used to encode): the layout of version 6, then,
 // when flags bit 0 (ntcFlagClassSteps) is set, version 7's K*32 class step
 // codes; other flags are refused. Its classes of buckets 20 to 27 (sigma/step
 // from 8 to 32) are coded with the trellis, like the buckets below, and
@@ -145,9 +156,13 @@ const IDNTC uint8 = 5
 // stream for all blocks: after the outliers, the rANS stream length
 // (uint32), the rANS stream, and the raw bits (the rest).
 const (
-	ntcModelVersion = 8
-	// ntcFlagClassSteps is model version 8's flag for class step codes.
+	ntcModelVersion = 9
+	// ntcFlagClassSteps is the flag (model version 8 and later) for class
+	// step codes.
 	ntcFlagClassSteps = 1
+	// ntcFlagHouseholder is model version 9's flag for a basis stored as
+	// Householder vectors (householder.go).
+	ntcFlagHouseholder = 2
 	// ntcClassStepMax bounds a class step code: multipliers within 2^+-4.
 	ntcClassStepMax   = 32
 	ntcPayloadVersion = 6
@@ -198,11 +213,16 @@ func init() {
 type ntcCodec struct {
 	layout Layout
 	dim, k int
-	mean   []float32  // D, float16 values
-	basis  []float32  // K x D, int8 times the row's scale
-	bq     []int8     // K x D, the stored basis
-	hi16   int        // rows below hi16 are stored as float16 (bq unused)
-	bscale []uint16   // K float16 row scales
+	mean   []float32 // D, float16 values
+	basis  []float32 // K x D, the decoded rows
+	bq     []int8    // K x D, the stored basis
+	hi16   int       // rows below hi16 are stored as float16 (bq unused)
+	bscale []uint16  // K float16 row scales
+	// hh says the basis is stored as Householder vectors (model version
+	// 9): row j of bq holds vector j's codes at entries j+1..D-1, bscale
+	// their scales, hbits their codes' widths, and hi16 is 0.
+	hh     bool
+	hbits  []uint8
 	packed *packedMat // basis packed for the inverse transform's product
 	sig    []uint8    // K x ntcClasses sigma codes
 	// csc holds the class step codes of a model of version 7 (K x
@@ -365,10 +385,18 @@ func (c *ntcCodec) Params() map[string]any {
 		"quantizer":  "dependent (4-state trellis), centroid reconstruction",
 		"prefix":     "int8 per token",
 		"outliers":   "int8 per token",
-		"basis_f16":  c.hi16,
 	}
 	if c.csc != nil {
 		p["class_steps"] = "per class and component, from the task metric's gradient fields"
+	}
+	// (Short: the parameters go into every file's metadata.)
+	switch {
+	case c.hh && c.k > 0:
+		p["basis"] = fmt.Sprintf("householder, %d-%d bits", slices.Min(c.hbits), slices.Max(c.hbits))
+	case c.hi16 > 0:
+		p["basis"] = fmt.Sprintf("int8 rows, %d float16", c.hi16)
+	default:
+		p["basis"] = "int8 rows"
 	}
 	if c.task != nil {
 		p["task_metric"] = c.task.params()
@@ -382,7 +410,7 @@ func (c *ntcCodec) Params() map[string]any {
 	return p
 }
 
-// ModelVersion implements Versioned: 4 to 8 (see the format above).
+// ModelVersion implements Versioned: 4 to 9 (see the format above).
 func (c *ntcCodec) ModelVersion() int { return int(c.mver) }
 
 const (
@@ -397,12 +425,15 @@ func stepOf(code int32) float32 { return float32(math.Exp2(float64(code) / 256))
 func (c *ntcCodec) plainFrom() int { return ansPlainFrom(c.mver) }
 
 // serialize builds the model blob from the codec's fields (model version
-// 8, or the version of the model a codec was loaded from: 7, 6 or 5).
+// 9, or the version of the model a codec was loaded from: 8, 7, 6 or 5).
 func (c *ntcCodec) serialize() []byte {
-	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.hi16, len(c.pmean), tableBytes(c.mver, int(c.tlo), int(c.thi)))+classStepBytes(c.csc != nil, c.k))
+	b := make([]byte, ntcModelHeader, modelSize(c.dim, c.k, c.basisBytes(c.k), len(c.pmean), tableBytes(c.mver, int(c.tlo), int(c.thi)))+classStepBytes(c.csc != nil, c.k))
 	b[0] = c.mver
 	if c.mver >= 8 && c.csc != nil {
-		b[1] = ntcFlagClassSteps
+		b[1] |= ntcFlagClassSteps
+	}
+	if c.hh {
+		b[1] |= ntcFlagHouseholder
 	}
 	binary.LittleEndian.PutUint16(b[2:], uint16(c.dim))
 	binary.LittleEndian.PutUint16(b[4:], uint16(c.k))
@@ -421,7 +452,10 @@ func (c *ntcCodec) serialize() []byte {
 	for _, v := range c.basis[:c.hi16*c.dim] {
 		b = binary.LittleEndian.AppendUint16(b, f16.FromFloat32(v))
 	}
-	for k := c.hi16; k < c.k; k++ {
+	if c.hh {
+		b = appendHH(b, c.bq, c.bscale, c.hbits, c.dim)
+	}
+	for k := c.hi16; k < c.k && !c.hh; k++ {
 		b = binary.LittleEndian.AppendUint16(b, c.bscale[k])
 		for _, v := range c.bq[k*c.dim : (k+1)*c.dim] {
 			b = append(b, byte(v))
@@ -506,8 +540,21 @@ func (c *ntcCodec) setClassSteps(csc []int8) {
 // modelSize returns the size of a model of d dims, k components of which
 // h are stored as float16, pm prefix mean values (P x D in version 6, 0
 // before) and frequency tables of nt bytes.
-func modelSize(d, k, h, pm, nt int) int {
-	return ntcModelHeader + 2*d + 2*pm + h*2*d + (k-h)*(2+d) + ntcClasses*k + 2 + nt
+func modelSize(d, k, basis, pm, nt int) int {
+	return ntcModelHeader + 2*d + 2*pm + basis + ntcClasses*k + 2 + nt
+}
+
+// rowBytes returns the bytes of a basis of k rows in d dimensions, h of
+// them float16 and the rest int8 with a float16 scale.
+func rowBytes(d, k, h int) int { return h*2*d + (k-h)*(2+d) }
+
+// basisBytes returns the bytes of the codec's first k basis rows as its
+// model stores them.
+func (c *ntcCodec) basisBytes(k int) int {
+	if c.hh {
+		return hhBytes(c.dim, c.hbits[:k])
+	}
+	return rowBytes(c.dim, k, min(k, c.hi16))
 }
 
 // tableBytes returns the size of the stored frequency tables of buckets
@@ -539,9 +586,10 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 		return nil, fmt.Errorf("%w: ntc model of %d bytes", ErrCorrupt, len(model))
 	}
 	mver, flags := model[0], model[1]
-	if mver < 4 || mver > ntcModelVersion || flags != 0 && (mver < 8 || flags != ntcFlagClassSteps) {
+	if mver < 4 || mver > ntcModelVersion || flags&^ntcFlagsOf(mver) != 0 {
 		return nil, fmt.Errorf("%w: ntc model version %d flags %d", ErrCorrupt, model[0], model[1])
 	}
+	hh := flags&ntcFlagHouseholder != 0
 	// Model version 7 has class step codes, version 8 when its flag says.
 	steps := mver == 7 || flags&ntcFlagClassSteps != 0
 
@@ -551,11 +599,28 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if d != l.Dim || k > d || h > k {
 		return nil, fmt.Errorf("%w: ntc model for dim %d with %d components, layout dim %d", ErrCorrupt, d, k, l.Dim)
 	}
+	if hh && h != 0 {
+		return nil, fmt.Errorf("%w: ntc model with a Householder basis and %d float16 rows", ErrCorrupt, h)
+	}
 	pm := 0
 	if mver >= 6 {
 		pm = l.Prefix * d
 	}
-	fixed := modelSize(d, k, h, pm, 0)
+	basis := rowBytes(d, k, h)
+	if hh {
+		// The vectors' code widths come first (K bytes).
+		at := ntcModelHeader + 2*d + 2*pm
+		if len(model) < at+k {
+			return nil, fmt.Errorf("%w: ntc model has %d bytes, want at least %d", ErrCorrupt, len(model), at+k)
+		}
+		for j, w := range model[at : at+k] {
+			if w < 2 || w > 8 {
+				return nil, fmt.Errorf("%w: ntc Householder vector %d has %d-bit codes (model byte %d)", ErrCorrupt, j, w, at+j)
+			}
+		}
+		basis = hhBytes(d, model[at:at+k])
+	}
+	fixed := modelSize(d, k, basis, pm, 0)
 	if len(model) < fixed {
 		return nil, fmt.Errorf("%w: ntc model has %d bytes, want at least %d", ErrCorrupt, len(model), fixed)
 	}
@@ -563,7 +628,7 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if tlo > thi || thi > ntcBuckets {
 		return nil, fmt.Errorf("%w: ntc rANS tables %d..%d", ErrCorrupt, tlo, thi)
 	}
-	if want := modelSize(d, k, h, pm, tableBytes(mver, int(tlo), int(thi))) + classStepBytes(steps, k); len(model) != want {
+	if want := modelSize(d, k, basis, pm, tableBytes(mver, int(tlo), int(thi))) + classStepBytes(steps, k); len(model) != want {
 		return nil, fmt.Errorf("%w: ntc model has %d bytes, want %d", ErrCorrupt, len(model), want)
 	}
 	c := &ntcCodec{
@@ -575,6 +640,7 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 		qtarget:  math.Float32frombits(binary.LittleEndian.Uint32(model[11:])),
 		lambda:   model[15],
 		mver:     mver,
+		hh:       hh,
 		othr:     math.Float32frombits(binary.LittleEndian.Uint32(model[18:])),
 	}
 	c.blocks, c.groups = gridBlocks(l)
@@ -613,18 +679,25 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 	if c.basis, err = read(h * d); err != nil {
 		return nil, err
 	}
-	c.bq = make([]int8, k*d)
-	c.bscale = make([]uint16, k)
-	for i := h; i < k; i++ {
-		h := binary.LittleEndian.Uint16(model[p:])
-		if !f16.IsFinite16(h) || h&0x8000 != 0 {
-			return nil, fmt.Errorf("%w: ntc basis scale %#04x", ErrCorrupt, h)
+	if hh {
+		if c.bq, c.bscale, c.hbits, err = readHH(model[p:p+basis], k, d); err != nil {
+			return nil, err
 		}
-		c.bscale[i] = h
-		for j := range d {
-			c.bq[i*d+j] = int8(model[p+2+j])
+		p += basis
+	} else {
+		c.bq = make([]int8, k*d)
+		c.bscale = make([]uint16, k)
+		for i := h; i < k; i++ {
+			h := binary.LittleEndian.Uint16(model[p:])
+			if !f16.IsFinite16(h) || h&0x8000 != 0 {
+				return nil, fmt.Errorf("%w: ntc basis scale %#04x", ErrCorrupt, h)
+			}
+			c.bscale[i] = h
+			for j := range d {
+				c.bq[i*d+j] = int8(model[p+2+j])
+			}
+			p += 2 + d
 		}
-		p += 2 + d
 	}
 	c.sig = append([]uint8(nil), model[p:p+ntcClasses*k]...)
 	p += ntcClasses*k + 2
@@ -698,11 +771,15 @@ func loadNTC(l Layout, model []byte) (Codec, error) {
 
 // finish derives the codec's tables from its model fields.
 func (c *ntcCodec) finish() {
-	c.basis = append(c.basis[:c.hi16*c.dim:c.hi16*c.dim], make([]float32, (c.k-c.hi16)*c.dim)...)
-	for k := c.hi16; k < c.k; k++ {
-		sc := f16.ToFloat32(c.bscale[k])
-		for d := range c.dim {
-			c.basis[k*c.dim+d] = float32(c.bq[k*c.dim+d]) * sc
+	if c.hh {
+		c.basis = hhBasis(c.bq, c.bscale, c.k, c.dim)
+	} else {
+		c.basis = append(c.basis[:c.hi16*c.dim:c.hi16*c.dim], make([]float32, (c.k-c.hi16)*c.dim)...)
+		for k := c.hi16; k < c.k; k++ {
+			sc := f16.ToFloat32(c.bscale[k])
+			for d := range c.dim {
+				c.basis[k*c.dim+d] = float32(c.bq[k*c.dim+d]) * sc
+			}
 		}
 	}
 	c.packed = packMat(c.basis, c.k, c.dim)
@@ -1485,4 +1562,15 @@ func (c *ntcCodec) inverseBlock(y []float32, g *blockGeom, coef []float32, s *nt
 			axpyRowsFast(row, a[:bh], tmp[px*K:], blockSide*K)
 		}
 	}
+}
+
+// ntcFlagsOf returns the model flags a model version may set.
+func ntcFlagsOf(mver uint8) uint8 {
+	switch {
+	case mver >= 9:
+		return ntcFlagClassSteps | ntcFlagHouseholder
+	case mver == 8:
+		return ntcFlagClassSteps
+	}
+	return 0
 }

@@ -304,7 +304,7 @@ func fitPCA(l Layout, train []float32, n int, tm *TaskMetric) *ntcCodec {
 	c.bq = make([]int8, D*D)
 	c.bscale = make([]uint16, D)
 	c.fit = &fitInfo{lambda: make([]float64, D), berr: make([]float64, D), b16: make([]float32, D*D)}
-	row := make([]float32, D)
+	brows := make([]float64, D*D)
 	for k, j := range idx {
 		c.fit.lambda[k] = max(0, vals[j])
 		// Sign: the largest-magnitude entry is positive, for determinism.
@@ -318,22 +318,38 @@ func fitPCA(l Layout, train []float32, n int, tm *TaskMetric) *ntcCodec {
 		if big < 0 {
 			sgn = -1
 		}
-		var amax float32
 		for d := range D {
-			row[d] = float32(sgn * vecs.At(d, j))
-			amax = max(amax, abs32(row[d]))
+			brows[k*D+d] = sgn * vecs.At(d, j)
+		}
+	}
+	if unwhiten == nil && c.mver >= 9 {
+		// An orthonormal basis: Householder vectors (householder.go), half
+		// the bytes of int8 rows. The decoded basis is orthonormal, so its
+		// rounding costs no reconstruction error with all D components
+		// (berr stays 0) and no row needs float16.
+		c.hh = true
+		c.hbits = hhWidths(c.fit.lambda)
+		c.bq, c.bscale = hhQuantize(brows, D, D, c.hbits)
+		c.finish()
+		return c
+	}
+	for k := range D {
+		row := brows[k*D : (k+1)*D]
+		var amax float64
+		for _, v := range row {
+			amax = max(amax, math.Abs(v))
 		}
 		// Rows are stored as int8 with a float16 scale: the basis error
 		// this adds is about 40 dB below each component's energy.
-		h := scaleFor(amax, 127)
+		h := scaleFor(float32(amax), 127)
 		c.bscale[k] = h
 		inv := 1 / f16.ToFloat32(h)
-		for d := range D {
-			q := int8(roundClamp(row[d]*inv, 127))
+		for d, v := range row {
+			q := int8(roundClamp(float32(v)*inv, 127))
 			c.bq[k*D+d] = q
-			e := float64(float32(q)*f16.ToFloat32(h)) - sgn*vecs.At(d, j)
+			e := float64(float32(q)*f16.ToFloat32(h)) - v
 			c.fit.berr[k] += e * e
-			c.fit.b16[k*D+d] = f16.Round(row[d])
+			c.fit.b16[k*D+d] = f16.Round(float32(v))
 		}
 	}
 	if unwhiten != nil {
@@ -475,7 +491,7 @@ func (c *ntcCodec) truncate(k int) *ntcCodec {
 		bq:       c.bq[:k*c.dim],
 		bscale:   c.bscale[:k],
 		stepCode: c.stepCode, qkind: c.qkind, qtarget: c.qtarget, lambda: c.lambda, othr: c.othr,
-		mver: c.mver, pmean: c.pmean, atabs: c.atabs, tlo: c.tlo, thi: c.thi,
+		mver: c.mver, hh: c.hh, hbits: c.hbits[:min(k, len(c.hbits))], pmean: c.pmean, atabs: c.atabs, tlo: c.tlo, thi: c.thi,
 		fit: c.fit, task: c.task, blocks: c.blocks, groups: c.groups,
 	}
 	if c.csc != nil {
@@ -569,7 +585,7 @@ func (c *ntcCodec) fitRatio(train []float32, n int, cs *coefSet, chunk int, rati
 			defer c.probed()
 			q := c.quantizeChunks(cs, n, chunk, code, passes)
 			k := c.componentsFor(code)
-			model := modelSize(c.dim, k, min(k, c.hi16), len(c.pmean), tableBytes(c.mver, int(q.tlo), int(q.thi))) + classStepBytes(c.csc != nil, k)
+			model := modelSize(c.dim, k, c.basisBytes(k), len(c.pmean), tableBytes(c.mver, int(q.tlo), int(q.thi))) + classStepBytes(c.csc != nil, k)
 			payload := 0
 			var buf []byte
 			enc := encTablesOf(&q.tabs)

@@ -34,7 +34,7 @@ func TestPrefixMeans(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := cc.(*ntcCodec)
-	if c.mver != 8 || len(c.pmean) != deitLayout.Prefix*deitLayout.Dim {
+	if c.mver != ntcModelVersion || len(c.pmean) != deitLayout.Prefix*deitLayout.Dim {
 		t.Fatalf("model version %d with %d prefix means", c.mver, len(c.pmean))
 	}
 	l, err := loadNTC(deitLayout, c.Model())

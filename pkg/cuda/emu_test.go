@@ -276,8 +276,8 @@ func TestEmuKernels(t *testing.T) {
 	// Freshly fitted models are of the current version, with prefix
 	// means.
 	t.Logf("learned codec chunks by model version: %v", versions)
-	if versions[8] == 0 {
-		t.Errorf("no chunk of a version 8 model")
+	if versions[9] == 0 {
+		t.Errorf("no chunk of a version 9 model")
 	}
 	t.Logf("chunks by rANS lanes: %v", lanes)
 	// ntc_entropy6 ran slices of every lane count.
@@ -316,13 +316,14 @@ var compatDir = filepath.Join("..", "..", "testdata", "golden", "compat")
 
 // TestEmuCompat runs the device programs of the learned codec's files of
 // older model and payload versions (the golden files of pkg/ntcb): model
+// version 8 (int8 rows, with and without class steps, and at a high rate),
 // versions 7 (class steps) and 6 (plain from bucket 20), model version 5
 // (payload version 6, no prefix means: ntc_rows gets a null table) and
 // model version 4 (payload versions 4 and 5), checked against the CPU
 // decoder as TestEmuKernels checks fresh files.
 func TestEmuCompat(t *testing.T) {
 	var files []testFile
-	for _, name := range []string{"ntc_model_v7", "ntc_model_v6", "ntc_model_v5", "ntc_payload_v5", "ntc_payload_v4", "ntc_container_v1"} {
+	for _, name := range []string{"ntc_model_v8", "ntc_model_v8_classsteps", "ntc_model_v8_snr36", "ntc_model_v7", "ntc_model_v6", "ntc_model_v5", "ntc_payload_v5", "ntc_payload_v4", "ntc_container_v1"} {
 		data, err := os.ReadFile(filepath.Join(compatDir, name+".ntcb"))
 		if err != nil {
 			t.Fatal(err)
@@ -331,7 +332,7 @@ func TestEmuCompat(t *testing.T) {
 	}
 	_, _, versions := emuFiles(t, emuAddress, files, []codec.StageMode{codec.StageAuto, codec.StageHostEntropy}, []bool{false, true})
 	t.Logf("learned codec chunks by model version: %v", versions)
-	for _, v := range []int{4, 5, 6, 7} {
+	for _, v := range []int{4, 5, 6, 7, 8} {
 		if versions[v] == 0 {
 			t.Errorf("no chunk of a version %d model", v)
 		}

@@ -386,9 +386,9 @@ func (o *Options) codecFor(ctx context.Context, src Source, l codec.Layout, perC
 func fitSample(k, n, total int) int { return int(int64(k) * int64(total) / int64(n)) }
 
 // metadataSlack is what rate control adds to the metadata's size for the
-// codec's parameters, which are known only after the fit (about 210 bytes
+// codec's parameters, which are known only after the fit (about 310 bytes
 // for the learned codec).
-const metadataSlack = 256
+const metadataSlack = 320
 
 // sharedModelSamples is the number of samples rate control spreads a
 // shared model over: so many that its bytes do not count.

@@ -66,7 +66,7 @@ from .codecs import Codec, Layout, f16_to_f32
 from .errors import CorruptError
 
 MODEL_VERSION = 8  # what the Go encoder writes (5 when it appends to a dataset of a version 5 model)
-MODEL_VERSIONS = (4, 5, 6, 7, 8)  # 4 goes with payload versions 4 and 5; 6 adds the prefix means, 7 class steps, 8 a wider trellis
+MODEL_VERSIONS = (4, 5, 6, 7, 8, 9)  # 4 goes with payload versions 4 and 5; 6 adds the prefix means, 7 class steps, 8 a wider trellis, 9 Householder bases
 CLASS_STEP_MAX = 32  # model version 7: class step codes within +-32 (multipliers 2^(code/8))
 PAYLOAD_VERSION = 6  # what the Go encoder writes
 PAYLOAD_VERSIONS = (4, 5, 6)  # what this reader reads (version 4 has no slices)
@@ -105,6 +105,7 @@ ANS_ESC_PLAIN = 31  # a plain entry's escape
 ANS_PLAIN = 20  # the first bucket coded plainly in model versions 5 to 7
 ANS_PLAIN8 = 28  # the first bucket coded plainly from model version 8
 FLAG_CLASS_STEPS = 1  # model version 8: class step codes follow the tables
+FLAG_HOUSEHOLDER = 2  # model version 9: the basis is stored as Householder vectors
 ANS_SYM_TAB = 17  # stored frequencies of a trellis bucket's table
 ANS_TRANS = 0x7D28  # the trellis: next state of s after parity p, >> 2*(2s+p) & 3
 
@@ -131,6 +132,48 @@ CLASS_ORDER = [fy * BLOCK_SIDE + (s - fy) for s in range(2 * BLOCK_SIDE - 1) for
 
 def _u16(b, p):
     return b[p] | (b[p + 1] << 8)
+
+
+def _hh_bytes(d: int, widths: bytes) -> int:
+    """Bytes of Householder vectors in d dimensions whose codes have the
+    given widths (hhBytes): the widths, then for vector j a float16 scale
+    and its d-1-j codes packed."""
+    return len(widths) + sum(2 + ((d - 1 - j) * w + 7) // 8 for j, w in enumerate(widths))
+
+
+def _householder(m: bytes, p: int, k: int, d: int) -> np.ndarray:
+    """The [K, D] float32 basis of model version 9's Householder vectors at
+    byte p (hhBasis, readHH): K code widths (2 to 8 bits, checked), then per vector a
+    float16 scale and its d-1-j codes, two's complement, packed LSB first
+    (padded to a byte). Row j is column j of H_0 ... H_{K-1} [I_K; 0], H_j =
+    I - tau v v^T with v[:j] = 0, v[j] = 1, v[j+1:] = float32(code) * scale
+    and tau = 2 / (v . v)."""
+    widths = m[p : p + k]
+    p += k
+    vs = []
+    for j, w in enumerate(widths):  # 2 to 8 bits: checked by the caller
+        n = d - 1 - j
+        (sc,) = struct.unpack_from("<H", m, p)
+        if (sc & 0x7C00) == 0x7C00 or sc & 0x8000:
+            raise CorruptError(f"ntc model: Householder vector {j}'s scale {sc:#06x} is negative or not finite")
+        p += 2
+        nb = (n * w + 7) // 8
+        bits = np.unpackbits(np.frombuffer(m, dtype=np.uint8, count=nb, offset=p), bitorder="little")[: n * w]
+        codes = (bits.reshape(n, w).astype(np.int32) << np.arange(w)).sum(axis=1)
+        codes = np.where(codes >= 1 << (w - 1), codes - (1 << w), codes)
+        if (codes < -((1 << (w - 1)) - 1)).any():
+            raise CorruptError(f"ntc Householder vector {j}: code out of range")
+        p += nb
+        v = np.zeros(d)
+        v[j] = 1
+        v[j + 1 :] = (codes.astype(np.float32) * f16_to_f32(np.array([sc], dtype=np.uint16))[0]).astype(np.float64)
+        vs.append(v)
+    q = np.eye(k, d)  # row c: column c of the product
+    for j in range(k - 1, -1, -1):
+        v = vs[j]
+        tau = 2 / float(v[j:] @ v[j:])
+        q[j:, j:] -= tau * np.outer(q[j:, j:] @ v[j:], v[j:])
+    return q.astype(np.float32)
 
 
 def _plain_from(mver: int) -> int:
@@ -220,7 +263,8 @@ class NTC(Codec):
         m = bytes(model or b"")
         if len(m) < MODEL_HEADER:
             raise CorruptError(f"ntc model of {len(m)} bytes")
-        if m[0] not in MODEL_VERSIONS or m[1] & ~(FLAG_CLASS_STEPS if m[0] >= 8 else 0):
+        flags = FLAG_CLASS_STEPS | FLAG_HOUSEHOLDER if m[0] >= 9 else FLAG_CLASS_STEPS if m[0] == 8 else 0
+        if m[0] not in MODEL_VERSIONS or m[1] & ~flags:
             raise CorruptError(
                 f"ntc model version {m[0]} flags {m[1]} (this reader reads versions "
                 f"{', '.join(map(str, MODEL_VERSIONS))})"
@@ -229,13 +273,26 @@ class NTC(Codec):
         self.pb = _plain_from(self.mver)  # the first bucket coded plainly
         # Class step codes: always in model version 7, with the flag in 8.
         self.has_csc = self.mver == 7 or (self.mver >= 8 and m[1] & FLAG_CLASS_STEPS != 0)
+        # Model version 9 may store the basis as Householder vectors (_householder).
+        self.hh = m[1] & FLAG_HOUSEHOLDER != 0
         d, k = struct.unpack_from("<HH", m, 2)
         (h16,) = struct.unpack_from("<H", m, 16)
         if d != layout.dim or k > d or h16 > k:
             raise CorruptError(f"ntc model for dim {d} with {k} components, layout dim {layout.dim}")
+        if self.hh and h16:
+            raise CorruptError(f"ntc model with a Householder basis and {h16} float16 rows")
         # Model version 6 stores a mean per prefix token position (P x D float16).
         pm = layout.prefix * d if self.mver >= 6 else 0
-        fixed = self._model_size(d, k, h16, 0, pm)
+        widths = b""
+        if self.hh:
+            at = MODEL_HEADER + 2 * d + 2 * pm  # the vectors' code widths come first
+            if len(m) < at + k:
+                raise CorruptError(f"ntc model has {len(m)} bytes, want at least {at + k}")
+            widths = m[at : at + k]
+            for j, w in enumerate(widths):
+                if not 2 <= w <= 8:
+                    raise CorruptError(f"ntc Householder vector {j} has {w}-bit codes (model byte {at + j})")
+        fixed = self._model_size(d, k, h16, 0, pm, widths)
         # (the tables' size depends on their bucket range, read below)
         if len(m) < fixed:
             raise CorruptError(f"ntc model has {len(m)} bytes, want at least {fixed}")
@@ -243,7 +300,7 @@ class NTC(Codec):
         if tlo > thi or thi > BUCKETS:
             raise CorruptError(f"ntc rANS tables {tlo}..{thi}")
         # Model version 7 (8 with the flag) ends with K*32 class step codes.
-        want = self._model_size(d, k, h16, _table_bytes(self.mver, tlo, thi), pm) + (CLASSES * k if self.has_csc else 0)
+        want = self._model_size(d, k, h16, _table_bytes(self.mver, tlo, thi), pm, widths) + (CLASSES * k if self.has_csc else 0)
         if len(m) != want:
             raise CorruptError(f"ntc model has {len(m)} bytes, want {want}")
         (step_code,) = struct.unpack_from("<i", m, 6)
@@ -266,15 +323,29 @@ class NTC(Codec):
         self.pmean = f16_to_f32(h[d : d + pm]).reshape(layout.prefix, d) if pm else None
         hi = f16_to_f32(h[d + pm :]).reshape(h16, d)
         p += 2 * (d + pm + d * h16)
+        if self.hh:
+            self.basis = _householder(m, p, k, d)
+            p += _hh_bytes(d, widths)
+        else:
+            self.basis, p = self._int8_rows(m, p, k, h16, d, hi)
+        self.sig = list(m[p : p + CLASSES * k])
+        p += CLASSES * k + 2
+        self._read_tables(m, p, d, k, tlo, thi, step_code)
+
+    @staticmethod
+    def _int8_rows(m: bytes, p: int, k: int, h16: int, d: int, hi: np.ndarray) -> tuple[np.ndarray, int]:
+        """The basis stored as rows: the float16 rows hi, then K-H int8 rows
+        with a float16 scale each, from byte p; the basis and the next byte."""
         rows = np.frombuffer(m, dtype=np.uint8, count=(k - h16) * (2 + d), offset=p).reshape(k - h16, 2 + d)
         sc = rows[:, 0].astype(np.uint16) | (rows[:, 1].astype(np.uint16) << 8)
         if (((sc & 0x7C00) == 0x7C00) | ((sc & 0x8000) != 0)).any():
             raise CorruptError("ntc model: a basis scale is negative or not finite")
         lo = rows[:, 2:].view(np.int8).astype(np.float32) * f16_to_f32(sc)[:, None]
-        self.basis = np.concatenate([hi, lo]).astype(np.float32)  # [K, D]
-        p += (k - h16) * (2 + d)
-        self.sig = list(m[p : p + CLASSES * k])
-        p += CLASSES * k + 2
+        return np.concatenate([hi, lo]).astype(np.float32), p + (k - h16) * (2 + d)  # [K, D]
+
+    def _read_tables(self, m: bytes, p: int, d: int, k: int, tlo: int, thi: int, step_code: int) -> None:
+        """Reads the model from its tables (byte p) on and derives the
+        decoder's tables."""
         self.dim, self.k = d, k
         self.step_code = step_code
         if self.mver == 4:
@@ -343,11 +414,13 @@ class NTC(Codec):
             self._cmul = np.ascontiguousarray(np.transpose(mul[:, cls], (1, 2, 0))) if len(self.blocks) else None
 
     @staticmethod
-    def _model_size(d: int, k: int, h16: int, nt: int, pm: int = 0) -> int:
+    def _model_size(d: int, k: int, h16: int, nt: int, pm: int = 0, widths: bytes = b"") -> int:
         """The size of a model whose frequency tables take nt bytes, with pm
-        prefix mean values (Prefix x D in model version 6, 0 before;
-        modelSize)."""
-        return MODEL_HEADER + 2 * d + 2 * pm + h16 * 2 * d + (k - h16) * (2 + d) + CLASSES * k + 2 + nt
+        prefix mean values (Prefix x D in model version 6, 0 before), its
+        basis as Householder vectors of those code widths if given
+        (modelSize)."""
+        basis = _hh_bytes(d, widths) if widths else h16 * 2 * d + (k - h16) * (2 + d)
+        return MODEL_HEADER + 2 * d + 2 * pm + basis + CLASSES * k + 2 + nt
 
     def _grid_blocks(self):
         """Blocks in coding order, (bh, bw, token index [bh, bw], position in

@@ -131,22 +131,35 @@ def test_ntc_payload_compat(version):
 
 # ntc files of payload version 6 by model: name -> (path, model version,
 # class step codes). The golden file is what the Go encoder writes now
-# (model version 8: the trellis up to bucket 28); compat holds the golden
-# file of model version 5 (no prefix means, which the Go encoder still
-# writes when it appends to a dataset of a version 5 model), 6 (prefix
-# means, plain from bucket 20) and 7 (class steps always); pkg/ntcb's
-# TestGoldenClassSteps writes the golden input fitted with gradient fields,
-# whose version 8 model carries class step codes (flags bit 0).
+# (model version 9: the basis as Householder vectors, flags bit 1); compat
+# holds the golden file of model version 5 (no prefix means, which the Go
+# encoder still writes when it appends to a dataset of a version 5 model),
+# 6 (prefix means, plain from bucket 20), 7 (class steps always) and 8 (the
+# trellis up to bucket 28; int8 rows), with version 8's class steps and
+# high-rate files; pkg/ntcb's TestGoldenClassSteps writes the golden input
+# fitted with gradient fields, whose model carries class step codes (flags
+# bit 0) and int8 rows.
 NTC_MODELS = {
     "v5": (os.path.join(COMPAT, "ntc_model_v5.ntcb"), 5, False),
     "v6": (os.path.join(COMPAT, "ntc_model_v6.ntcb"), 6, False),
     "v7": (os.path.join(COMPAT, "ntc_model_v7.ntcb"), 7, True),
-    "v8": (golden("ntc"), 8, False),
-    "v8-classsteps": (os.path.join(GOLDEN, "classsteps", "ntc_model_v8.ntcb"), 8, True),
+    "v8": (os.path.join(COMPAT, "ntc_model_v8.ntcb"), 8, False),
+    "v8-classsteps": (os.path.join(COMPAT, "ntc_model_v8_classsteps.ntcb"), 8, True),
+    "v8-highrate": (os.path.join(COMPAT, "ntc_model_v8_snr36.ntcb"), 8, False),
+    "v9": (golden("ntc"), 9, False),
+    "v9-classsteps": (os.path.join(GOLDEN, "classsteps", "ntc_classsteps.ntcb"), 9, True),
     # pkg/ntcb's TestGoldenHighRate: the golden input at 36 dB, whose
     # classes fill the trellis' buckets and the plain ones.
-    "v8-highrate": (os.path.join(GOLDEN, "highrate", "ntc_snr36.ntcb"), 8, False),
+    "v9-highrate": (os.path.join(GOLDEN, "highrate", "ntc_snr36.ntcb"), 9, False),
 }
+
+
+def model_flags(version, steps):
+    """The flags of a golden model: class steps (bit 0, from version 8) or,
+    from version 9, the Householder basis of a plain fit (bit 1)."""
+    if version >= 9:
+        return 1 if steps else 2
+    return 1 if steps and version >= 8 else 0
 
 
 def ntc_model(r):
@@ -169,7 +182,8 @@ def test_ntc_model_compat(name):
     with ntcb.open(path, decoder="python") as r:
         model, dec = ntc_model(r)
         assert model[0] == version == dec.mver
-        assert model[1] == (1 if steps and version >= 8 else 0)
+        assert model[1] == model_flags(version, steps)
+        assert dec.hh == (model[1] & 2 != 0)
         assert dec.pb == (28 if version >= 8 else 20)
         P, D = r.layout.prefix, r.layout.dim
         assert P >= 1
@@ -208,14 +222,16 @@ def test_ntc_model_versions_of_goldens():
             r.close()
 
 
-def test_ntc_v8_golden_covers_the_wider_trellis():
-    """Model version 8 codes buckets 20 to 27 with the trellis and those
-    from 28 plainly: the high-rate golden file has classes in all three
-    ranges (the one of class steps in the first two), so that a reader
-    that codes buckets 20 to 27 plainly, as versions 5 to 7 do, fails."""
+@pytest.mark.parametrize("version", (8, 9))
+def test_ntc_golden_covers_the_wider_trellis(version):
+    """Model versions 8 and 9 code buckets 20 to 27 with the trellis and
+    those from 28 plainly: the high-rate golden file has classes in all
+    three ranges (the one of class steps in the first two), so that a
+    reader that codes buckets 20 to 27 plainly, as versions 5 to 7 do,
+    fails."""
     if "ntc" not in ntcb.codec_names():
         pytest.skip("ntc not ported")
-    for name, plain in (("v8-highrate", True), ("v8-classsteps", False)):
+    for name, plain in ((f"v{version}-highrate", True), (f"v{version}-classsteps", False)):
         with ntcb.open(NTC_MODELS[name][0], decoder="python") as r:
             _, dec = ntc_model(r)
             bs = dec._plan(dec.step_code)[2]

@@ -439,8 +439,10 @@ def test_ntc_payload_v4_checked():
 NTC_MODELS = {
     5: os.path.join(GOLDEN, "compat", "ntc_model_v5.ntcb"),
     6: os.path.join(GOLDEN, "compat", "ntc_model_v6.ntcb"),
-    8: os.path.join(GOLDEN, "ntc.ntcb"),
-    "8cs": os.path.join(GOLDEN, "classsteps", "ntc_model_v8.ntcb"),
+    8: os.path.join(GOLDEN, "compat", "ntc_model_v8.ntcb"),
+    "8cs": os.path.join(GOLDEN, "compat", "ntc_model_v8_classsteps.ntcb"),
+    9: os.path.join(GOLDEN, "ntc.ntcb"),
+    "9cs": os.path.join(GOLDEN, "classsteps", "ntc_classsteps.ntcb"),
 }
 
 
@@ -501,7 +503,7 @@ def test_ntc_model_v6_checked():
     # Version 7 is read too: a version 6 model relabelled 7 lacks its K*32
     # class step codes.
     bad(bytes([7]) + m6[1:], size_or_range)
-    for v in (0, 3, 9, 255):
+    for v in (0, 3, 10, 255):
         bad(bytes([v]) + m6[1:], "model version")
     # A model of the same layout with prefix tokens after all (Prefix+1)
     # would read its tables at the wrong place.
@@ -553,6 +555,52 @@ def test_ntc_model_v8_flags():
         b = bytearray(m8c)
         b[at] = v
         bad(b, "class step")
+
+
+def test_ntc_model_v9_householder():
+    """Model version 9 stores a plain fit's basis as Householder vectors
+    (flags bit 1): K code widths, then per vector a float16 scale and its
+    packed codes. A width out of 2..8, a negative or non-finite scale, the
+    code -2^(w-1), float16 rows beside the vectors, the flag on version 8 or
+    cleared, or a model cut short: a CorruptError. The decoded basis is
+    orthonormal."""
+    lay, m9, payload, n = ntc_model(9)
+    _, m9c, _, _ = ntc_model("9cs")
+    assert m9[:2] == bytes([9, 2]) and m9c[:2] == bytes([9, 1])
+    dec = _ntc.NTC(lay, m9)
+    assert dec.hh and not _ntc.NTC(lay, m9c).hh
+    K, D, P = dec.k, lay.dim, lay.prefix
+    np.testing.assert_allclose(dec.basis.astype(np.float64) @ dec.basis.T.astype(np.float64), np.eye(K), atol=1e-5)
+    dec.decode(payload, n)
+
+    def bad(model, match):
+        with pytest.raises(ntcb.CorruptError, match=match):
+            _ntc.NTC(lay, bytes(model))
+
+    def edit(at, v):
+        b = bytearray(m9)
+        b[at] = v
+        return b
+
+    at = _ntc.MODEL_HEADER + 2 * D + 2 * P * D  # the widths
+    w = m9[at]
+    bad(edit(at + 1, 1), "vector 1 has 1-bit codes")
+    bad(edit(at, 9), "vector 0 has 9-bit codes")
+    bad(edit(at, 0), "vector 0 has 0-bit codes")
+    bad(edit(at + K + 1, m9[at + K + 1] | 0x80), "scale")
+    b = edit(at + K + 1, 0x7C)
+    b[at + K] = 0
+    bad(b, "scale")
+    first = at + K + 2
+    bad(edit(first, m9[first] & ~((1 << w) - 1) | 1 << (w - 1)), "code out of range")
+    b = bytearray(m9)
+    struct.pack_into("<H", b, 16, 1)
+    bad(b, "Householder basis and 1 float16 rows")
+    bad(edit(0, 8), "flags")
+    bad(edit(1, 0), "ntc model has|ntc rANS tables")
+    bad(edit(1, 4), "flags")
+    for cut in (at - 1, at + 1, at + K + 3, len(m9) - 1):
+        bad(m9[:cut], "ntc model")
 
 
 def test_ntc_outlier_rows_get_no_prefix_mean():
