@@ -1,11 +1,15 @@
 """Decoder of the learned codec "ntc" (codec id 5), ported from
 pkg/codec/ntc.go and pkg/codec/rans.go.
 
-Ported version: model versions 8, 7, 6, 5 and 4, payload versions 6, 5 and
-4 (ntcModelVersion and ntcPayloadVersion in ntc.go). The Go encoder writes
-model version 8 (5 when it appends to a dataset whose model is of version
-5) and payload version 6; its reader, like this one, still reads model
-versions 7 to 4 and payload versions 5 and 4. Model version 7 is version 6
+Ported version: model versions 9, 8, 7, 6, 5 and 4, payload versions 6, 5
+and 4 (ntcModelVersion and ntcPayloadVersion in ntc.go). The Go encoder
+writes model version 9 (5 when it appends to a dataset whose model is of
+version 5) and payload version 6; its reader, like this one, still reads
+model versions 8 to 4 and payload versions 5 and 4. Model version 9 is
+version 8, except that with flags bit 1 set (a plain fit) the basis is
+stored as Householder vectors: K code widths (2 to 8 bits), then per
+vector j a float16 scale and D-1-j codes packed LSB first; the basis is
+the product of those reflections (_householder). Model version 7 is version 6
 followed by K*32 int8 class step codes (component-major): the dequantized
 coefficient of component k and class cl is multiplied by 2^(code/8)
 (float32) before the inverse DCTs. Model version 8 has the layout of
@@ -15,7 +19,7 @@ and only those from bucket 28 plainly (versions 5 to 7: every bucket from
 20 plainly); a bucket's tables are laid out as its coding says.
 
 Model layout (little-endian, as loadNTC reads it): a 22-byte header
-(version, flags (0; in version 8 bit 0 may be set), D and K as uint16, the
+(version, flags (0; from version 8 bit 0 may be set, in version 9 bit 1), D and K as uint16, the
 step code as int32, quality kind and target, the trellis' rate weight, H as
 uint16 at byte 16, the outlier threshold as float32 at byte 18); at byte 22 the mean, D float16; in model
 version 6 then the prefix means, Prefix x D float16 (Prefix the layout's
