@@ -236,19 +236,31 @@ func TestGoldenCompat(t *testing.T) {
 	}
 }
 
+// ntcGoldenPaths returns the paths of the learned codec's golden file NAME
+// in testdata/golden/SUB and of its decoded tokens.
+func ntcGoldenPaths(sub, name string) (ntcbPath, npyPath string) {
+	dir := filepath.Join(goldenCodecsDir, sub)
+	return filepath.Join(dir, name+".ntcb"), filepath.Join(dir, name+".decoded.npy")
+}
+
+// ntcSpec returns the learned codec's spec.
+func ntcSpec(t *testing.T) codec.Spec {
+	t.Helper()
+	spec, err := codec.Lookup("ntc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
 // TestGoldenLanes16 checks the learned codec's golden file of slices of 16
 // rANS lanes (testdata/golden/lanes/ntc_lanes16.ntcb, the ntc golden input
 // with the lanes forced: the encoder picks 16 only for slices of 32768
 // symbols and more), which other readers must decode like the others.
 func TestGoldenLanes16(t *testing.T) {
-	dir := filepath.Join(goldenCodecsDir, "lanes")
-	ntcbPath := filepath.Join(dir, "ntc_lanes16.ntcb")
-	npyPath := filepath.Join(dir, "ntc_lanes16.decoded.npy")
+	ntcbPath, npyPath := ntcGoldenPaths("lanes", "ntc_lanes16")
 	if *update {
-		spec, err := codec.Lookup("ntc")
-		if err != nil {
-			t.Fatal(err)
-		}
+		spec := ntcSpec(t)
 		knobs.ANSLanes = 16
 		writeGoldenCodec(t, spec, ntcbPath, npyPath)
 		knobs.ANSLanes = 0
@@ -272,14 +284,9 @@ func TestGoldenLanes16(t *testing.T) {
 // trellis' below 28 (from 20 on, plain in models before version 8) and the
 // plain ones from 28, which other readers must decode like the others.
 func TestGoldenHighRate(t *testing.T) {
-	dir := filepath.Join(goldenCodecsDir, "highrate")
-	ntcbPath := filepath.Join(dir, "ntc_snr36.ntcb")
-	npyPath := filepath.Join(dir, "ntc_snr36.decoded.npy")
+	ntcbPath, npyPath := ntcGoldenPaths("highrate", "ntc_snr36")
 	if *update {
-		spec, err := codec.Lookup("ntc")
-		if err != nil {
-			t.Fatal(err)
-		}
+		spec := ntcSpec(t)
 		in := goldenInputFor(spec)
 		in.opts = codec.Options{Quality: "snr=36"}
 		writeGoldenCodecWith(t, spec, in, nil, ntcbPath, npyPath)
@@ -354,14 +361,9 @@ func TestModelV5Encodes(t *testing.T) {
 // of model version 7, which always carried them, and of version 8 are in
 // compat.
 func TestGoldenClassSteps(t *testing.T) {
-	dir := filepath.Join(goldenCodecsDir, "classsteps")
-	ntcbPath := filepath.Join(dir, "ntc_classsteps.ntcb")
-	npyPath := filepath.Join(dir, "ntc_classsteps.decoded.npy")
+	ntcbPath, npyPath := ntcGoldenPaths("classsteps", "ntc_classsteps")
 	if *update {
-		spec, err := codec.Lookup("ntc")
-		if err != nil {
-			t.Fatal(err)
-		}
+		spec := ntcSpec(t)
 		in := goldenInputFor(spec)
 		// Fields that vary slowly across the grid: the DC classes get finer
 		// steps, the high frequencies coarser ones.
